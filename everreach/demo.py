@@ -1,0 +1,128 @@
+"""`everreach demo`: the main job, end to end, on embedded defaults.
+
+Database: `DATABASE_URL`, else the embedded Postgres. Meta: the real Graph API when
+`META_ACCESS_TOKEN` is set, else the local sandbox, started in-process on 127.0.0.1.
+Stages run in data-flow order; each one is a domain's `run_demo(ctx)`, and a stage whose
+module is not part of this checkout yet is reported as skipped (the demo grows as
+capabilities land). A stage that fails stops the demo with its error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib
+import importlib.util
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from everreach.settings import get_setting
+from everreach.warehouse import database, migrate
+
+# (title, module with run_demo) in data-flow order
+STAGES: list[tuple[str, str]] = [
+    ("ads insights", "everreach_pipelines.defs.ads.demo"),
+    ("organic content", "everreach_pipelines.defs.organic.demo"),
+    ("app events (users, ad clicks, purchases)", "everreach.demo_data"),
+    ("webhook burst through the receiver", "everreach_pipelines.defs.messaging.demo"),
+    ("conversions API", "everreach_pipelines.defs.capi.demo"),
+    ("dbt marts", "everreach_pipelines.defs.dbt.demo"),
+]
+
+
+@dataclass
+class DemoContext:
+    """What every demo stage gets."""
+
+    database_url: str
+    sandbox_base_url: str | None
+    sandbox: Any
+    graph_client_kwargs: dict[str, Any]
+    start_date: dt.date
+    end_date: dt.date
+    log: Callable[[str], None] = field(default=lambda msg: click.echo(f"    {msg}"))
+    results: dict[str, list[str]] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
+    token = get_setting("META_ACCESS_TOKEN")
+    if token:
+        base = get_setting("META_GRAPH_API_BASE_URL") or "https://graph.facebook.com"
+        kwargs = {"access_token": token, "base_url": base,
+                  "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
+                  "app_secret": get_setting("META_APP_SECRET")}
+        yield None, None, kwargs
+        return
+    from everreach.sandbox.core import SandboxConfig
+    from everreach.sandbox.testing import running_sandbox
+
+    config = SandboxConfig(seed=seed)
+    with running_sandbox(config) as handle:
+        kwargs = {"access_token": "sandbox-demo-token", "base_url": handle.base_url,
+                  "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
+                  "app_secret": getattr(handle.config, "app_secret", None)}
+        yield handle.base_url, handle.sandbox, kwargs
+
+
+@click.command()
+@click.option("--days", default=30, show_default=True, help="How many days back to materialize.")
+@click.option("--seed", default=7, show_default=True, help="Sandbox seed (sandbox mode).")
+def demo(days: int, seed: int) -> None:
+    """Set up the database, run every stage end to end, and print a summary."""
+    started = time.monotonic()
+    url = database.resolve_database_url()
+    embedded = get_setting("DATABASE_URL") is None
+    click.echo(f"database: {database.describe_url(url)}"
+               + (" (embedded Postgres)" if embedded else " (DATABASE_URL)"))
+    applied = migrate.upgrade(url)
+    click.echo(f"schema: {len(applied)} migration(s) applied" if applied else "schema: up to date")
+
+    end = dt.date.today()
+    start = end - dt.timedelta(days=days - 1)
+    summary: list[tuple[str, str, float, list[str]]] = []
+    with _meta_endpoint(seed) as (sandbox_url, sandbox, client_kwargs):
+        click.echo("meta: " + (f"local sandbox at {sandbox_url} (no META_ACCESS_TOKEN set)"
+                               if sandbox_url else f"Graph API at {client_kwargs['base_url']}"))
+        ctx = DemoContext(database_url=url, sandbox_base_url=sandbox_url, sandbox=sandbox,
+                          graph_client_kwargs=client_kwargs, start_date=start, end_date=end)
+        for index, (title, module_name) in enumerate(STAGES, start=1):
+            click.echo(f"[{index}/{len(STAGES)}] {title}")
+            if importlib.util.find_spec(module_name) is None:
+                click.echo("    skipped: not part of this checkout yet")
+                summary.append((title, "skipped", 0.0, []))
+                continue
+            stage_started = time.monotonic()
+            module = importlib.import_module(module_name)
+            lines = list(module.run_demo(ctx) or [])
+            elapsed = time.monotonic() - stage_started
+            ctx.results[title] = lines
+            for line in lines:
+                click.echo(f"    {line}")
+            click.echo(f"    done in {elapsed:.1f}s")
+            summary.append((title, "ok", elapsed, lines))
+
+    click.echo("")
+    click.echo("summary")
+    for title, state, elapsed, _ in summary:
+        click.echo(f"  {title:<45} {state:<8} {elapsed:6.1f}s")
+    with database.connect(url) as conn:
+        counts = conn.execute(
+            """
+            select 'ad_performance', count(*) from ad_performance
+            union all select 'social_media_post', count(*) from social_media_post
+            union all select 'social_post_insights', count(*) from social_post_insights
+            union all select 'meta_webhook_event', count(*) from meta_webhook_event
+            union all select 'conversation_message', count(*) from conversation_message
+            union all select 'meta_conversion_event', count(*) from meta_conversion_event
+            union all select 'user_event', count(*) from user_event
+            """
+        ).fetchall()
+    click.echo("  rows: " + ", ".join(f"{name}={n}" for name, n in counts))
+    click.echo(f"total {time.monotonic() - started:.1f}s")
+    if embedded:
+        database.stop_embedded()

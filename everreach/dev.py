@@ -1,0 +1,92 @@
+"""`everreach dev`: the Dagster UI and daemon on a project-managed Dagster instance.
+
+The instance (runs, event logs, schedules) lives in the database `dagster` on the same
+Postgres server as the warehouse (dagster-postgres), kept apart from the warehouse tables.
+`DAGSTER_HOME` defaults to `$EVERREACH_HOME/dagster_home`; its `dagster.yaml` is written
+here and reads the storage URL from `EVERREACH_DAGSTER_PG_URL`, so no secret is written
+to disk. Without `META_ACCESS_TOKEN`, the local sandbox is started and the code location
+points at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from everreach.settings import everreach_home, get_setting, project_root
+from everreach.warehouse import database, migrate
+
+DAGSTER_YAML = """\
+# Written by `everreach dev`. Storage URL comes from the environment (never a secret on disk).
+storage:
+  postgres:
+    postgres_url:
+      env: EVERREACH_DAGSTER_PG_URL
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+"""
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME`, or `$EVERREACH_HOME/dagster_home`, created with its dagster.yaml."""
+    raw = get_setting("DAGSTER_HOME")
+    home = Path(raw).expanduser().resolve() if raw else everreach_home() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or config.read_text() != DAGSTER_YAML:
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def dagster_environment(warehouse_url: str) -> dict[str, str]:
+    """Environment for Dagster processes: instance home, storage URL, warehouse URL."""
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(dagster_home())
+    env["EVERREACH_DAGSTER_PG_URL"] = database.dagster_storage_url(warehouse_url)
+    env["DATABASE_URL"] = warehouse_url
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, help="Sandbox seed (sandbox mode).")
+def dev(host: str, port: int, seed: int) -> None:
+    """Run `dagster dev` (UI + daemon) on the project's instance and warehouse."""
+    url = database.resolve_database_url()
+    migrate.upgrade(url, echo=click.echo)
+    env = dagster_environment(url)
+    click.echo(f"DAGSTER_HOME={env['DAGSTER_HOME']}")
+    click.echo(f"warehouse: {database.describe_url(url)}")
+    with contextlib.ExitStack() as stack:
+        if not get_setting("META_ACCESS_TOKEN"):
+            from everreach.sandbox.core import SandboxConfig
+            from everreach.sandbox.testing import running_sandbox
+
+            handle = stack.enter_context(running_sandbox(SandboxConfig(seed=seed)))
+            env["META_GRAPH_API_BASE_URL"] = handle.base_url
+            env["META_ACCESS_TOKEN"] = "sandbox-dev-token"
+            click.echo(f"meta: local sandbox at {handle.base_url} (no META_ACCESS_TOKEN set)")
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w",
+               str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port)]
+        click.echo("running: " + " ".join(cmd[2:]))
+        try:
+            subprocess.run(cmd, env=env, cwd=project_root(), check=False)
+        except KeyboardInterrupt:
+            pass
+    if get_setting("DATABASE_URL") is None:
+        database.stop_embedded()

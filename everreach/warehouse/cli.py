@@ -1,0 +1,37 @@
+"""`everreach db …`: schema migrations and status."""
+
+from __future__ import annotations
+
+import click
+
+from everreach.warehouse import database, migrate
+
+
+@click.group()
+def db() -> None:
+    """The warehouse database (DATABASE_URL, or the embedded Postgres)."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply pending schema migrations (safe to re-run)."""
+    url = database.resolve_database_url()
+    click.echo(f"database: {database.describe_url(url)}")
+    applied = migrate.upgrade(url, echo=click.echo)
+    if not applied:
+        click.echo("schema is up to date; nothing applied")
+    else:
+        click.echo(f"applied {len(applied)} migration(s)")
+
+
+@db.command()
+def status() -> None:
+    """Show which migrations the database has."""
+    url = database.resolve_database_url()
+    click.echo(f"database: {database.describe_url(url)}")
+    pending = 0
+    for migration, applied in migrate.status(url):
+        mark = "applied" if applied else "pending"
+        pending += not applied
+        click.echo(f"  {migration.version}_{migration.name}: {mark}")
+    click.echo("up to date" if pending == 0 else f"{pending} pending: run `everreach db upgrade`")

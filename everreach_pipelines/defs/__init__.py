@@ -1,0 +1,1 @@
+"""One self-contained folder per domain: ads, organic, capi, messaging, dbt."""

@@ -1,0 +1,1 @@
+"""Dagster resources: the warehouse and the Meta Graph API client."""

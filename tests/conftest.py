@@ -1,0 +1,77 @@
+"""Shared fixtures: a private, migrated Postgres database per test session, and the sandbox.
+
+The database server is `EVERREACH_TEST_DATABASE_URL` (or `DATABASE_URL`) when set, else the
+embedded Postgres. Each test session creates its own database with a unique name and drops
+it at the end, so parallel sessions and developers never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from everreach.warehouse import database, migrate
+
+_RAW_SCHEMAS = ("public", "auth")
+
+
+def _server_url() -> str:
+    url = os.environ.get("EVERREACH_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        database.validate_database_url(url, "EVERREACH_TEST_DATABASE_URL")
+        return url
+    return database.start_embedded()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """URL of the Postgres server the tests use (database `postgres`)."""
+    return database.with_database(_server_url(), "postgres")
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh database for this test session, migrated to the latest schema."""
+    name = f"everreach_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = database.ensure_database(server_url, name)
+    migrate.upgrade(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'drop database if exists "{name}"')
+
+
+def truncate_all(conn: psycopg.Connection) -> None:
+    """Empty every table of the raw schemas (keeps the migrations record)."""
+    tables = conn.execute(
+        "select quote_ident(schemaname) || '.' || quote_ident(tablename) from pg_tables "
+        "where schemaname = any(%s) and tablename <> 'everreach_schema_migrations'",
+        (list(_RAW_SCHEMAS),),
+    ).fetchall()
+    if tables:
+        conn.execute("truncate " + ", ".join(t[0] for t in tables) + " restart identity cascade")
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the session database, with all tables emptied first."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        truncate_all(conn)
+        yield conn
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    """A running local Meta sandbox (small, seeded); `.base_url`, `.sandbox`, `.config`."""
+    from everreach.sandbox.testing import running_sandbox
+
+    with running_sandbox() as handle:
+        yield handle
