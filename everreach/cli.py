@@ -19,6 +19,7 @@ import click
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
     "db": "everreach.warehouse.cli:db",
+    "bi": "everreach.warehouse.cli:bi",
     "demo": "everreach.demo:demo",
     "dev": "everreach.dev:dev",
     "sandbox": "everreach.sandbox.cli:sandbox",

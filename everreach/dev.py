@@ -84,9 +84,7 @@ def dev(host: str, port: int, seed: int) -> None:
         cmd = [sys.executable, "-m", "dagster", "dev", "-w",
                str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port)]
         click.echo("running: " + " ".join(cmd[2:]))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             subprocess.run(cmd, env=env, cwd=project_root(), check=False)
-        except KeyboardInterrupt:
-            pass
     if get_setting("DATABASE_URL") is None:
         database.stop_embedded()

@@ -35,3 +35,27 @@ def status() -> None:
         pending += not applied
         click.echo(f"  {migration.version}_{migration.name}: {mark}")
     click.echo("up to date" if pending == 0 else f"{pending} pending: run `everreach db upgrade`")
+
+
+@click.group()
+def bi() -> None:
+    """Access for BI tools (Metabase, Superset, Looker…)."""
+
+
+@bi.command("create-role")
+@click.option("--name", default="everreach_bi", show_default=True, help="Role name.")
+@click.option("--password-env", default="EVERREACH_BI_PASSWORD", show_default=True,
+              help="Environment variable holding the role's password (never a CLI argument).")
+def create_role(name: str, password_env: str) -> None:
+    """Create a read-only login limited to the `marts` schema."""
+    import os
+
+    from everreach.warehouse.bi import create_bi_role
+
+    password = os.environ.get(password_env) or None
+    if password is None:
+        click.echo(f"note: {password_env} is not set: the role gets no password "
+                   "(fine for local trust auth; set it for a server)")
+    url = database.resolve_database_url()
+    for line in create_bi_role(url, name, password):
+        click.echo(line)

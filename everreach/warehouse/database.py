@@ -163,9 +163,18 @@ def ensure_database(url: str, dbname: str) -> str:
     return with_database(url, dbname)
 
 
-def dagster_storage_url(url: str) -> str:
-    """The Dagster instance's database (`dagster`) on the warehouse's server, created if absent."""
-    return ensure_database(url, "dagster")
+def sqlalchemy_url(url: str) -> str:
+    """The URL with an explicit psycopg2 driver, for SQLAlchemy users such as dagster-postgres.
+
+    SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3, whose server-side parameters
+    break dagster-postgres' SQL; naming the driver keeps it on psycopg2.
+    """
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg2://", url)
+
+
+def dagster_storage_url(url: str, dbname: str = "dagster") -> str:
+    """The Dagster instance's database on the warehouse's server (created if absent)."""
+    return sqlalchemy_url(ensure_database(url, dbname))
 
 
 def dbt_env(url: str) -> dict[str, str]:
