@@ -1,0 +1,37 @@
+"""The Meta Graph API client (importable without Dagster or Starlette)."""
+
+from everreach.meta.client import ClientMetrics, GraphClient, MetaSettingError
+from everreach.meta.errors import (
+    AsyncJobFailedError,
+    DeprecatedVersionError,
+    GraphAPIError,
+    GraphConfigurationError,
+    InvalidMetricError,
+    MissingPermissionError,
+    PolicyWindowError,
+    ReduceDataError,
+    SkipItemError,
+    ThrottledError,
+    TokenInvalidError,
+    TransientGraphError,
+    classify,
+)
+
+__all__ = [
+    "AsyncJobFailedError",
+    "ClientMetrics",
+    "DeprecatedVersionError",
+    "GraphAPIError",
+    "GraphClient",
+    "GraphConfigurationError",
+    "InvalidMetricError",
+    "MetaSettingError",
+    "MissingPermissionError",
+    "PolicyWindowError",
+    "ReduceDataError",
+    "SkipItemError",
+    "ThrottledError",
+    "TokenInvalidError",
+    "TransientGraphError",
+    "classify",
+]

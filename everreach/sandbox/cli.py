@@ -1,0 +1,115 @@
+"""``everreach sandbox``: serve the local Meta Graph API sandbox until Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import click
+
+
+def _parse_rates(values: tuple[str, ...]) -> dict[int, float]:
+    rates: dict[int, float] = {}
+    for item in values:
+        code, sep, rate = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            rates[int(code)] = float(rate)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"expected CODE=RATE (e.g. 2=0.1), got {item!r}", param_hint="--error-rate"
+            ) from exc
+    return rates
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=int,
+    help="Port (0 = any free port, printed at start).",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="Data seed.")
+@click.option("--accounts", default=3, show_default=True, type=int)
+@click.option("--campaigns", "campaigns_per_account", default=2, show_default=True, type=int)
+@click.option("--adsets", "adsets_per_campaign", default=2, show_default=True, type=int)
+@click.option("--ads", "ads_per_adset", default=2, show_default=True, type=int)
+@click.option("--days", default=60, show_default=True, type=int)
+@click.option("--extra", default="{}", help="JSON object of domain knobs (e.g. media counts).")
+@click.option(
+    "--app-secret",
+    envvar=["META_SANDBOX_APP_SECRET", "META_APP_SECRET"],
+    default=None,
+    show_envvar=True,
+    help="App secret for webhook signatures / appsecret_proof checks (the same "
+    "secret the client and the receiver use).",
+)
+@click.option("--error-rate", multiple=True, help="Fault injection CODE=RATE, repeatable.")
+@click.option(
+    "--throttle-every",
+    "throttle_burst_every",
+    default=0,
+    type=int,
+    help="Start a throttle burst after every N calls.",
+)
+@click.option(
+    "--throttle-length",
+    "throttle_burst_length",
+    default=0,
+    type=int,
+    help="Calls per throttle burst.",
+)
+@click.option("--latency-ms", default=0.0, type=float)
+@click.option(
+    "--reduce-data-threshold",
+    default=None,
+    type=int,
+    help="Insights requests above this many rows answer 'reduce the amount of data'.",
+)
+@click.option("--async-fail-once", is_flag=True, help="Every async report job fails once.")
+def sandbox(
+    host: str,
+    port: int,
+    extra: str,
+    error_rate: tuple[str, ...],
+    app_secret: str | None,
+    **knobs: object,
+) -> None:
+    """Serve the local Meta Graph API sandbox (the client's base URL is http://HOST:PORT)."""
+    import uvicorn
+
+    from everreach.sandbox.core import SandboxConfig, create_app
+
+    try:
+        extra_knobs = json.loads(extra)
+        if not isinstance(extra_knobs, dict):
+            raise ValueError
+    except ValueError as exc:
+        raise click.BadParameter("must be a JSON object", param_hint="--extra") from exc
+    config = SandboxConfig(
+        extra=extra_knobs, app_secret=app_secret, error_rate=_parse_rates(error_rate), **knobs
+    )  # type: ignore[arg-type]
+    app = create_app(config)
+    # Bind first so that --port 0 can print the port actually chosen.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound = sock.getsockname()[1]
+    click.echo(
+        f"Meta sandbox on http://{host}:{bound} (version v25.0, seed {config.seed}, "
+        f"domains: {', '.join(sorted(app.state.sandbox.modules))}); Ctrl-C stops it."
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    )
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sandbox()
