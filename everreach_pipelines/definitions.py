@@ -9,9 +9,11 @@ import os
 
 from dagster import Definitions, EnvVar
 
+from everreach_pipelines.defs.capi import defs as capi_defs
+from everreach_pipelines.defs.organic import defs as organic_defs
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-_DOMAIN_DEFS: list[Definitions] = []
+_DOMAIN_DEFS: list[Definitions] = [organic_defs, capi_defs]
 
 
 def _optional_env(name: str) -> EnvVar | None:

@@ -1,0 +1,105 @@
+"""The CAPI part of ``everreach demo``: queue demo conversions in test mode, send them.
+
+Runs without Dagster's machinery (the demo command calls :func:`run_demo` directly) but
+uses exactly the code the assets use: :func:`everreach.capi.intake.enqueue_conversions`
+and :func:`everreach.capi.delivery.deliver_pending`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any, Protocol
+
+from everreach.capi.delivery import DeliveryConfig, deliver_pending
+from everreach.capi.intake import CapiSettings, enqueue_conversions
+from everreach.capi.pickup import pick_up_user_events
+from everreach.meta.client import GraphClient
+from everreach.sandbox.capi import DEFAULT_PIXEL_ID
+from everreach.warehouse.database import connect
+
+#: Test code used when META_CAPI_TEST_EVENT_CODE is not set: demo events never count.
+DEMO_TEST_EVENT_CODE = "TEST_EVERREACH_DEMO"
+
+
+class DemoContext(Protocol):
+    """What ``everreach demo`` hands each domain."""
+
+    database_url: str
+    sandbox_base_url: str | None
+    graph_client_kwargs: dict[str, Any]
+
+    def log(self, msg: str) -> None: ...
+
+
+def demo_conversions(now: dt.datetime, run_tag: str) -> list[dict[str, Any]]:
+    """A realistic handful: web purchases with browser ids, a lead, a phone sale, a signup."""
+    t = int(now.timestamp())
+    ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
+    return [
+        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-order-1001",
+         "event_time": t - 3600, "action_source": "website",
+         "event_source_url": "https://shop.example.com/checkout/thank-you",
+         "email": "Avery.Jordan@example.com", "phone": "+1 (415) 555-0134",
+         "first_name": "Avery", "last_name": "Jordan", "city": "San Francisco",
+         "state": "California", "zip": "94107-1234", "country": "US",
+         "client_ip_address": "203.0.113.24", "client_user_agent": ua,
+         "fbp": "fb.1.1732600000000.1098115397", "value": 129.00, "currency": "USD",
+         "custom_data": {"content_ids": ["sku-42", "sku-7"], "content_type": "product",
+                         "num_items": 2}},
+        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-order-1002",
+         "event_time": t - 1800, "action_source": "website",
+         "event_source_url": "https://shop.example.com/checkout/thank-you",
+         "email": "mina.okafor@example.org", "country": "GB", "zip": "SW1A 1AA",
+         "client_user_agent": ua,
+         "fbc": "fb.1.1732600000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk",
+         "value": 54.90, "currency": "GBP"},
+        {"event_name": "Lead", "event_id": f"demo-{run_tag}-lead-77", "event_time": t - 900,
+         "action_source": "system_generated", "email": "Luis.Ortega@example.com",
+         "first_name": "Luis", "last_name": "Ortega-Núñez", "date_of_birth": "3/14/1986",
+         "gender": "male", "lead_id": "1234567890123456"},
+        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-phone-5",
+         "event_time": t - 600, "action_source": "phone_call",
+         "phone": "(212) 555-0187", "external_id": "crm-5521", "value": 300, "currency": "USD"},
+        {"event_name": "CompleteRegistration", "event_id": f"demo-{run_tag}-signup-9",
+         "event_time": t - 120, "action_source": "website",
+         "event_source_url": "https://app.example.com/signup", "client_user_agent": ua,
+         "email": "new.user@example.com"},
+    ]
+
+
+def run_demo(ctx: DemoContext) -> list[str]:
+    """Queue the demo conversions (test mode), deliver them to the sandbox; summary lines."""
+    pixel_id = os.environ.get("META_PIXEL_ID")
+    if not pixel_id:
+        if not ctx.sandbox_base_url:
+            # Real Meta and no pixel configured: there is nowhere sensible to send to.
+            line = "CAPI: skipped (set META_PIXEL_ID to send the demo conversions in test mode)"
+            ctx.log(line)
+            return [line]
+        pixel_id = DEFAULT_PIXEL_ID
+    code = os.environ.get("META_CAPI_TEST_EVENT_CODE") or DEMO_TEST_EVENT_CODE
+    settings = CapiSettings(pixel_id=pixel_id, test_event_code=code)
+    now = dt.datetime.now(dt.UTC)
+    payloads = demo_conversions(now, now.strftime("%Y%m%d%H%M%S"))
+    client = GraphClient(**ctx.graph_client_kwargs)
+    lines: list[str] = []
+    with connect(ctx.database_url, autocommit=True) as conn:
+        queued = enqueue_conversions(conn, payloads, settings=settings)
+        ctx.log(f"capi: queued {len(queued.queued)} demo conversions for pixel {pixel_id}")
+        # The app retrying its call must not double count: resubmit the same events.
+        again = enqueue_conversions(conn, payloads, settings=settings)
+        picked = pick_up_user_events(conn, settings=settings)
+        report = deliver_pending(conn, client, config=DeliveryConfig(
+            pixel_id=pixel_id, test_event_code=code))
+        logged = conn.execute(
+            "select count(*) from user_event where etype like 'meta_conversion_%%' "
+            "and props->>'pixel_id' = %s", (pixel_id,)).fetchone()[0]
+    lines.append(f"CAPI: {len(queued.queued)} demo conversions queued (PII hashed), "
+                 f"resubmission → {len(again.duplicates)} duplicates, "
+                 f"{picked.queued} picked up from user_event")
+    lines.append(f"CAPI: pixel {pixel_id}, test mode {code}: {report.summary()}")
+    lines.append(f"CAPI: {logged} meta_conversion_* events in user_event for this pixel")
+    for line in lines:
+        ctx.log(line)
+    return lines
