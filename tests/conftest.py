@@ -69,9 +69,12 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[object]:
-    """A running local Meta sandbox (small, seeded); `.base_url`, `.sandbox`, `.config`."""
+def sandbox(request: pytest.FixtureRequest) -> Iterator[object]:
+    """A running local Meta sandbox (small, seeded); `.base_url`, `.sandbox`, `.config`.
+
+    Parametrize indirectly with a dict of `SandboxConfig` fields to change it.
+    """
     from everreach.sandbox.testing import running_sandbox
 
-    with running_sandbox() as handle:
+    with running_sandbox(**(getattr(request, "param", None) or {})) as handle:
         yield handle
