@@ -1,0 +1,182 @@
+"""The Dagster UI, driven in headless Chromium: groups, descriptions, a partition launched.
+
+Starts `dagster dev` from `workspace.yaml` on 127.0.0.1 (its own Dagster instance on
+Postgres, the session's warehouse database, the local sandbox as Meta), opens the asset
+lineage, checks every domain group is there with described assets, launches the latest
+partition of `ad_performance` from the asset page's "Materialize…" dialog, waits for the
+run to succeed, and saves a screenshot of the asset graph to `artifacts/`.
+
+Needs Chromium (Debian's `chromium` package). `.ci/run` installs it and sets
+EVERREACH_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from everreach.dev import DAGSTER_YAML
+from everreach.settings import project_root
+from everreach.warehouse import database
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("EVERREACH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+GROUP_SAMPLES = {  # group -> an asset whose page must show its description
+    "ads": "ad_performance",
+    "organic": "social_media_post",
+    "capi": "capi_event_batches",
+    "messaging": "meta_webhook_event",
+    "marts": None,  # dbt models: checked through the lineage page only
+}
+LAUNCH_ASSET = "ad_performance"
+ARTIFACTS = project_root() / "artifacts"
+
+
+def _register_sandbox_ad_accounts(database_url: str, base_url: str) -> None:
+    """Put the sandbox's ad accounts into meta_platform_config, as a user would."""
+    from everreach.meta.client import GraphClient
+
+    client = GraphClient("sandbox-ui-test-token", base_url=base_url)
+    accounts = list(client.paginate("me/adaccounts", {"fields": "account_id,name", "limit": 100}))
+    assert accounts, "the sandbox lists no ad accounts"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for acct in accounts:
+            conn.execute(
+                "insert into meta_platform_config (platform, external_id, name) "
+                "values ('ad_account', %s, %s) on conflict do nothing",
+                (str(acct["account_id"]), acct.get("name")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("EVERREACH_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
+    from everreach.sandbox.testing import running_sandbox
+
+    storage_db = f"everreach_dagster_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    storage_url = database.ensure_database(server_url, storage_db)
+    home = tmp_path_factory.mktemp("dagster_home")
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    port = _free_port()
+    with running_sandbox() as sandbox:
+        env = dict(os.environ)
+        env.update(
+            DAGSTER_HOME=str(home),
+            EVERREACH_DAGSTER_PG_URL=database.sqlalchemy_url(storage_url),
+            DATABASE_URL=database_url,
+            META_GRAPH_API_BASE_URL=sandbox.base_url,
+            META_ACCESS_TOKEN="sandbox-ui-test-token",
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            DO_NOT_TRACK="1",
+        )
+        _register_sandbox_ad_accounts(database_url, sandbox.base_url)
+        log = (home / "dagster-dev.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=project_root(), env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            import httpx
+
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    pytest.fail("dagster dev exited: " + (home / "dagster-dev.log").read_text()[-3000:])
+                try:
+                    if httpx.get(base + "/server_info", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            else:
+                pytest.fail("dagster dev did not answer within 240 s")
+            yield base
+        finally:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+            log.close()
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{storage_db}" with (force)')
+
+
+def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, chromium_path: str):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium_path, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+
+        # 1. the asset graph has every domain group (waits for the code location to load)
+        page.goto(dagster_ui + "/asset-groups")
+        for group in GROUP_SAMPLES:
+            expect(page.get_by_text(group, exact=True).first).to_be_visible(timeout=180_000)
+
+        # 2. sample assets show their group and description
+        from everreach_pipelines.definitions import defs
+
+        specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+        for group, asset in GROUP_SAMPLES.items():
+            if asset is None:
+                continue
+            spec = specs[asset]
+            page.goto(f"{dagster_ui}/assets/{asset}")
+            first_line = (spec.description or "").strip().splitlines()[0]
+            expect(page.get_by_text(first_line[:60]).first).to_be_visible()
+            expect(page.get_by_text(group, exact=True).first).to_be_visible()
+
+        # 3. launch the latest partition from the Materialize dialog and wait for success
+        page.goto(f"{dagster_ui}/assets/{LAUNCH_ASSET}")
+        page.get_by_role("button", name="Materialize…").click()
+        dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
+        dialog.get_by_text("Latest", exact=True).click()
+        dialog.get_by_role("button", name=re.compile(r"^Launch 1 run$")).click()
+        page.get_by_role("link", name="View").or_(
+            page.get_by_role("button", name="View")).first.click()
+        expect(page).to_have_url(re.compile(r"/runs/"))
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=300_000)
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_run.png"), full_page=True)
+
+        # 4. the graph with the materialized asset
+        page.goto(dagster_ui + "/asset-groups")
+        expect(page.get_by_text(LAUNCH_ASSET).first).to_be_visible(timeout=120_000)
+        time.sleep(2)  # let the graph finish its layout animation
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_graph.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "dagster_ui_asset_graph.png").stat().st_size > 10_000
