@@ -11,10 +11,11 @@ from dagster import Definitions, EnvVar
 
 from everreach_pipelines.defs.ads import defs as ads_defs
 from everreach_pipelines.defs.capi import defs as capi_defs
+from everreach_pipelines.defs.messaging import defs as messaging_defs
 from everreach_pipelines.defs.organic import defs as organic_defs
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-_DOMAIN_DEFS: list[Definitions] = [ads_defs, organic_defs, capi_defs]
+_DOMAIN_DEFS: list[Definitions] = [ads_defs, organic_defs, capi_defs, messaging_defs]
 
 
 def _optional_env(name: str) -> EnvVar | None:

@@ -1,0 +1,179 @@
+"""The receiver's ASGI app: Meta's webhook endpoint, the send endpoints, CAPI intake.
+
+``create_app(settings)`` builds it; the lifespan opens ``app.state.pool`` (an
+``AsyncConnectionPool``), the group-commit writer and the HTTP client used to call Meta.
+
+``POST /api/webhooks/meta`` does, in order: size limit (413), signature over the raw
+bytes (401 missing / 403 wrong), then hands the body to the writer, which commits the raw
+row and its application together (see :mod:`webhook_receiver.rawlog`), and answers 200 —
+or 503 when the database cannot take it, so Meta retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import importlib.util
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from webhook_receiver import send
+from webhook_receiver.rawlog import (
+    APPLY_SESSION_OPTIONS,
+    EventWriter,
+    RawEvent,
+    WriterUnavailable,
+)
+from webhook_receiver.settings import ReceiverSettings
+from webhook_receiver.signature import signature_matches
+
+log = logging.getLogger("webhook_receiver")
+
+WEBHOOK_PATH = "/api/webhooks/meta"
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds the configured limit."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (early) anything above ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def verify_subscription(request: Request) -> Response:
+    """Meta's verification handshake: echo ``hub.challenge`` when the token matches."""
+    settings: ReceiverSettings = request.app.state.settings
+    params = request.query_params
+    token = params.get("hub.verify_token") or ""
+    expected = settings.verify_token or ""
+    # An empty token never matches, even when the setting is empty too.
+    if (params.get("hub.mode") == "subscribe" and token and expected
+            and hmac.compare_digest(token.encode(), expected.encode())):
+        log.info("webhook subscription verified")
+        return PlainTextResponse(params.get("hub.challenge", ""))
+    log.warning("webhook verification refused")
+    return PlainTextResponse("forbidden", status_code=403)
+
+
+async def receive_webhook(request: Request) -> Response:
+    """Verify, durably store and apply one webhook POST."""
+    settings: ReceiverSettings = request.app.state.settings
+    started = time.perf_counter()
+    try:
+        # Bounded: a client trickling its body must not hold a connection forever.
+        body = await asyncio.wait_for(read_body(request, settings.max_body_bytes),
+                                      settings.request_timeout_seconds)
+    except TimeoutError:
+        return PlainTextResponse("request body too slow", status_code=408)
+    except BodyTooLarge:
+        return PlainTextResponse("payload too large", status_code=413)
+    except ClientDisconnect:
+        return PlainTextResponse("client disconnected", status_code=400)
+    header = request.headers.get("x-hub-signature-256")
+    if not header:
+        return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
+    if not signature_matches(settings.app_secret, body, header):
+        log.warning("webhook signature mismatch (%d bytes)", len(body))
+        return PlainTextResponse("invalid signature", status_code=403)
+    event = RawEvent.from_request(body, request.headers)
+    writer: EventWriter = request.app.state.writer
+    try:
+        outcome = await asyncio.wait_for(writer.submit(event),
+                                         settings.request_timeout_seconds)
+    except (psycopg.OperationalError, PoolTimeout, WriterUnavailable, TimeoutError) as exc:
+        # Not durable: Meta must retry. (A batch that committed after our timeout is
+        # stored twice then; applying is idempotent, so that costs one raw row.)
+        log.warning("webhook not stored (%s); answering 503", type(exc).__name__)
+        return PlainTextResponse("temporarily unavailable", status_code=503,
+                                 headers={"Retry-After": "5"})
+    log.info("webhook stored", extra={
+        "webhook_event_id": outcome.webhook_event_id, "object": event.object_type,
+        "status": outcome.status, "entries": outcome.entries, "events": outcome.events,
+        "bytes": len(body), "ms": round((time.perf_counter() - started) * 1000, 2)})
+    return PlainTextResponse("EVENT_RECEIVED")
+
+
+async def health(request: Request) -> Response:
+    """Liveness plus a database round trip (503 when the database is unreachable)."""
+    pool: AsyncConnectionPool = request.app.state.pool
+    try:
+        async with pool.connection(timeout=2.0) as conn:
+            await conn.execute("select 1")
+    except (psycopg.OperationalError, PoolTimeout):
+        return JSONResponse({"ok": False, "database": "unavailable"}, status_code=503)
+    writer: EventWriter = request.app.state.writer
+    return JSONResponse({"ok": True, "batches": writer.batches, "stored": writer.stored})
+
+
+def _extra_routes() -> list[Route]:
+    # The CAPI intake lives in its own module (another owner); mount it when present.
+    if importlib.util.find_spec("webhook_receiver.conversions") is None:
+        return []
+    from webhook_receiver import conversions
+
+    return list(conversions.routes())
+
+
+def create_app(settings: ReceiverSettings | None = None) -> Starlette:
+    """Build the receiver app (``settings`` default: :meth:`ReceiverSettings.from_env`)."""
+    settings = settings or ReceiverSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            settings.database_url, min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size, open=False,
+            timeout=settings.pool_timeout_seconds,
+            check=AsyncConnectionPool.check_connection, name="webhook-receiver",
+            kwargs={"options": APPLY_SESSION_OPTIONS},
+            # A restarted database must not leave the pool waiting on dead sockets.
+            reconnect_timeout=60.0)
+        # Do not fail start-up when the database is briefly down: requests get 503.
+        await pool.open(wait=False)
+        writer = EventWriter(pool, max_batch=settings.max_batch, writers=settings.writers,
+                             connection_timeout=settings.pool_timeout_seconds,
+                             apply_mode=settings.apply_mode)
+        writer.start()
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds,
+                                                       connect=5.0))
+        app.state.pool = pool
+        app.state.writer = writer
+        app.state.http = http
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await http.aclose()
+            await pool.close()
+
+    routes = [
+        Route(WEBHOOK_PATH, verify_subscription, methods=["GET"]),
+        Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+        *send.routes(),
+        *_extra_routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    return app

@@ -1,0 +1,56 @@
+"""``everreach receiver`` (serve the webhook receiver) and ``everreach webhooks replay``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+
+@click.command("receiver")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port (0 = free).")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Worker processes (each has its own pool and writer).")
+@click.option("--log-level", default="info", show_default=True)
+def receiver(host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve the Meta webhook receiver and send API under uvicorn.
+
+    Settings come from the environment: DATABASE_URL, META_APP_SECRET (required),
+    META_WEBHOOK_VERIFY_TOKEN, API_JWT_SECRET, META_GRAPH_API_BASE_URL.
+    """
+    import uvicorn
+
+    from everreach.settings import SettingError
+    from webhook_receiver.logs import log_config
+    from webhook_receiver.settings import ReceiverSettings
+
+    try:
+        ReceiverSettings.from_env()  # fail here, with the variable's name, not in a worker
+    except SettingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    uvicorn.run("webhook_receiver.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level, access_log=False,
+                log_config=log_config(log_level),
+                # Meta gives up after 20 s; keep-alive connections are reused by Meta.
+                timeout_keep_alive=30, timeout_graceful_shutdown=20)
+
+
+@click.group("webhooks")
+def webhooks() -> None:
+    """Work with the stored raw webhook log (meta_webhook_event)."""
+
+
+@webhooks.command("replay")
+@click.option("--since", type=click.DateTime(), default=None,
+              help="Only events received at or after this time (UTC).")
+@click.option("--failed-only", is_flag=True, help="Only events whose apply failed.")
+def replay(since: datetime | None, failed_only: bool) -> None:
+    """Re-apply stored webhooks (idempotent: replaying twice changes nothing)."""
+    from everreach.warehouse.database import resolve_database_url
+    from webhook_receiver.replay import replay_events
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    counts = replay_events(resolve_database_url(), since=since, failed_only=failed_only)
+    click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing to replay")
