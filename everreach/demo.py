@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import importlib
 import importlib.util
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,6 +76,9 @@ def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]
 def demo(days: int, seed: int) -> None:
     """Set up the database, run every stage end to end, and print a summary."""
     started = time.monotonic()
+    # the receiver runs in-process here: its per-request log lines would drown the summary
+    logging.getLogger("webhook_receiver").setLevel(logging.WARNING)
+    logging.getLogger("everreach.capi").setLevel(logging.WARNING)
     url = database.resolve_database_url()
     embedded = get_setting("DATABASE_URL") is None
     click.echo(f"database: {database.describe_url(url)}"

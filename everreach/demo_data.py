@@ -60,9 +60,6 @@ def generate(conn: Any, *, start: dt.date, end: dt.date, users: int = 300, seed:
                 if ad_id:
                     props.update(meta_campaign_id=campaign_id, meta_ad_id=ad_id)
                 events.append((uid, "ad_click", DEMO_SOURCE, json.dumps(props), at))
-                at += dt.timedelta(minutes=rng.randrange(2, 600))
-                events.append((uid, "page_view", DEMO_SOURCE,
-                               json.dumps({"path": rng.choice(["/", "/pricing", "/product"])}), at))
                 at += dt.timedelta(hours=rng.randrange(1, 72))
             roll = rng.random()
             if roll < 0.30:

@@ -9,13 +9,11 @@ import os
 
 from dagster import Definitions, EnvVar
 
-from everreach_pipelines.defs.ads import defs as ads_defs
-from everreach_pipelines.defs.capi import defs as capi_defs
-from everreach_pipelines.defs.messaging import defs as messaging_defs
-from everreach_pipelines.defs.organic import defs as organic_defs
+from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-_DOMAIN_DEFS: list[Definitions] = [ads_defs, organic_defs, capi_defs, messaging_defs]
+# Modules, not their `defs` objects: a code location may hold one Definitions at module scope.
+_DOMAINS = (ads, organic, capi, messaging, dbt)
 
 
 def _optional_env(name: str) -> EnvVar | None:
@@ -42,4 +40,5 @@ def build_resources() -> dict[str, object]:
     }
 
 
-defs = Definitions.merge(*_DOMAIN_DEFS, Definitions(resources=build_resources()))
+defs = Definitions.merge(*(domain.defs for domain in _DOMAINS),
+                         Definitions(resources=build_resources()))

@@ -86,7 +86,6 @@ def run_demo(ctx: DemoContext) -> list[str]:
     lines: list[str] = []
     with connect(ctx.database_url, autocommit=True) as conn:
         queued = enqueue_conversions(conn, payloads, settings=settings)
-        ctx.log(f"capi: queued {len(queued.queued)} demo conversions for pixel {pixel_id}")
         # The app retrying its call must not double count: resubmit the same events.
         again = enqueue_conversions(conn, payloads, settings=settings)
         picked = pick_up_user_events(conn, settings=settings)
@@ -100,6 +99,4 @@ def run_demo(ctx: DemoContext) -> list[str]:
                  f"{picked.queued} picked up from user_event")
     lines.append(f"CAPI: pixel {pixel_id}, test mode {code}: {report.summary()}")
     lines.append(f"CAPI: {logged} meta_conversion_* events in user_event for this pixel")
-    for line in lines:
-        ctx.log(line)
     return lines

@@ -1,0 +1,77 @@
+"""The dbt project as Dagster assets: incremental models per daily partition, the rest whole.
+
+Both run `dbt build` (models, then their data tests, which Dagster shows as asset checks)
+against the warehouse the `warehouse` resource names, through the `EVERREACH_PG_*` variables
+the project's profile reads.
+"""
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dagster import AssetExecutionContext, BackfillPolicy
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
+from everreach_pipelines.defs.dbt.project import (
+    dbt_cli_env,
+    dbt_executable,
+    dbt_project,
+    ensure_manifest,
+    patched_environ,
+)
+from everreach_pipelines.defs.dbt.translator import EverReachDbtTranslator
+from everreach_pipelines.resources.warehouse import WarehouseResource
+
+INCREMENTAL_SELECTOR = "config.materialized:incremental"
+
+translator = EverReachDbtTranslator()
+manifest_path = ensure_manifest()
+
+
+def _stream_build(
+    context: AssetExecutionContext, warehouse: WarehouseResource, extra_args: Sequence[str] = ()
+) -> Iterator[Any]:
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    # the dbt subprocess inherits os.environ: point it at the warehouse only for this run
+    with patched_environ(dbt_cli_env(warehouse.url())):
+        # "buildable": a test runs when all its parents are built in this run or upstream of
+        # it, so a relationship test into a model of the other dbt asset waits for that one
+        args = ["build", "--indirect-selection", "buildable", *extra_args]
+        yield from dbt.cli(args, context=context).stream()
+
+
+@dbt_assets(
+    manifest=manifest_path,
+    project=dbt_project,
+    select=INCREMENTAL_SELECTOR,
+    dagster_dbt_translator=translator,
+    partitions_def=marts_daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    name="marts_incremental_dbt_models",
+)
+def marts_incremental_dbt_models(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """Incremental dbt models (touchpoints, journeys, attribution, daily ads facts).
+
+    The partition window goes to dbt as `min_date` / `max_date` vars: the models re-read rows
+    written from `min_date` minus the late-arrival lookback, so a day's run also picks up
+    events that arrived late for earlier days. A backfill of many days runs once.
+    """
+    window = context.partition_time_window
+    dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
+    yield from _stream_build(context, warehouse, ["--vars", json.dumps(dbt_vars)])
+
+
+@dbt_assets(
+    manifest=manifest_path,
+    project=dbt_project,
+    exclude=INCREMENTAL_SELECTOR,
+    dagster_dbt_translator=translator,
+    name="marts_dbt_models",
+)
+def marts_dbt_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+    """Staging views, intermediate tables and the rebuilt-each-run marts (campaign rollups and
+    ROAS, conversations, organic), with their data tests as asset checks."""
+    yield from _stream_build(context, warehouse)

@@ -1,0 +1,139 @@
+"""The dbt project's location, its DbtProject, and running dbt against a given database.
+
+Everything here is importable without a database: the connection is handed to dbt through
+the `EVERREACH_PG_*` variables that `dbt_project/profiles.yml` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from everreach.warehouse.database import dbt_env
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+
+# dbt phones home unless told not to; set before anything from dbt runs in this process.
+TELEMETRY_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+for _key, _value in TELEMETRY_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# In `dagster dev` the manifest is (re)built from the models on load; deployments run
+# `dbt parse` (or `dagster-dbt project prepare-and-package`) before packaging.
+dbt_project.prepare_if_dev()
+
+
+def _newest_source_mtime() -> float:
+    paths = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "tests", "analyses"):
+        paths.extend(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
+
+
+def ensure_manifest() -> Path:
+    """The manifest @dbt_assets load from; (re)parsed when missing or older than the project's
+    files (no database needed), so a fresh clone or an edited model never loads stale assets."""
+    manifest = Path(dbt_project.manifest_path)
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner().invoke(
+            [
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(manifest.parent),
+            ]
+        )
+        if not result.success or not manifest.exists():
+            raise RuntimeError(f"dbt parse failed for {DBT_PROJECT_DIR}: {result.exception}")
+    return manifest
+
+
+_env_lock = threading.Lock()
+
+
+def dbt_executable() -> str:
+    """The `dbt` of this interpreter's environment (a venv's bin/ is often not on PATH)."""
+    beside = Path(sys.executable).parent / "dbt"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("dbt") or "dbt"
+
+
+def dbt_cli_env(database_url: str) -> dict[str, str]:
+    """Environment for a dbt process that targets `database_url` (no telemetry)."""
+    return {**dbt_env(database_url), **TELEMETRY_ENV}
+
+
+@contextlib.contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    # dbt's in-process runner reads env_var() from os.environ: swap in the target database for
+    # the duration of one invocation, and put the caller's environment back afterwards.
+    with _env_lock:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+
+
+def run_dbt(
+    database_url: str,
+    args: Sequence[str],
+    *,
+    target_path: Path | None = None,
+    log_path: Path | None = None,
+) -> object:
+    """Run one dbt command in-process against `database_url`; raise when it fails.
+
+    `args` are dbt's own (e.g. `["build", "--vars", "{...}"]`). Returns dbt's
+    `dbtRunnerResult` (its `.result` holds the node results).
+    """
+    from dbt.cli.main import dbtRunner
+
+    cli_args = [
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    if target_path is not None:
+        cli_args += ["--target-path", str(target_path)]
+    if log_path is not None:
+        cli_args += ["--log-path", str(log_path)]
+    with patched_environ(dbt_cli_env(database_url)):
+        result = dbtRunner().invoke(cli_args)
+    if not result.success:
+        failures = []
+        if result.result is not None and hasattr(result.result, "results"):
+            failures = [
+                f"{r.node.unique_id}: {r.status}: {r.message}"
+                for r in result.result.results
+                if str(r.status) in {"error", "fail", "runtime error"}
+            ]
+        detail = "; ".join(failures) or repr(result.exception)
+        raise DbtRunError(f"dbt {' '.join(args[:1])} failed: {detail}")
+    return result
+
+
+class DbtRunError(RuntimeError):
+    """A dbt command failed; the message lists the failing nodes."""
