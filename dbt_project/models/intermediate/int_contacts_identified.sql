@@ -48,8 +48,9 @@ evidence as (
     left join users as ref_users
         on ref_users.user_id = {{ safe_uuid('coalesce(threads.referral_ref, event_refs.referral_ref)') }}
     left join phones
-        on threads.platform = 'whatsapp'
-        and phones.phone_normalized = {{ normalize_phone('threads.contact_id') }}
+        on
+            threads.platform = 'whatsapp'
+            and phones.phone_normalized = {{ normalize_phone('threads.contact_id') }}
 ),
 
 resolved as (

@@ -18,10 +18,14 @@ ordered as (
     from messages
     window
         w_order as (partition by thread_id order by sent_at, message_id),
-        w_before as (partition by thread_id order by sent_at, message_id
-                     rows between unbounded preceding and 1 preceding),
-        w_after as (partition by thread_id order by sent_at, message_id
-                    rows between 1 following and unbounded following)
+        w_before as (
+            partition by thread_id order by sent_at, message_id
+            rows between unbounded preceding and 1 preceding
+        ),
+        w_after as (
+            partition by thread_id order by sent_at, message_id
+            rows between 1 following and unbounded following
+        )
 )
 
 select
@@ -38,17 +42,19 @@ select
         when direction <> 'outbound' then null
         when last_inbound_at is not null and sent_at < last_inbound_at + interval '24 hours'
             then 'standard'
-        when platform in ('messenger', 'instagram') and last_inbound_at is not null
+        when
+            platform in ('messenger', 'instagram') and last_inbound_at is not null
             and sent_at < last_inbound_at + interval '7 days' then 'human_agent'
         else 'outside'
     end as reply_window,
-    direction = 'inbound' and previous_direction is distinct from 'inbound' as starts_turn,
-    case when direction = 'inbound' and previous_direction is distinct from 'inbound'
-        then extract(epoch from next_outbound_at - sent_at)::numeric(18, 3)
+    direction = 'inbound' and (previous_direction is distinct from 'inbound') as starts_turn,
+    case
+        when direction = 'inbound' and (previous_direction is distinct from 'inbound')
+            then extract(epoch from next_outbound_at - sent_at)::numeric(18, 3)
     end as response_seconds,
     -- the last inbound before a reply (or the end) fixes when the 24-hour window closes
-    direction = 'inbound' and next_direction is distinct from 'inbound'
-        and sent_at + interval '24 hours' <= {{ as_of() }}
-        and (next_outbound_at is null or next_outbound_at >= sent_at + interval '24 hours')
+    direction = 'inbound' and (next_direction is distinct from 'inbound')
+    and sent_at + interval '24 hours' <= {{ as_of() }}
+    and (next_outbound_at is null or next_outbound_at >= sent_at + interval '24 hours')
         as window_expired_unanswered
 from ordered

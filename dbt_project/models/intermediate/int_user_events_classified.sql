@@ -18,7 +18,7 @@
 with events as (
     select * from {{ ref('stg_everreach__user_events') }} as staged
     {% if is_incremental() %}
-    where inserted_at >= {{ incremental_cutoff('inserted_at') }}
+        where inserted_at >= {{ incremental_cutoff('inserted_at') }}
         -- events re-read by the lookback and already loaded as written are left alone
         and not exists (
             select 1 from {{ this }} as loaded
@@ -46,7 +46,8 @@ classified as (
             when events.event_type like 'whatsapp\_%' then 'whatsapp'
         end as platform,
         case
-            when events.event_type = any({{ conversion_etypes_array() }})
+            when
+                events.event_type = any({{ conversion_etypes_array() }})
                 or events.event_type like 'meta\_conversion\_%' then 'Conversion'
             when events.event_type like 'messenger\_%' then 'Messenger'
             when events.event_type like 'instagram\_dm\_%' then 'Instagram'
@@ -72,18 +73,23 @@ classified as (
         capi.external_id as capi_external_id,
         capi.user_id as capi_user_id,
         -- a CAPI event logged from an app event is the same conversion: count the app event
-        (events.event_type like 'meta\_conversion\_%'
-            and (capi.intake_source = 'user_event' or coalesce(capi.is_test, false)
-                 or lower(coalesce(events.props ->> 'test', 'false')) = 'true'))
+        (
+            events.event_type like 'meta\_conversion\_%'
+            and (
+                capi.intake_source = 'user_event' or coalesce(capi.is_test, false)
+                or lower(coalesce(events.props ->> 'test', 'false')) = 'true'
+            )
+        )
             as is_duplicate_capi_event,
         events.event_type = any({{ conversion_etypes_array() }})
-            or events.event_type like 'meta\_conversion\_%' as is_conversion_event
+        or events.event_type like 'meta\_conversion\_%' as is_conversion_event
     from events
     left join capi
-        on events.event_type like 'meta\_conversion\_%'
-        and capi.pixel_id = events.capi_pixel_id
-        and capi.event_id = events.capi_event_id
-        and capi.event_name = coalesce(events.props ->> 'event_name', substr(events.event_type, 17))
+        on
+            events.event_type like 'meta\_conversion\_%'
+            and capi.pixel_id = events.capi_pixel_id
+            and capi.event_id = events.capi_event_id
+            and capi.event_name = coalesce(events.props ->> 'event_name', substr(events.event_type, 17))
 )
 
 select

@@ -18,7 +18,7 @@
 with performance as (
     select * from {{ ref('stg_meta__ad_performance') }}
     {% if is_incremental() %}
-    where fetched_at >= {{ incremental_cutoff('fetched_at') }}
+        where fetched_at >= {{ incremental_cutoff('fetched_at') }}
     {% endif %}
 )
 

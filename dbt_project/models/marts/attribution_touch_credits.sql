@@ -28,9 +28,9 @@ with touchpoints as (
         max(dbt_loaded_at) over (partition by person_id) as person_loaded_at
     from (
         {% if is_incremental() %}
-        {{ rows_of_affected_persons(ref('touchpoints')) }}
+            {{ rows_of_affected_persons(ref('touchpoints')) }}
         {% else %}
-        select * from {{ ref('touchpoints') }}
+            select * from {{ ref('touchpoints') }}
         {% endif %}
     ) as person_touchpoints
 ),
@@ -60,14 +60,17 @@ touches as (
         row_number() over w_touch as touch_number,
         count(*) over (partition by conversions.conversion_event_id) as touch_count,
         -- time decay: weight halves every half-life before the conversion
-        power(0.5::float8, extract(epoch from conversions.converted_at - touchpoints.occurred_at)
-            / ({{ half_life_days }} * 86400.0)) as decay_weight
+        power(
+            0.5::float8, extract(epoch from conversions.converted_at - touchpoints.occurred_at)
+            / ({{ half_life_days }} * 86400.0)
+        ) as decay_weight
     from conversions
     inner join touchpoints
-        on touchpoints.person_id = conversions.person_id
-        and touchpoints.touchpoint_type <> 'Conversion'
-        and touchpoints.occurred_at < conversions.converted_at
-        and touchpoints.occurred_at >= conversions.converted_at - interval '{{ lookback_days }} days'
+        on
+            touchpoints.person_id = conversions.person_id
+            and touchpoints.touchpoint_type <> 'Conversion'
+            and touchpoints.occurred_at < conversions.converted_at
+            and touchpoints.occurred_at >= conversions.converted_at - interval '{{ lookback_days }} days'
     window w_touch as (
         partition by conversions.conversion_event_id
         order by touchpoints.occurred_at, touchpoints.event_id
@@ -91,14 +94,17 @@ shares as (
             when 'first_touch' then case when touch_number = 1 then 1 else 0 end
             when 'last_touch' then case when touch_number = touch_count then 1 else 0 end
             when 'linear' then 1.0 / touch_count
-            when 'position_based' then case
-                when touch_count = 1 then 1
-                when touch_count = 2 then 0.5
-                when touch_number = 1 or touch_number = touch_count then 0.4
-                else 0.2 / (touch_count - 2)
-            end
+            when 'position_based'
+                then
+                    case
+                        when touch_count = 1 then 1
+                        when touch_count = 2 then 0.5
+                        when touch_number = 1 or touch_number = touch_count then 0.4
+                        else 0.2 / (touch_count - 2)
+                    end
             when 'time_decay' then (decay_weight / sum(decay_weight) over (
-                partition by conversion_event_id, models.attribution_model))::numeric
+                partition by conversion_event_id, models.attribution_model
+            ))::numeric
         end, 12) as rounded_share
     from touches
     cross join models
@@ -108,10 +114,12 @@ credited as (
     select
         shares.*,
         case
-            when touch_number = touch_count then 1 - coalesce(sum(rounded_share) over (
-                partition by conversion_event_id, attribution_model
-                order by touch_number rows between unbounded preceding and 1 preceding
-            ), 0)
+            when touch_number = touch_count
+                then
+                    1 - coalesce(sum(rounded_share) over (
+                        partition by conversion_event_id, attribution_model
+                        order by touch_number rows between unbounded preceding and 1 preceding
+                    ), 0)
             else rounded_share
         end as credit
     from shares

@@ -50,7 +50,8 @@ select
 from campaign_models
 left join spend on spend.campaign_id = campaign_models.campaign_id
 left join credits
-    on credits.campaign_id = campaign_models.campaign_id
-    and credits.attribution_model = campaign_models.attribution_model
+    on
+        credits.campaign_id = campaign_models.campaign_id
+        and credits.attribution_model = campaign_models.attribution_model
 left join {{ ref('stg_everreach__campaigns') }} as campaigns
     on campaigns.campaign_id = campaign_models.campaign_id

@@ -14,9 +14,17 @@ windows as (
     select 'last_7_days' as window_name, last_day.report_date - 6 as window_start, last_day.report_date as window_end
     from last_day
     union all
-    select 'last_28_days', last_day.report_date - 27, last_day.report_date from last_day
+    select
+        'last_28_days' as window_name,
+        last_day.report_date - 27 as window_start,
+        last_day.report_date as window_end
+    from last_day
     union all
-    select 'lifetime', (select min(report_date) from daily), last_day.report_date from last_day
+    select
+        'lifetime' as window_name,
+        (select min(daily.report_date) from daily) as window_start,
+        last_day.report_date as window_end
+    from last_day
 ),
 
 rolled_up as (

@@ -15,7 +15,7 @@ per_thread as (
         (array_agg(response_seconds order by sent_at, message_id) filter (where starts_turn))[1]
             as first_response_seconds,
         percentile_cont(0.5) within group (order by response_seconds)
-            filter (where starts_turn and response_seconds is not null) as median_response_seconds,
+        filter (where starts_turn and response_seconds is not null) as median_response_seconds,
         count(*) filter (where reply_window = 'standard') as replies_in_standard_window,
         count(*) filter (where reply_window = 'human_agent') as replies_in_human_agent_window,
         count(*) filter (where reply_window = 'outside') as replies_outside_window,

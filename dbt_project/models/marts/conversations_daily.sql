@@ -18,7 +18,7 @@ message_days as (
         count(distinct thread_id) as active_threads,
         count(*) filter (where starts_turn and response_seconds is not null) as answered_turns,
         percentile_cont(0.5) within group (order by response_seconds)
-            filter (where starts_turn and response_seconds is not null) as median_response_seconds,
+        filter (where starts_turn and response_seconds is not null) as median_response_seconds,
         count(*) filter (where reply_window in ('standard', 'human_agent')) as replies_inside_window,
         count(*) filter (where reply_window = 'outside') as replies_outside_window,
         count(*) filter (where window_expired_unanswered) as windows_expired_unanswered
@@ -52,5 +52,6 @@ select
     coalesce(message_days.windows_expired_unanswered, 0) as windows_expired_unanswered
 from message_days
 full outer join new_threads
-    on new_threads.activity_date = message_days.activity_date
-    and new_threads.platform = message_days.platform
+    on
+        new_threads.activity_date = message_days.activity_date
+        and new_threads.platform = message_days.platform

@@ -24,15 +24,16 @@ with contacts as (
 events as (
     select * from {{ ref('int_user_events_classified') }}
     {% if is_incremental() %}
-    where inserted_at >= {{ incremental_cutoff('inserted_at') }}
-    union all
-    select classified.*
-    from {{ ref('int_user_events_classified') }} as classified
-    where classified.inserted_at < {{ incremental_cutoff('inserted_at') }}
-        and classified.thread_id in (
-        select thread_id from contacts
-        where identity_updated_at >= {{ incremental_cutoff('inserted_at') }}
-    )
+        where inserted_at >= {{ incremental_cutoff('inserted_at') }}
+        union all
+        select classified.*
+        from {{ ref('int_user_events_classified') }} as classified
+        where
+            classified.inserted_at < {{ incremental_cutoff('inserted_at') }}
+            and classified.thread_id in (
+                select thread_id from contacts
+                where identity_updated_at >= {{ incremental_cutoff('inserted_at') }}
+            )
     {% endif %}
 ),
 
@@ -91,19 +92,24 @@ joined as (
     left join campaigns as utm_by_meta_id
         on events.meta_campaign_id is null and utm_by_meta_id.meta_campaign_id = events.utm_campaign
     left join campaigns as utm_by_uuid
-        on events.meta_campaign_id is null
-        and utm_by_uuid.campaign_id = {{ safe_uuid('events.utm_campaign') }}
+        on
+            events.meta_campaign_id is null
+            and utm_by_uuid.campaign_id = {{ safe_uuid('events.utm_campaign') }}
     left join capi_matches on capi_matches.capi_external_id = events.capi_external_id
 ),
 
 final as (
     select
         event_id,
-        coalesce(event_user_id, capi_user_id, contact_person_id, capi_matched_user_id,
-                 {{ stable_uuid("'event:' || event_id::text") }}) as person_id,
-        coalesce(event_user_id, capi_user_id,
-                 case when contact_identity_method <> 'anonymous' then contact_person_id end,
-                 capi_matched_user_id) as user_id,
+        coalesce(
+            event_user_id, capi_user_id, contact_person_id, capi_matched_user_id,
+            {{ stable_uuid("'event:' || event_id::text") }}
+        ) as person_id,
+        coalesce(
+            event_user_id, capi_user_id,
+            case when contact_identity_method <> 'anonymous' then contact_person_id end,
+            capi_matched_user_id
+        ) as user_id,
         case
             when event_user_id is not null then 'event_user'
             when capi_user_id is not null then 'capi_user'
@@ -135,10 +141,12 @@ final as (
 hashed as (
     select
         final.*,
-        md5(row(person_id, user_id, identity_method, anonymous_id, touchpoint_type, event_type,
-                platform, message_direction, occurred_at, inserted_at, thread_id, campaign_id,
-                meta_campaign_id, meta_ad_id, utm_source, utm_medium, utm_campaign,
-                is_conversion, conversion_value, currency, order_id)::text) as content_hash
+        md5(row(
+            person_id, user_id, identity_method, anonymous_id, touchpoint_type, event_type,
+            platform, message_direction, occurred_at, inserted_at, thread_id, campaign_id,
+            meta_campaign_id, meta_ad_id, utm_source, utm_medium, utm_campaign,
+            is_conversion, conversion_value, currency, order_id
+        )::text) as content_hash
     from final
 )
 
@@ -150,8 +158,8 @@ select
 from hashed
 {% if is_incremental() %}
 -- rows re-read by the lookback that did not change are left alone (not rewritten)
-where not exists (
-    select 1 from {{ this }} as loaded
-    where loaded.event_id = hashed.event_id and loaded.content_hash = hashed.content_hash
-)
+    where not exists (
+        select 1 from {{ this }} as loaded
+        where loaded.event_id = hashed.event_id and loaded.content_hash = hashed.content_hash
+    )
 {% endif %}

@@ -17,9 +17,9 @@
 -- the previous step. Incremental per person: a late event renumbers that person's whole path.
 with touchpoints as (
     {% if is_incremental() %}
-    {{ rows_of_affected_persons(ref('touchpoints')) }}
+        {{ rows_of_affected_persons(ref('touchpoints')) }}
     {% else %}
-    select * from {{ ref('touchpoints') }}
+        select * from {{ ref('touchpoints') }}
     {% endif %}
 ),
 

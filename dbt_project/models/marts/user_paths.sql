@@ -17,18 +17,18 @@
 -- repeated consecutive steps collapsed).
 with steps as (
     {% if is_incremental() %}
-    {{ rows_of_affected_persons(ref('user_journeys')) }}
+        {{ rows_of_affected_persons(ref('user_journeys')) }}
     {% else %}
-    select * from {{ ref('user_journeys') }}
+        select * from {{ ref('user_journeys') }}
     {% endif %}
 ),
 
 runs as (
     select
         steps.*,
-        touchpoint_type is distinct from lag(touchpoint_type) over (
+        (touchpoint_type is distinct from lag(touchpoint_type) over (
             partition by person_id order by step_number
-        ) as starts_run
+        )) as starts_run
     from steps
 ),
 
@@ -50,9 +50,9 @@ select
     min(steps.touchpoint_type) filter (where steps.is_last_step) as last_touchpoint_type,
     string_agg(steps.touchpoint_type, ' > ' order by steps.step_number) as path,
     string_agg(steps.touchpoint_type, ' > ' order by steps.step_number)
-        filter (where steps.starts_run) as path_collapsed,
+    filter (where steps.starts_run) as path_collapsed,
     string_agg(steps.touchpoint_type, ' > ' order by steps.step_number)
-        filter (where steps.step_number <= first_conversion.step_number) as path_to_first_conversion,
+    filter (where steps.step_number <= first_conversion.step_number) as path_to_first_conversion,
     max(steps.dbt_loaded_at) as dbt_loaded_at
 from runs as steps
 left join first_conversion on first_conversion.person_id = steps.person_id

@@ -19,8 +19,10 @@ renamed as (
         nullif(coalesce(
             props ->> 'meta_ad_id',
             props -> 'referral' ->> 'ad_id',
-            case when props -> 'referral' ->> 'source_type' = 'ad'
-                then props -> 'referral' ->> 'source_id' end
+            case
+                when props -> 'referral' ->> 'source_type' = 'ad'
+                    then props -> 'referral' ->> 'source_id'
+            end
         ), '') as meta_ad_id,
         nullif(props ->> 'utm_source', '') as utm_source,
         nullif(props ->> 'utm_medium', '') as utm_medium,

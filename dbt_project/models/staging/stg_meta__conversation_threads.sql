@@ -15,8 +15,10 @@ renamed as (
         nullif(referral_ad_id, '') as referral_ad_id,
         nullif(referral_ref, '') as referral_ref,
         nullif(ctwa_clid, '') as ctwa_clid,
-        (nullif(referral_ad_id, '') is not null or nullif(ctwa_clid, '') is not null
-         or upper(coalesce(referral_source, '')) in ('ADS', 'AD')) as started_from_ad,
+        (
+            nullif(referral_ad_id, '') is not null or nullif(ctwa_clid, '') is not null
+            or upper(coalesce(referral_source, '')) in ('ADS', 'AD')
+        ) as started_from_ad,
         first_message_at,
         last_message_at,
         created_at,
