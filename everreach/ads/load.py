@@ -1,18 +1,26 @@
 """Set-based, idempotent loading of `ad_performance` and the `campaign` link.
 
-`replace_ad_performance` runs in ONE transaction: take a per-account advisory lock, delete
-every row of each account's date window, then stream the fresh rows with COPY straight into
-`ad_performance`. Readers keep seeing the old rows until the commit (MVCC); any failure —
-an expired token halfway through, a lost connection — rolls the whole window back, so a day
-is never half written. Re-running the same window leaves the same rows.
+`replace_ad_performance` works in two steps:
 
-Why COPY into the target rather than a temp table + INSERT … SELECT: the window is deleted
-first, so there is nothing to merge, and a second pass over a million rows (and its index
-maintenance) would roughly halve the throughput measured in `bench/bench_ads.py`.
+1. **Stage** (no lock on `ad_performance`): the rows are streamed, page by page as the
+   Graph API answers, through `COPY` into a session temporary table
+   (`_ad_performance_stage`, no indexes, no WAL). Memory stays flat whatever the row
+   count; the network calls happen here, while no row of `ad_performance` is locked.
+2. **Replace**, in one short transaction: create any campaign the rows name that
+   `campaign` lacks, take a per-account advisory lock, `DELETE` each account's date window,
+   `INSERT … SELECT` the staged rows (the EverReach campaign uuids are joined in from
+   `campaign` in SQL), commit.
+
+Readers keep seeing the old rows until the commit (MVCC). A failure while staging — an
+expired token halfway through, a lost connection — never reaches step 2, so
+`ad_performance` is untouched; a failure in step 2 rolls it back. A day is never half
+written, and re-running the same window leaves the same rows. When the caller already has
+a transaction open, both steps are savepoints inside it (still atomic).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,21 +29,9 @@ from decimal import Decimal
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
-from everreach.ads.transform import (
-    AD_PERFORMANCE_COLUMNS,
-    IDX_CAMPAIGN_ID,
-    IDX_ENTITY_NAME,
-    IDX_META_CAMPAIGN_ID,
-    IDX_PARENT_CAMPAIGN_ID,
-    IDX_SPEND,
-)
-
-_COPY_SQL = sql.SQL("copy ad_performance ({}) from stdin").format(
-    sql.SQL(", ").join(sql.Identifier(c) for c in AD_PERFORMANCE_COLUMNS))
-_LEVEL = AD_PERFORMANCE_COLUMNS.index("level")
-_ACCOUNT = AD_PERFORMANCE_COLUMNS.index("ad_account_id")
-_CURRENCY = AD_PERFORMANCE_COLUMNS.index("account_currency")
+from everreach.ads.transform import AD_PERFORMANCE_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -58,6 +54,10 @@ class LoadStats:
     #: Spend of the account-level rows (the account's total), by currency.
     spend_by_currency: dict[str, Decimal] = field(default_factory=dict)
     campaigns_created: int = 0
+    #: Wall seconds of step 1 (streaming the rows into the stage table, API calls included)
+    #: and of step 2 (the short delete + insert transaction).
+    stage_seconds: float = 0.0
+    replace_seconds: float = 0.0
 
 
 def lock_key(account_id: str) -> str:
@@ -93,78 +93,135 @@ def ensure_campaigns(cur: psycopg.Cursor, campaigns: Iterable[tuple[str, str, st
     return dict(cur.fetchall()), created
 
 
+STAGE_TABLE = "_ad_performance_stage"
+_COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in AD_PERFORMANCE_COLUMNS)
+_STAGE_COPY_SQL = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(STAGE_TABLE),
+                                                             _COLUMNS)
+# The staged rows with the EverReach campaign uuids filled in from `campaign`.
+_INSERT_SQL = sql.SQL(
+    "insert into ad_performance ({cols}) select {sel} from {stage} s "
+    "left join campaign c on c.meta_campaign_id = s.meta_campaign_id").format(
+    cols=_COLUMNS, stage=sql.Identifier(STAGE_TABLE),
+    sel=sql.SQL(", ").join(
+        sql.SQL("case when s.level = 'campaign' then c.campaign_id end") if col == "campaign_id"
+        else sql.SQL("c.campaign_id") if col == "parent_campaign_id"
+        else sql.SQL("s.{}").format(sql.Identifier(col))
+        for col in AD_PERFORMANCE_COLUMNS))
+
+
+def _prepare_stage(cur: psycopg.Cursor) -> None:
+    """An empty session temp table with `ad_performance`'s loaded columns (reused)."""
+    cur.execute(sql.SQL("create temporary table if not exists {} as select {} from "
+                        "ad_performance with no data").format(sql.Identifier(STAGE_TABLE),
+                                                               _COLUMNS))
+    cur.execute(sql.SQL("truncate {}").format(sql.Identifier(STAGE_TABLE)))
+
+
+def stage_records(conn: psycopg.Connection, records: Iterable[Sequence] | Iterable[str],
+                  *, text: bool = False) -> int:
+    """Step 1: stream `records` through COPY into the session's stage table (emptied first).
+
+    `records` are value sequences, or with `text=True` ready lines of COPY text format
+    (`transform.copy_line`), written in batches. Runs in its own (lock-free) transaction
+    while the rows arrive; returns the number of rows.
+    """
+    count = 0
+    with conn.transaction(), conn.cursor() as cur:
+        _prepare_stage(cur)
+        # The socket writes happen in psycopg's writer thread, beside the row shaping.
+        with cur.copy(_STAGE_COPY_SQL, writer=QueuedLibpqWriter(cur)) as copy:
+            if text:
+                batch: list[str] = []
+                for line in records:
+                    batch.append(line)  # type: ignore[arg-type]
+                    if len(batch) >= 1000:
+                        copy.write("".join(batch))
+                        count += len(batch)
+                        batch.clear()
+                if batch:
+                    copy.write("".join(batch))
+                    count += len(batch)
+            else:
+                write = copy.write_row
+                for rec in records:
+                    write(rec)
+                    count += 1
+    return count
+
+
 def replace_ad_performance(conn: psycopg.Connection, windows: Sequence[AccountWindow],
-                           records: Iterable[list], campaign_ids: dict[str, str],
+                           records: Iterable[Sequence], campaign_ids: dict[str, str],
                            *, campaigns: Iterable[tuple[str, str, str | None]] = (),
-                           ) -> LoadStats:
+                           text: bool = False) -> LoadStats:
     """Replace `windows` of `ad_performance` with `records`, atomically.
 
-    `records` are lists in `AD_PERFORMANCE_COLUMNS` order (see `transform.to_record`),
-    consumed as a stream (memory does not grow with their number); every record must lie in
-    its account's window. `campaigns` (meta id, account, name) are ensured in `campaign`
-    inside the same transaction and added to `campaign_ids`; a record whose Meta campaign is
-    still unknown (created on Meta after the listing) is held back, its campaign created,
-    and written after the stream. Everything happens inside `conn.transaction()` (a
-    savepoint when the caller already has a transaction open).
+    `records` are sequences in `AD_PERFORMANCE_COLUMNS` order (see `transform.to_record`;
+    `campaign_id`/`parent_campaign_id` are ignored: they are resolved from
+    `meta_campaign_id` in SQL), consumed as a stream into a temporary stage table (memory
+    does not grow with their number); every record must lie in its account's window.
+    `campaigns` (meta id, account, name) are ensured in `campaign` and added to
+    `campaign_ids`; a Meta campaign that only the rows name (created on Meta after the
+    listing) gets its `campaign` row too, named after its campaign-level row. Then one
+    short transaction deletes the windows and inserts the staged rows (module docstring).
+    With `text=True`, `records` are COPY text lines (`transform.copy_line`) instead.
     """
     stats = LoadStats()
-    spend: dict[str, Decimal] = {}
-    held_back: list[list] = []
-    by_level = stats.rows_by_level
-    by_account = stats.rows_by_account
-    with conn.transaction(), conn.cursor() as cur:
-        mapping, created = ensure_campaigns(cur, campaigns)
-        campaign_ids.update(mapping)
-        stats.campaigns_created += created
-        # Sorted, so two loads of overlapping account sets cannot deadlock.
-        for account_id in sorted({w.account_id for w in windows}):
-            cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                        (lock_key(account_id),))
-        if windows:
-            cur.execute(
-                """
-                delete from ad_performance ap
-                using unnest(%s::text[], %s::date[], %s::date[]) as w (account, since, until)
-                where ap.ad_account_id = w.account and ap.date between w.since and w.until
-                """,
-                ([w.account_id for w in windows], [w.since for w in windows],
-                 [w.until for w in windows]),
-            )
-            stats.deleted = cur.rowcount
-        with cur.copy(_COPY_SQL) as copy:
-            for rec in records:
-                meta_campaign = rec[IDX_META_CAMPAIGN_ID]
-                if meta_campaign is not None:
-                    uid = campaign_ids.get(meta_campaign)
-                    if uid is None:
-                        held_back.append(rec)
-                        continue
-                    rec[IDX_PARENT_CAMPAIGN_ID] = uid
-                    if rec[_LEVEL] == "campaign":
-                        rec[IDX_CAMPAIGN_ID] = uid
-                elif rec[_LEVEL] == "account":
-                    cur_code = rec[_CURRENCY] or ""
-                    spend[cur_code] = spend.get(cur_code, Decimal(0)) + Decimal(rec[IDX_SPEND])
-                copy.write_row(rec)
-                by_level[rec[_LEVEL]] += 1
-                by_account[rec[_ACCOUNT]] += 1
-        if held_back:
-            names = {r[IDX_META_CAMPAIGN_ID]: r[IDX_ENTITY_NAME] for r in held_back
-                     if r[_LEVEL] == "campaign"}
-            late = {(r[IDX_META_CAMPAIGN_ID], r[_ACCOUNT],
-                     names.get(r[IDX_META_CAMPAIGN_ID])) for r in held_back}
-            mapping, created = ensure_campaigns(cur, late)
+    campaigns = list(campaigns)
+    started = time.perf_counter()
+    stage_records(conn, records, text=text)  # a failure here leaves ad_performance untouched
+    stats.stage_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    stage = sql.Identifier(STAGE_TABLE)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            mapping, created = ensure_campaigns(cur, campaigns)
             campaign_ids.update(mapping)
             stats.campaigns_created += created
-            with cur.copy(_COPY_SQL) as copy:
-                for rec in held_back:
-                    uid = campaign_ids[rec[IDX_META_CAMPAIGN_ID]]
-                    rec[IDX_PARENT_CAMPAIGN_ID] = uid
-                    if rec[_LEVEL] == "campaign":
-                        rec[IDX_CAMPAIGN_ID] = uid
-                    copy.write_row(rec)
-                    by_level[rec[_LEVEL]] += 1
-                    by_account[rec[_ACCOUNT]] += 1
-    stats.rows = sum(by_level.values())
-    stats.spend_by_currency = spend
+            # Campaigns the rows name that `campaign` lacks (sorted: no deadlocks).
+            cur.execute(sql.SQL(
+                """
+                select s.meta_campaign_id, min(s.ad_account_id),
+                       min(s.entity_name) filter (where s.level = 'campaign')
+                from {} s
+                where s.meta_campaign_id is not null and not exists
+                      (select 1 from campaign c where c.meta_campaign_id = s.meta_campaign_id)
+                group by s.meta_campaign_id
+                """).format(stage))
+            late = cur.fetchall()
+            if late:
+                mapping, created = ensure_campaigns(cur, late)
+                campaign_ids.update(mapping)
+                stats.campaigns_created += created
+            # Sorted, so two loads of overlapping account sets cannot deadlock.
+            for account_id in sorted({w.account_id for w in windows}):
+                cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                            (lock_key(account_id),))
+            if windows:
+                cur.execute(
+                    """
+                    delete from ad_performance ap
+                    using unnest(%s::text[], %s::date[], %s::date[])
+                          as w (account, since, until)
+                    where ap.ad_account_id = w.account and ap.date between w.since and w.until
+                    """,
+                    ([w.account_id for w in windows], [w.since for w in windows],
+                     [w.until for w in windows]),
+                )
+                stats.deleted = cur.rowcount
+            cur.execute(_INSERT_SQL)
+            stats.rows = cur.rowcount
+            cur.execute(sql.SQL("select level, ad_account_id, count(*) from {} "
+                                "group by 1, 2").format(stage))
+            for level, account, n in cur.fetchall():
+                stats.rows_by_level[level] += n
+                stats.rows_by_account[account] += n
+            cur.execute(sql.SQL("select coalesce(account_currency, ''), sum(spend) from {} "
+                                "where level = 'account' group by 1").format(stage))
+            stats.spend_by_currency = {code: Decimal(total) for code, total in cur.fetchall()}
+        stats.replace_seconds = time.perf_counter() - started
+    finally:
+        if not conn.closed and conn.info.transaction_status in (
+                psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.INTRANS):
+            with conn.transaction():  # free the temp space (a savepoint inside a caller's)
+                conn.execute(sql.SQL("truncate {}").format(stage))
     return stats

@@ -2,8 +2,9 @@
 
 `sync_ad_performance` reads every configured ad account's insights for a range of
 account-local dates at the four levels (reach and frequency are not additive, so each level
-is fetched rather than summed), including deleted and archived objects, and replaces that
-range in `ad_performance` in one transaction (see `everreach.ads.load`).
+is fetched rather than summed), including deleted and archived objects, streams them into a
+temporary table and then replaces that range in `ad_performance` in one short transaction
+(see `everreach.ads.load`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ import psycopg
 from everreach.ads.load import AccountWindow, LoadStats, replace_ad_performance
 from everreach.ads.prefetch import prefetch
 from everreach.ads.settings import AdsSettings, normalize_account_id
-from everreach.ads.transform import LEVEL_FIELDS, LEVELS, AccountContext, ConversionRule, to_record
+from everreach.ads.transform import (
+    LEVEL_FIELDS,
+    LEVELS,
+    AccountContext,
+    ConversionRule,
+    copy_line,
+    to_record,
+)
 from everreach.meta import GraphClient
+from everreach.meta.client import relaxed_gc
 from everreach.settings import SettingError
 
 #: effective_status values Meta accepts in a filter, per object level. Filtering on all of
@@ -172,7 +181,7 @@ def sync_ad_performance(client: GraphClient, conn: psycopg.Connection,
     """Replace `since..until` (account-local dates) of `ad_performance` for `accounts`.
 
     Every account's token and description are checked before anything is written, so a
-    bad token fails fast; a failure during the stream rolls the whole load back. An
+    bad token fails fast; a failure during the stream leaves `ad_performance` untouched. An
     account without delivery, a paused account, or days without data give zero rows.
     """
     log = log or (lambda _msg: None)
@@ -212,10 +221,13 @@ def sync_ad_performance(client: GraphClient, conn: psycopg.Connection,
         # Pages are fetched ahead in a thread while rows are shaped and COPYed here.
         for index, level, row in prefetch(raw_rows(), batch=page_limit):
             window = plan[index][3]
-            yield to_record(row, level, contexts[index], rule, window.since, window.until)
+            yield copy_line(to_record(row, level, contexts[index], rule, window.since,
+                                      window.until))
 
-    result.load = replace_ad_performance(conn, result.windows, records(), {},
-                                         campaigns=campaigns)
+    # Millions of short-lived row dicts: collect cycles less often while they stream.
+    with relaxed_gc():
+        result.load = replace_ad_performance(conn, result.windows, records(), {},
+                                             campaigns=campaigns, text=True)
     result.api = client.metrics.as_dict()
     return result
 

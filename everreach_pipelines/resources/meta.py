@@ -30,6 +30,20 @@ class MetaGraphResource(ConfigurableResource):
         default=4, description="Async insights jobs in flight at once."
     )
     page_limit: int = Field(default=500, description="Rows per page requested.")
+    poll_interval: float = Field(
+        default=2.0,
+        description="Seconds between the first async report-run status polls (then × 1.5 "
+        "up to 30 s). Right for Meta; the sandbox completes runs at once (use ~0.05).",
+    )
+    backoff_base: float = Field(
+        default=1.0,
+        description="Base seconds of the exponential backoff (with jitter) between retries.",
+    )
+    throttle_slowdown_max: float = Field(
+        default=30.0,
+        description="Longest pause (seconds) the client adds per call when Meta's usage "
+        "headers pass the throttle threshold.",
+    )
     _client: GraphClient | None = PrivateAttr(default=None)
 
     def get_client(self) -> GraphClient:
@@ -45,5 +59,8 @@ class MetaGraphResource(ConfigurableResource):
                 max_retries=self.max_retries,
                 max_concurrent_jobs=self.max_concurrent_jobs,
                 page_limit=self.page_limit,
+                poll_interval=self.poll_interval,
+                backoff_base=self.backoff_base,
+                throttle_slowdown_max=self.throttle_slowdown_max,
             )
         return self._client

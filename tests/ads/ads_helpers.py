@@ -11,7 +11,7 @@ import psycopg
 
 from everreach.meta import GraphClient
 from everreach.sandbox.testing import RunningSandbox
-from everreach_pipelines.defs.ads.demo import PollingMetaResource
+from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 TOKEN = "ads-test-token"
@@ -43,8 +43,8 @@ def resources_for(handle: RunningSandbox, database_url: str,
                   token: str = TOKEN) -> dict[str, object]:
     """Dagster resources bound to the test database and the sandbox."""
     return {"warehouse": WarehouseResource(database_url=database_url),
-            "meta": PollingMetaResource(access_token=token, base_url=handle.base_url,
-                                        poll_interval=0.01)}
+            "meta": MetaGraphResource(access_token=token, base_url=handle.base_url,
+                                      poll_interval=0.01)}
 
 
 def configure_accounts(db: psycopg.Connection, ids: list[str],

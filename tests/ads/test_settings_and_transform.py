@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from everreach.ads.objects import budget
@@ -112,3 +113,27 @@ def test_budgets_are_converted_from_minor_units() -> None:
     assert budget("5000", "USD") == Decimal(50)
     assert budget("5000", "JPY") == Decimal(5000)
     assert budget(None, "USD") is None
+
+
+def test_copy_line_is_the_text_write_row_sends(db: psycopg.Connection) -> None:
+    from everreach.ads.transform import copy_line
+
+    ctx = AccountContext("42", "EUR", "Europe/Berlin")
+    rule = ConversionRule.of(["omni_purchase"], ["7d_click", "1d_view"])
+    tricky = {**META_ROW, "campaign_name": 'Spring\t"sale"\\ \n€ Été \\N',
+              "actions": [*META_ROW["actions"], {"action_type": 'a\\b"\t', "value": "1"}]}
+    recs = [to_record(row, "campaign", ctx, rule, date(2026, 3, 1), date(2026, 3, 31))
+            for row in (META_ROW, tricky, {**META_ROW, "actions": None, "reach": None})]
+    cols = ", ".join(AD_PERFORMANCE_COLUMNS)
+    db.execute(f"create temp table a as select {cols} from ad_performance with no data")
+    db.execute(f"create temp table b as select {cols} from ad_performance with no data")
+    with db.cursor() as cur:
+        with cur.copy(f"copy a ({cols}) from stdin") as copy:
+            for rec in recs:
+                copy.write_row(rec)
+        with cur.copy(f"copy b ({cols}) from stdin") as copy:
+            copy.write("".join(copy_line(rec) for rec in recs))
+    got = db.execute(f"select {cols} from b order by reach nulls last, entity_name").fetchall()
+    want = db.execute(f"select {cols} from a order by reach nulls last, entity_name").fetchall()
+    assert got == want and len(got) == 3
+    assert tricky["campaign_name"] in {row[4] for row in got}

@@ -344,3 +344,31 @@ def test_resource_builds_a_client(sb: RunningSandbox):
     assert client is resource.get_client()
     assert [a["id"] for a in client.paginate("me/adaccounts")] == account_ids(make_client(sb))
     assert "sandbox-token" not in repr(client)
+
+
+def test_resource_passes_polling_backoff_and_slowdown_to_the_client():
+    from everreach_pipelines.resources.meta import MetaGraphResource
+
+    defaults = MetaGraphResource().get_client()
+    assert (defaults.poll_interval, defaults.backoff_base, defaults.throttle.slowdown_max) == (
+        2.0, 1.0, 30.0)
+    client = MetaGraphResource(poll_interval=0.05, backoff_base=0.25,
+                               throttle_slowdown_max=3.0).get_client()
+    assert client.poll_interval == 0.05
+    assert client.backoff_base == 0.25
+    assert client.throttle.slowdown_max == 3.0
+
+
+def test_relaxed_gc_is_reentrant_and_restores_thresholds():
+    import gc
+
+    from everreach.meta.client import relaxed_gc
+
+    before = gc.get_threshold()
+    with relaxed_gc():
+        raised = gc.get_threshold()
+        assert raised[0] >= 200_000 and raised[1:] == before[1:]
+        with relaxed_gc():
+            assert gc.get_threshold() == raised
+        assert gc.get_threshold() == raised
+    assert gc.get_threshold() == before

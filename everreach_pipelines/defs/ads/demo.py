@@ -16,22 +16,6 @@ from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 
-class PollingMetaResource(MetaGraphResource):
-    """The shared Meta resource with a configurable async-report poll interval.
-
-    The sandbox completes report runs in milliseconds; polling it every 2 s (right for
-    Meta) would make the demo and tests wait for nothing.
-    """
-
-    poll_interval: float = 2.0
-
-    def get_client(self):  # noqa: ANN201 - same return type as the parent
-        """The parent's client with `poll_interval` applied."""
-        client = super().get_client()
-        client.poll_interval = self.poll_interval
-        return client
-
-
 def partition_range(start: date, end: date) -> tuple[str, str]:
     """`start..end` cut to the partitions that exist (the last one is yesterday, UTC)."""
     last = date.fromisoformat(ads_daily_partitions.get_last_partition_key())
@@ -67,9 +51,9 @@ def run_demo(ctx: Any) -> list[str]:
     kwargs = {k: v for k, v in ctx.graph_client_kwargs.items()
               if k in MetaGraphResource.model_fields and v is not None}
     if ctx.sandbox_base_url:
-        meta: MetaGraphResource = PollingMetaResource(**kwargs, poll_interval=0.05)
-    else:
-        meta = MetaGraphResource(**kwargs)
+        # The sandbox completes report runs in milliseconds: do not poll every 2 s.
+        kwargs.setdefault("poll_interval", 0.05)
+    meta = MetaGraphResource(**kwargs)
     added = discover_accounts(ctx.database_url, meta)
     if added:
         ctx.log(f"no ad account configured: added {len(added)} from me/adaccounts "
@@ -99,4 +83,4 @@ def run_demo(ctx: Any) -> list[str]:
     return lines
 
 
-__all__ = ["PollingMetaResource", "discover_accounts", "partition_range", "run_demo"]
+__all__ = ["discover_accounts", "partition_range", "run_demo"]
