@@ -173,6 +173,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--bodies", type=int, default=2000, help="distinct webhooks")
     parser.add_argument("--count", type=int, default=3000, help="bounded-run requests")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="EVERREACH_RECEIVER_WRITERS (default: the receiver's default)")
+    parser.add_argument("--skip-deferred", action="store_true",
+                        help="measure only the baseline and the default (inline) mode")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (Debian: apt-get install wrk)")
@@ -197,6 +201,8 @@ def main() -> None:
               f"{args.workers}; {os.cpu_count()} cores")
         env = {**os.environ, "META_APP_SECRET": SECRET, "DATABASE_URL": url,
                "PYTHONPATH": str(ROOT)}
+        if args.writers is not None:
+            env["EVERREACH_RECEIVER_WRITERS"] = str(args.writers)
 
         port = _free_port()
         proc = _serve("bench_receiver:create_baseline_app", port, args.workers, env)
@@ -205,26 +211,31 @@ def main() -> None:
         finally:
             _stop(proc)
 
-        port = _free_port()
-        proc = _serve("webhook_receiver.app:create_app", port, args.workers,
-                      {**env, "EVERREACH_RECEIVER_APPLY_MODE": "deferred"})
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                started = time.perf_counter()
-                deferred = _wrk(port, script, data, args.duration, args.connections)
-                stored = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
-                while conn.execute("select count(*) from meta_webhook_event "
-                                   "where status = 'pending'").fetchone()[0]:
-                    time.sleep(0.1)
-                drained = time.perf_counter() - started
-                conn.execute("truncate meta_webhook_event, conversation_thread, "
-                             "conversation_message, message_delivery_event, "
-                             "messaging_policy_window, user_event cascade")
-        finally:
-            _stop(proc)
+        deferred = {"rps": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"),
+                    "non_2xx": 0}
+        stored, drained = 0, float("nan")
+        if not args.skip_deferred:
+            port = _free_port()
+            proc = _serve("webhook_receiver.app:create_app", port, args.workers,
+                          {**env, "EVERREACH_RECEIVER_APPLY_MODE": "deferred"})
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    started = time.perf_counter()
+                    deferred = _wrk(port, script, data, args.duration, args.connections)
+                    stored = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
+                    while conn.execute("select count(*) from meta_webhook_event "
+                                       "where status = 'pending'").fetchone()[0]:
+                        time.sleep(0.1)
+                    drained = time.perf_counter() - started
+                    conn.execute("truncate meta_webhook_event, conversation_thread, "
+                                 "conversation_message, message_delivery_event, "
+                                 "messaging_policy_window, user_event cascade")
+            finally:
+                _stop(proc)
 
         port = _free_port()
-        proc = _serve("webhook_receiver.app:create_app", port, args.workers, env)
+        proc = _serve("webhook_receiver.app:create_app", port, args.workers,
+                      {**env, "EVERREACH_RECEIVER_APPLY_MODE": "inline"})
         try:
             full = _wrk(port, script, data, args.duration, args.connections)
             with psycopg.connect(url, autocommit=True) as conn:

@@ -122,7 +122,8 @@ async def apply_messaging_event(cur: AsyncCursor, platform: str, business_id: st
             direction="inbound", message_type="postback", sent_at=at,
             text=text_or_none(postback.get("title")),
             payload=_payload({"postback": postback}, standby),
-            webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact)
+            webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact,
+            want_id=False)
         return True
     if "reaction" in event:
         reaction = _dict(event["reaction"], "reaction")
@@ -134,7 +135,8 @@ async def apply_messaging_event(cur: AsyncCursor, platform: str, business_id: st
                                 f"{int(at.timestamp() * 1000)}",
             direction="inbound", message_type="reaction", sent_at=at,
             payload=_payload({"reaction": reaction}, standby), reply_to=target or None,
-            webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact)
+            webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact,
+            want_id=False)
         return True
     if "referral" in event:
         await apply_referral(cur, thread_id, platform, contact,
@@ -191,7 +193,8 @@ async def _message(cur: AsyncCursor, platform: str, business_id: str, sender: st
         sent_at=at, text=text, payload=_payload(payload, standby),
         reply_to=text_or_none(reply_to.get("mid")) if isinstance(reply_to, dict) else None,
         is_echo=is_echo, status="sent" if is_echo else "received",
-        webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact)
+        webhook_event_id=webhook_event_id), business_id=business_id, contact_id=contact,
+        want_id=False)
     return True
 
 

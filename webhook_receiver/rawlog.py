@@ -3,18 +3,29 @@
 Design choice — store and apply in the **same transaction**, many webhooks per commit:
 
 * A request puts its verified body on a queue and waits. A writer task takes everything
-  queued (up to ``max_batch``), and in one transaction inserts the raw rows, applies each
-  body inside its own savepoint, records each body's outcome, and commits once. Then every
-  waiting request answers 200. One WAL flush serves the whole batch, which is what lets
-  the receiver approach the no-database request rate while still answering 200 only
-  after the event is durable.
-* A body that cannot be applied (malformed, or a data error) rolls back to its savepoint
-  and is stored with ``status='failed'`` and the error: it is answered 200 (Meta would
-  retry it forever) and ``everreach webhooks replay --failed-only`` re-applies it.
+  queued (up to ``max_batch``), and in one transaction inserts the raw rows, applies the
+  bodies, records each body's outcome, and commits once. Then every waiting request
+  answers 200. One WAL flush serves the whole batch, which is what lets the receiver
+  approach the no-database request rate while still answering 200 only after the event
+  is durable.
+* Fast path (almost every batch): psycopg **pipeline mode** and no savepoints. The
+  batch's existing threads are looked up in one statement and its advisory locks taken
+  in one statement (fixed order); every statement whose result is not needed (locks,
+  receipts, status updates, most message inserts, window touches) is sent without
+  waiting, so a batch costs about one round trip per Instagram message / echo instead of
+  one per statement (6–10 per webhook before).
+* If any body of the batch fails (Python or SQL error), the whole transaction rolls back
+  and the batch is redone on the slow path: no pipeline, one savepoint per body. A body
+  that cannot be applied (malformed, or a data error) rolls back to its savepoint and is
+  stored with ``status='failed'`` and the error: it is answered 200 (Meta would retry it
+  forever) and ``everreach webhooks replay --failed-only`` re-applies it.
 * If the database is unavailable the transaction fails, nothing of the batch is
   committed, and every request of the batch answers 503 so Meta retries it.
-* A deadlock between two batches (same thread touched in a different order) is retried
-  inside the savepoint a few times; if it persists the body is stored as failed.
+* A body that lost a deadlock is re-applied alone, in a fresh transaction, after its
+  batch committed; if it keeps losing it is stored as failed (replay applies it).
+* ``deferred`` mode commits only the raw rows before the 200 and applies them right after
+  with the same fast/slow paths; at most ``max_queued_events`` wait in memory, the rest
+  (and anything a crash left ``pending``) is applied by the sweep.
 """
 
 from __future__ import annotations
@@ -34,7 +45,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from webhook_receiver.messenger import EventCounts, apply_messaging_body
-from webhook_receiver.store import PayloadError
+from webhook_receiver.store import (
+    PayloadError,
+    message_key,
+    prefetch_threads,
+    prelock,
+    thread_cache,
+    thread_key,
+)
 from webhook_receiver.whatsapp import apply_whatsapp_body
 
 log = logging.getLogger(__name__)
@@ -90,6 +108,101 @@ class Outcome:
     error: str | None = None
     entries: int | None = None
     events: int | None = None
+
+
+def _id(value: Any) -> str | None:
+    """An id as :func:`~webhook_receiver.store.require_id` reads it; None when odd."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 256 and "\x00" not in value:
+        return value
+    return None
+
+
+def batch_keys(events: list[RawEvent]) -> tuple[set[tuple[str, str, str]], set[str]]:
+    """What a batch may touch: its threads, and the advisory locks its events take.
+
+    Both are used up front, in one statement each, instead of one round trip per event:
+    the existing threads are looked up (read only, so a superset is harmless) and the
+    locks taken in a fixed order (a superset only serializes a little more; a key missed
+    here is simply locked when its event is applied). A body shaped oddly contributes
+    what it can; applying it decides what happens to it.
+    """
+    threads: set[tuple[str, str, str]] = set()
+    locks: set[str] = set()
+    for event in events:
+        body = event.parsed
+        if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
+            continue
+        obj = body.get("object")
+        for entry in body["entry"]:
+            if not isinstance(entry, dict):
+                continue
+            if obj in ("page", "instagram"):
+                platform = "messenger" if obj == "page" else "instagram"
+                business = _id(entry.get("id"))
+                if business is not None:
+                    _messaging_keys(platform, business, entry, threads, locks)
+            elif obj == "whatsapp_business_account":
+                _whatsapp_keys(entry, threads, locks)
+    return threads, locks
+
+
+def _messaging_keys(platform: str, business: str, entry: dict[str, Any],
+                    threads: set[tuple[str, str, str]], locks: set[str]) -> None:
+    for kind in ("messaging", "standby"):
+        items = entry.get(kind)
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict):
+                continue
+            sender = item.get("sender")
+            sender = _id(sender.get("id")) if isinstance(sender, dict) else None
+            recipient = item.get("recipient")
+            recipient = _id(recipient.get("id")) if isinstance(recipient, dict) else None
+            for contact in (sender, recipient):
+                if contact is not None:
+                    threads.add((platform, business, contact))
+            message = item.get("message")
+            if isinstance(message, dict):
+                mid = _id(message.get("mid"))
+                echo = bool(message.get("is_echo"))
+                if mid is not None and (echo or platform == "instagram"
+                                        or message.get("is_deleted")):
+                    locks.add(message_key(platform, mid))
+                if echo and recipient is not None:
+                    locks.add(thread_key(platform, business, recipient))
+            for receipt_kind in ("delivery", "read"):
+                receipt = item.get(receipt_kind)
+                if not isinstance(receipt, dict):
+                    continue
+                mids = receipt.get("mids")
+                for mid in [*(mids if isinstance(mids, list) else ()), receipt.get("mid")]:
+                    if (mid := _id(mid)) is not None:
+                        locks.add(message_key(platform, mid))
+                if sender is not None:
+                    locks.add(thread_key(platform, business, sender))
+
+
+def _whatsapp_keys(entry: dict[str, Any], threads: set[tuple[str, str, str]],
+                   locks: set[str]) -> None:
+    changes = entry.get("changes")
+    for change in changes if isinstance(changes, list) else ():
+        value = change.get("value") if isinstance(change, dict) else None
+        if not isinstance(value, dict) or not isinstance(value.get("metadata"), dict):
+            continue
+        business = _id(value["metadata"].get("phone_number_id"))
+        messages = value.get("messages")
+        for message in messages if isinstance(messages, list) else ():
+            contact = _id(message.get("from")) if isinstance(message, dict) else None
+            if business is not None and contact is not None:
+                threads.add(("whatsapp", business, contact))
+        statuses = value.get("statuses")
+        for status in statuses if isinstance(statuses, list) else ():
+            wamid = _id(status.get("id")) if isinstance(status, dict) else None
+            if wamid is not None:
+                locks.add(message_key("whatsapp", wamid))
 
 
 async def apply_body(cur: AsyncCursor, parsed: Any, webhook_event_id: int | None
@@ -212,22 +325,44 @@ async def _apply_without_savepoints(cur: AsyncCursor, events: list[RawEvent],
 async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list[Outcome]:
     """Insert raw rows, apply each body, record outcomes — one transaction, one commit.
 
-    Tried first without savepoints; if any body fails, the transaction is rolled back and
-    the batch redone with one savepoint per body. A body that lost a deadlock is re-applied
-    alone, after the batch committed (its raw row is durable by then); after a few rounds
-    it is stored as failed, for replay.
+    Tried first without savepoints, in pipeline mode; if any body fails, the transaction
+    is rolled back and the batch redone with one savepoint per body. A body that lost a
+    deadlock is re-applied alone, after the batch committed (its raw row is durable by
+    then); after a few rounds it is stored as failed, for replay.
     """
+    return await _apply_batch(conn, events, None)
+
+
+async def apply_committed(conn: AsyncConnection, events: list[RawEvent],
+                          ids: list[int]) -> list[Outcome]:
+    """Apply bodies whose raw rows are already committed (deferred mode, the sweep)."""
+    return await _apply_batch(conn, events, ids)
+
+
+async def _apply_batch(conn: AsyncConnection, events: list[RawEvent],
+                       ids: list[int] | None) -> list[Outcome]:
     try:
-        # Fast path: no savepoints (two round trips per body saved). Almost every batch
-        # applies cleanly; when one body fails, the batch is redone with savepoints.
-        async with conn.transaction(), conn.cursor() as cur:
-            ids = await insert_raw(cur, events)
-            return await _apply_without_savepoints(cur, events, ids)
+        # Fast path: no savepoints, and pipeline mode — a statement whose result is not
+        # needed (locks, receipts, status updates, most message inserts) is sent without
+        # waiting, so a batch costs a few round trips per body instead of one per
+        # statement. Almost every batch applies cleanly; when one body fails (Python or
+        # SQL error), the whole transaction rolls back and the batch is redone below with
+        # savepoints and without pipelining, so each body's error is its own.
+        with thread_cache():
+            async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+                fast_ids = ids if ids is not None else await insert_raw(cur, events)
+                threads, locks = batch_keys(events)
+                await prelock(cur, locks)
+                await prefetch_threads(cur, threads)
+                return await _apply_without_savepoints(cur, events, fast_ids)
+    except asyncio.CancelledError:
+        raise
     except Exception:
         if conn.broken or conn.closed:
             raise  # the database is gone: 503 for the whole batch
     async with conn.transaction(), conn.cursor() as cur:
-        ids = await insert_raw(cur, events)
+        if ids is None:
+            ids = await insert_raw(cur, events)
         outcomes = await apply_stored(conn, cur, events, ids)
     for round_ in range(_DEADLOCK_RETRIES):
         retry = [n for n, o in enumerate(outcomes) if o.status == "retry"]
@@ -261,13 +396,19 @@ class EventWriter:
 
     def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 64,
                  writers: int = 1, connection_timeout: float = 5.0,
-                 apply_mode: str = "inline", sweep_seconds: float = 30.0) -> None:
+                 apply_mode: str = "inline", sweep_seconds: float = 30.0,
+                 max_queued_events: int = 20_000) -> None:
         if apply_mode not in ("inline", "deferred"):
             raise ValueError(f"apply_mode must be inline or deferred, not {apply_mode!r}")
         self.pool = pool
         self.apply_mode = apply_mode
         self.sweep_seconds = sweep_seconds
         self._applier: asyncio.Queue[tuple[list[RawEvent], list[int]]] = asyncio.Queue()
+        #: Deferred mode: bodies waiting to be applied in memory, at most; beyond that
+        #: they stay ``pending`` in the table for the sweep (bounded memory under overload).
+        self.max_queued_events = max_queued_events
+        self._queued_events = 0
+        self.left_to_sweep = 0
         self.applied = 0
         self.max_batch = max_batch
         self.writers = writers
@@ -322,8 +463,17 @@ class EventWriter:
                         outcomes = await store_and_apply(conn, events)
                     else:
                         outcomes = await store_only(conn, events)
-                        self._applier.put_nowait(
-                            (events, [o.webhook_event_id for o in outcomes]))
+                        if self._queued_events + len(events) <= self.max_queued_events:
+                            self._queued_events += len(events)
+                            self._applier.put_nowait(
+                                (events, [o.webhook_event_id for o in outcomes]))
+                        else:
+                            # Applying lags far behind: do not hold more bodies in memory;
+                            # the rows are durable and `pending`, the sweep applies them.
+                            if not self.left_to_sweep:
+                                log.warning("deferred apply is behind; leaving batches "
+                                            "pending for the sweep")
+                            self.left_to_sweep += len(events)
             except asyncio.CancelledError:
                 for _, fut in live:
                     if not fut.done():
@@ -349,10 +499,10 @@ class EventWriter:
             while not self._applier.empty() and len(ids) < self.max_batch * 4:
                 more_events, more_ids = self._applier.get_nowait()
                 events, ids = events + more_events, ids + more_ids
+            self._queued_events -= len(ids)
             try:
-                async with self.pool.connection(timeout=self.connection_timeout) as conn, \
-                        conn.transaction(), conn.cursor() as cur:
-                    await apply_stored(conn, cur, events, ids)
+                async with self.pool.connection(timeout=self.connection_timeout) as conn:
+                    await apply_committed(conn, events, ids)
                 self.applied += len(ids)
             except asyncio.CancelledError:
                 raise

@@ -18,7 +18,10 @@ transaction while the other inserts the message without seeing it.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,29 +87,108 @@ def require_id(value: Any, what: str) -> str:
     raise PayloadError(f"{what} is not an id")
 
 
+#: Advisory locks the current all-or-nothing transaction already holds (see
+#: :func:`prelock`); ``None`` outside such a transaction.
+_HELD_LOCKS: ContextVar[set[str] | None] = ContextVar("everreach_held_locks", default=None)
+
+
 async def _lock(cur: AsyncCursor, key: str) -> None:
+    held = _HELD_LOCKS.get()
+    if held is not None and key in held:
+        return  # taken for the whole batch up front (transaction-scoped: still held)
     await cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+
+def thread_key(platform: str, business_id: str, contact_id: str) -> str:
+    """Advisory-lock key of one conversation."""
+    return f"thread:{platform}:{business_id}:{contact_id}"
+
+
+def message_key(platform: str, platform_message_id: str) -> str:
+    """Advisory-lock key of one message id."""
+    return f"msg:{platform}:{platform_message_id}"
+
+
+async def prelock(cur: AsyncCursor, keys: set[str]) -> None:
+    """Take a whole batch's advisory locks in one statement, in a fixed (hash) order.
+
+    The fixed order also means two batches prelocking overlapping keys queue instead of
+    deadlocking. Later per-event lock calls for these keys become no-ops.
+    """
+    held = _HELD_LOCKS.get()
+    if held is None or not keys:
+        return
+    await cur.execute(
+        "select count(pg_advisory_xact_lock(h)) from (select distinct "
+        "hashtextextended(k, 0) as h from unnest(%s::text[]) as k order by 1) as s",
+        (sorted(keys),))
+    held.update(keys)
 
 
 async def lock_thread_key(cur: AsyncCursor, platform: str, business_id: str,
                           contact_id: str) -> None:
     """Serialize writers of one conversation (watermarks vs. outbound messages)."""
-    await _lock(cur, f"thread:{platform}:{business_id}:{contact_id}")
+    await _lock(cur, thread_key(platform, business_id, contact_id))
 
 
 async def lock_message_key(cur: AsyncCursor, platform: str, platform_message_id: str) -> None:
     """Serialize writers of one message id (a status vs. the message it belongs to)."""
-    await _lock(cur, f"msg:{platform}:{platform_message_id}")
+    await _lock(cur, message_key(platform, platform_message_id))
+
+
+#: Threads known to the current transaction, ``(platform, business, contact)`` →
+#: ``[thread_id, contact_name]``. Set only around a batch that is applied as one unit (the
+#: pipelined fast path: any failure rolls back the whole transaction and its cache), so a
+#: cached thread can never be one a rolled-back savepoint took away.
+_THREAD_CACHE: ContextVar[dict[tuple[str, str, str], list[Any]] | None] = ContextVar(
+    "everreach_thread_cache", default=None)
+
+
+@contextlib.contextmanager
+def thread_cache() -> Iterator[dict[tuple[str, str, str], list[Any]]]:
+    """Cache thread lookups and track prelocked keys for one all-or-nothing transaction."""
+    cache: dict[tuple[str, str, str], list[Any]] = {}
+    token = _THREAD_CACHE.set(cache)
+    locks = _HELD_LOCKS.set(set())
+    try:
+        yield cache
+    finally:
+        _HELD_LOCKS.reset(locks)
+        _THREAD_CACHE.reset(token)
+
+
+async def prefetch_threads(cur: AsyncCursor, keys: set[tuple[str, str, str]]) -> None:
+    """Look up the existing threads of a whole batch in one statement (into the cache).
+
+    ``keys`` may name more contacts than the batch will touch: this only reads.
+    """
+    cache = _THREAD_CACHE.get()
+    if cache is None or not keys:
+        return
+    platforms, businesses, contacts = (list(column) for column in zip(*keys, strict=True))
+    await cur.execute(
+        "select t.platform, t.business_account_id, t.contact_id, t.thread_id, "
+        "t.contact_name from conversation_thread t "
+        "join unnest(%s::text[], %s::text[], %s::text[]) as k(platform, business, contact) "
+        "on t.platform = k.platform and t.business_account_id = k.business "
+        "and t.contact_id = k.contact", (platforms, businesses, contacts))
+    for platform, business, contact, thread_id, name in await cur.fetchall():
+        cache[(platform, business, contact)] = [thread_id, name]
 
 
 async def get_or_create_thread(cur: AsyncCursor, platform: str, business_id: str,
                                contact_id: str, contact_name: str | None = None) -> uuid.UUID:
     """The thread of ``platform × business account × contact``, created on first contact."""
-    await cur.execute(
-        "select thread_id, contact_name from conversation_thread "
-        "where platform = %s and business_account_id = %s and contact_id = %s",
-        (platform, business_id, contact_id))
-    row = await cur.fetchone()
+    cache = _THREAD_CACHE.get()
+    cached = cache.get((platform, business_id, contact_id)) if cache is not None else None
+    if cached is not None:
+        row = tuple(cached)
+    else:
+        await cur.execute(
+            "select thread_id, contact_name from conversation_thread "
+            "where platform = %s and business_account_id = %s and contact_id = %s",
+            (platform, business_id, contact_id))
+        row = await cur.fetchone()
     if row is None:
         await cur.execute(
             "insert into conversation_thread (platform, business_account_id, contact_id, "
@@ -127,6 +209,9 @@ async def get_or_create_thread(cur: AsyncCursor, platform: str, business_id: str
         await cur.execute(
             "update conversation_thread set contact_name = %s, updated_at = now() "
             "where thread_id = %s", (contact_name, thread_id))
+        known_name = contact_name
+    if cache is not None:
+        cache[(platform, business_id, contact_id)] = [thread_id, known_name]
     return thread_id
 
 
@@ -237,12 +322,50 @@ class MessageRow:
     webhook_event_id: int | None = None
 
 
+_INSERT_MESSAGE = """
+insert into conversation_message (thread_id, platform, platform_message_id, direction,
+    message_type, text, payload, reply_to_platform_message_id, is_echo, status,
+    status_rank, error_code, error_message, messaging_type, message_tag, window_used,
+    sent_at, failed_at, webhook_event_id)
+values (%(thread)s, %(platform)s, %(pmid)s, %(direction)s, %(type)s, %(text)s, %(payload)s,
+        %(reply_to)s, %(is_echo)s, %(status)s, %(rank)s, %(code)s, %(msg)s,
+        %(messaging_type)s, %(tag)s, %(window)s, %(sent_at)s,
+        case when %(status)s = 'failed' then %(sent_at)s end, %(event_id)s)
+on conflict (platform, platform_message_id) do nothing
+returning message_id
+"""
+
+# Insert + "which receipts arrived before this message", in one round trip. The select
+# runs only when the insert did (the join is on its returned row); receipts by message id
+# and by watermark are two index-friendly branches instead of one OR.
+_INSERT_MESSAGE_RECONCILE = """
+with ins as (""" + _INSERT_MESSAGE + """)
+select ins.message_id, r.event_type, r.occurred_at, r.error_code, r.error_message
+from ins left join lateral (
+    select d.event_type, d.occurred_at, d.error_code, d.error_message
+    from message_delivery_event d
+    where d.platform = %(platform)s and d.platform_message_id = %(pmid)s
+    union all
+    select d.event_type, d.occurred_at, d.error_code, d.error_message
+    from message_delivery_event d
+    where %(outbound)s and d.platform = %(platform)s and d.watermark is not null
+      and d.business_account_id = %(biz)s and d.contact_id = %(contact)s
+      and d.watermark >= %(sent_at)s
+) r on true
+"""
+
+
 async def insert_message(cur: AsyncCursor, row: MessageRow, *, business_id: str,
-                         contact_id: str) -> tuple[uuid.UUID, bool]:
+                         contact_id: str, want_id: bool = True
+                         ) -> tuple[uuid.UUID | None, bool | None]:
     """Store a message once (by platform id); returns (message_id, inserted?).
 
     After a new message is stored, receipts that arrived before it (WhatsApp statuses,
     Messenger watermarks, an Instagram unsend) are applied to it.
+
+    ``want_id=False`` (the webhook path) skips waiting for the insert's result when no
+    receipt can precede the message, so the statement pipelines with the next ones; it
+    then returns ``(None, None)``.
     """
     # Receipts can precede a message only when it is outbound (statuses, watermarks) or an
     # Instagram message (unsend); other inbound messages skip the lock and the reconcile.
@@ -252,62 +375,48 @@ async def insert_message(cur: AsyncCursor, row: MessageRow, *, business_id: str,
         await lock_message_key(cur, row.platform, row.platform_message_id)
     if row.direction == "outbound":
         await lock_thread_key(cur, row.platform, business_id, contact_id)
-    rank = STATUS_RANK.get(row.status, 0)
-    await cur.execute(
-        """
-        insert into conversation_message (thread_id, platform, platform_message_id, direction,
-            message_type, text, payload, reply_to_platform_message_id, is_echo, status,
-            status_rank, error_code, error_message, messaging_type, message_tag, window_used,
-            sent_at, failed_at, webhook_event_id)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                case when %s = 'failed' then %s end, %s)
-        on conflict (platform, platform_message_id) do nothing
-        returning message_id
-        """,
-        (row.thread_id, row.platform, row.platform_message_id, row.direction,
-         row.message_type, row.text, Jsonb(row.payload), row.reply_to, row.is_echo,
-         row.status, rank, row.error_code, row.error_message, row.messaging_type,
-         row.message_tag, row.window_used, row.sent_at, row.status, row.sent_at,
-         row.webhook_event_id))
-    found = await cur.fetchone()
-    if found is None:
-        await cur.execute(
-            "select message_id from conversation_message "
-            "where platform = %s and platform_message_id = %s",
-            (row.platform, row.platform_message_id))
-        existing = await cur.fetchone()
-        assert existing is not None
-        return existing[0], False
-    message_id = found[0]
+    params = {
+        "thread": row.thread_id, "platform": row.platform, "pmid": row.platform_message_id,
+        "direction": row.direction, "type": row.message_type, "text": row.text,
+        "payload": Jsonb(row.payload), "reply_to": row.reply_to, "is_echo": row.is_echo,
+        "status": row.status, "rank": STATUS_RANK.get(row.status, 0),
+        "code": row.error_code, "msg": row.error_message,
+        "messaging_type": row.messaging_type, "tag": row.message_tag,
+        "window": row.window_used, "sent_at": row.sent_at, "event_id": row.webhook_event_id}
     if reconcile:
-        await _reconcile(cur, row, message_id, business_id, contact_id)
-    return message_id, True
-
-
-async def _reconcile(cur: AsyncCursor, row: MessageRow, message_id: uuid.UUID,
-                     business_id: str, contact_id: str) -> None:
-    """Apply receipts that arrived before this message."""
+        params.update(outbound=row.direction == "outbound", biz=business_id,
+                      contact=contact_id)
+        await cur.execute(_INSERT_MESSAGE_RECONCILE, params)
+        rows = await cur.fetchall()
+        if rows:
+            message_id = rows[0][0]
+            receipts = [r[1:] for r in rows if r[1] is not None]
+            for event_type, occurred_at, error_code, error_message in receipts:
+                await apply_status(cur, message_id, event_type, occurred_at, error_code,
+                                   error_message)
+            if receipts:
+                await cur.execute(
+                    "update message_delivery_event set message_id = %s, thread_id = %s "
+                    "where platform = %s and platform_message_id = %s "
+                    "and message_id is null",
+                    (message_id, row.thread_id, row.platform, row.platform_message_id))
+            return message_id, True
+    else:
+        await cur.execute(_INSERT_MESSAGE, params)
+        if not want_id:
+            return None, None
+        found = await cur.fetchone()
+        if found is not None:
+            return found[0], True
+    if not want_id:
+        return None, False
     await cur.execute(
-        """
-        select event_type, occurred_at, error_code, error_message
-        from message_delivery_event
-        where platform = %(platform)s
-          and (platform_message_id = %(pmid)s
-               or (%(outbound)s and watermark is not null
-                   and business_account_id = %(biz)s and contact_id = %(contact)s
-                   and watermark >= %(sent_at)s))
-        """,
-        {"platform": row.platform, "pmid": row.platform_message_id,
-         "outbound": row.direction == "outbound", "biz": business_id, "contact": contact_id,
-         "sent_at": row.sent_at})
-    receipts = await cur.fetchall()
-    for event_type, occurred_at, error_code, error_message in receipts:
-        await apply_status(cur, message_id, event_type, occurred_at, error_code, error_message)
-    if receipts:
-        await cur.execute(
-            "update message_delivery_event set message_id = %s, thread_id = %s "
-            "where platform = %s and platform_message_id = %s and message_id is null",
-            (message_id, row.thread_id, row.platform, row.platform_message_id))
+        "select message_id from conversation_message "
+        "where platform = %s and platform_message_id = %s",
+        (row.platform, row.platform_message_id))
+    existing = await cur.fetchone()
+    assert existing is not None
+    return existing[0], False
 
 
 _STATUS_SQL = """
@@ -368,40 +477,52 @@ class Receipt:
                 f"{int(self.watermark.timestamp() * 1000)}")
 
 
-async def record_receipt(cur: AsyncCursor, receipt: Receipt) -> int:
-    """Store a receipt once and apply it to the message(s) it names; returns rows updated."""
+_INSERT_RECEIPT = """
+insert into message_delivery_event (platform, event_type, platform_message_id,
+    message_id, thread_id, business_account_id, contact_id, watermark, occurred_at,
+    error_code, error_title, error_message, conversation_id, conversation_origin,
+    pricing, raw, webhook_event_id, dedup_key)
+values (%(platform)s, %(type)s, %(pmid)s,
+    (select m.message_id from conversation_message m
+     where m.platform = %(platform)s and m.platform_message_id = %(pmid)s),
+    (select m.thread_id from conversation_message m
+     where m.platform = %(platform)s and m.platform_message_id = %(pmid)s),
+    %(biz)s, %(contact)s, %(wm)s, %(at)s, %(code)s, %(title)s, %(msg)s, %(conv)s,
+    %(origin)s, %(pricing)s, %(raw)s, %(event_id)s, %(dedup)s)
+on conflict (dedup_key) do nothing
+"""
+
+
+async def record_receipt(cur: AsyncCursor, receipt: Receipt) -> None:
+    """Store a receipt once and apply it to the message(s) it names.
+
+    No statement here waits for a result, so in pipeline mode they all go out together:
+    the receipt row looks its message up itself, and the status update names the message
+    by platform id (a no-op while the message is not stored; it reconciles on arrival).
+    """
     if receipt.platform_message_id is not None:
         await lock_message_key(cur, receipt.platform, receipt.platform_message_id)
     elif receipt.contact_id is not None:
         await lock_thread_key(cur, receipt.platform, receipt.business_id, receipt.contact_id)
-    message_id = thread_id = None
+    await cur.execute(_INSERT_RECEIPT, {
+        "platform": receipt.platform, "type": receipt.event_type,
+        "pmid": receipt.platform_message_id, "biz": receipt.business_id,
+        "contact": receipt.contact_id, "wm": receipt.watermark, "at": receipt.occurred_at,
+        "code": receipt.error_code, "title": receipt.error_title,
+        "msg": receipt.error_message, "conv": receipt.conversation_id,
+        "origin": receipt.conversation_origin,
+        "pricing": Jsonb(receipt.pricing) if receipt.pricing is not None else None,
+        "raw": Jsonb(receipt.raw), "event_id": receipt.webhook_event_id,
+        "dedup": receipt.dedup_key()})
     if receipt.platform_message_id is not None:
         await cur.execute(
-            "select message_id, thread_id from conversation_message "
-            "where platform = %s and platform_message_id = %s",
-            (receipt.platform, receipt.platform_message_id))
-        found = await cur.fetchone()
-        if found is not None:
-            message_id, thread_id = found
-    await cur.execute(
-        """
-        insert into message_delivery_event (platform, event_type, platform_message_id,
-            message_id, thread_id, business_account_id, contact_id, watermark, occurred_at,
-            error_code, error_title, error_message, conversation_id, conversation_origin,
-            pricing, raw, webhook_event_id, dedup_key)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict (dedup_key) do nothing
-        """,
-        (receipt.platform, receipt.event_type, receipt.platform_message_id, message_id,
-         thread_id, receipt.business_id, receipt.contact_id, receipt.watermark,
-         receipt.occurred_at, receipt.error_code, receipt.error_title, receipt.error_message,
-         receipt.conversation_id, receipt.conversation_origin,
-         Jsonb(receipt.pricing) if receipt.pricing is not None else None,
-         Jsonb(receipt.raw), receipt.webhook_event_id, receipt.dedup_key()))
-    if message_id is not None:
-        await apply_status(cur, message_id, receipt.event_type, receipt.occurred_at,
-                           receipt.error_code, receipt.error_message or receipt.error_title)
-        return 1
+            _STATUS_SQL + " where platform = %(platform)s and platform_message_id = %(pmid)s",
+            {"rank": STATUS_RANK.get(receipt.event_type, 0), "status": receipt.event_type,
+             "at": receipt.occurred_at, "code": receipt.error_code,
+             "msg": receipt.error_message or receipt.error_title,
+             "deleted": receipt.event_type == "deleted", "platform": receipt.platform,
+             "pmid": receipt.platform_message_id})
+        return
     if receipt.watermark is not None and receipt.contact_id is not None:
         # Messenger: everything the page sent at or before the watermark is delivered/read.
         await cur.execute(
@@ -417,5 +538,3 @@ async def record_receipt(cur: AsyncCursor, receipt: Receipt) -> int:
              "at": receipt.occurred_at, "code": None, "msg": None, "deleted": False,
              "platform": receipt.platform, "biz": receipt.business_id,
              "contact": receipt.contact_id, "wm": receipt.watermark})
-        return cur.rowcount
-    return 0

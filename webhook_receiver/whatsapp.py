@@ -113,7 +113,7 @@ async def _message(cur: AsyncCursor, phone_number_id: str, message: dict[str, An
         thread_id=thread_id, platform="whatsapp", platform_message_id=wamid,
         direction="inbound", message_type=message_type, sent_at=at, text=text,
         payload=payload, reply_to=reply_to, webhook_event_id=webhook_event_id),
-        business_id=phone_number_id, contact_id=wa_id)
+        business_id=phone_number_id, contact_id=wa_id, want_id=False)
 
 
 async def _status(cur: AsyncCursor, phone_number_id: str, status: dict[str, Any],
