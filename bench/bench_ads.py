@@ -89,10 +89,27 @@ def start_sandbox(days: int) -> tuple[subprocess.Popen, str]:
     """The sandbox CLI in its own process (its own core and GIL), ready to answer."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "everreach.sandbox.cli", "--host", "127.0.0.1", "--port",
-         str(port), "--accounts", "1", "--campaigns", str(CAMPAIGNS), "--adsets", str(ADSETS),
-         "--ads", str(ADS), "--days", str(days)],
-        stdout=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "everreach.sandbox.cli",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--accounts",
+            "1",
+            "--campaigns",
+            str(CAMPAIGNS),
+            "--adsets",
+            str(ADSETS),
+            "--ads",
+            str(ADS),
+            "--days",
+            str(days),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -114,8 +131,9 @@ def run_sync(url: str, base: str, days: int) -> tuple[int, float, PeakRss, objec
         conn.execute("truncate ad_performance")
         conn.commit()
         started = time.perf_counter()
-        result = sync_ad_performance(client, conn, [AdAccount(ACCOUNT_ID)], since, until,
-                                     AdsSettings(), page_limit=2000)
+        result = sync_ad_performance(
+            client, conn, [AdAccount(ACCOUNT_ID)], since, until, AdsSettings(), page_limit=2000
+        )
         elapsed = time.perf_counter() - started
     return result.rows, elapsed, mem, result.load
 
@@ -152,10 +170,12 @@ def replay_load(url: str, recorded: Path, days: int) -> tuple[int, float]:
     today = datetime.now(UTC).date()
     since, until = today - timedelta(days=days), today - timedelta(days=1)
     with psycopg.connect(url) as conn:
-        info = conn.execute("select account_currency, account_timezone from ad_performance "
-                            "limit 1").fetchone()
-        campaigns = conn.execute("select meta_campaign_id, meta_ad_account_id, name "
-                                 "from campaign").fetchall()
+        info = conn.execute(
+            "select account_currency, account_timezone from ad_performance limit 1"
+        ).fetchone()
+        campaigns = conn.execute(
+            "select meta_campaign_id, meta_ad_account_id, name from campaign"
+        ).fetchall()
         conn.execute("truncate ad_performance")
         conn.commit()
         ctx = AccountContext(ACCOUNT_ID, info[0], info[1])
@@ -164,12 +184,19 @@ def replay_load(url: str, recorded: Path, days: int) -> tuple[int, float]:
             with recorded.open("rb") as src:
                 for line in src:
                     level, _, body = line.partition(b"\t")
-                    yield copy_line(to_record(orjson.loads(body), level.decode(), ctx, rule,
-                                              since, until))
+                    yield copy_line(
+                        to_record(orjson.loads(body), level.decode(), ctx, rule, since, until)
+                    )
 
         started = time.perf_counter()
-        stats = replace_ad_performance(conn, [AccountWindow(ACCOUNT_ID, since, until)],
-                                       records(), {}, campaigns=campaigns, text=True)
+        stats = replace_ad_performance(
+            conn,
+            [AccountWindow(ACCOUNT_ID, since, until)],
+            records(),
+            {},
+            campaigns=campaigns,
+            text=True,
+        )
         return stats.rows, time.perf_counter() - started
 
 
@@ -177,8 +204,10 @@ def raw_copy(url: str, columns: str) -> tuple[int, float]:
     """Export ad_performance to a file, empty it, and time COPY of the file back in."""
     with tempfile.TemporaryDirectory() as tmp, psycopg.connect(url) as conn:
         path = Path(tmp) / "rows.copy"
-        with path.open("wb") as out, conn.cursor().copy(
-                f"copy (select {columns} from ad_performance) to stdout") as copy:
+        with (
+            path.open("wb") as out,
+            conn.cursor().copy(f"copy (select {columns} from ad_performance) to stdout") as copy,
+        ):
             for chunk in copy:
                 out.write(chunk)
         conn.execute("truncate ad_performance")
@@ -197,10 +226,16 @@ def raw_copy(url: str, columns: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--small-rows", type=int, default=100_000,
-                        help="size of the first run, to compare peak memory")
-    parser.add_argument("--database-url", default=os.environ.get("EVERREACH_BENCH_DATABASE_URL")
-                        or os.environ.get("DATABASE_URL"))
+    parser.add_argument(
+        "--small-rows",
+        type=int,
+        default=100_000,
+        help="size of the first run, to compare peak memory",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("EVERREACH_BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+    )
     args = parser.parse_args()
     server = args.database_url or database.start_embedded()
     name = f"everreach_bench_ads_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -226,25 +261,35 @@ def main() -> None:
         e2e_rate, copy_rate = rows / e2e_s, rows / copy_s
         print(f"rows: {rows:,} ({days} days × {ROWS_PER_DAY:,} rows/day, 4 levels)")
         print(f"end to end  sandbox → ad_performance: {e2e_s:7.1f} s  {e2e_rate:10,.0f} rows/s")
-        print(f"raw COPY    same rows → ad_performance: {copy_s:5.1f} s  "
-              f"{copy_rate:10,.0f} rows/s")
+        print(f"raw COPY    same rows → ad_performance: {copy_s:5.1f} s  {copy_rate:10,.0f} rows/s")
         print(f"ratio: {e2e_rate / copy_rate:.2f} (target ≥ 0.50)")
-        print(f"  of which: stream → COPY into the temp stage table {load.stage_seconds:5.1f} s "
-              f"(API calls included, no lock); delete + INSERT … SELECT transaction "
-              f"{load.replace_seconds:5.1f} s")
-        print(f"source alone: sandbox → parsed rows, no database: {fetch_s:5.1f} s  "
-              f"{rows / fetch_s:10,.0f} rows/s (end to end runs at {fetch_s / e2e_s:.2f} of it)")
-        print(f"loading alone: recorded rows → shape → COPY/replace: {replay_s:5.1f} s  "
-              f"{rows / replay_s:10,.0f} rows/s (ratio to raw COPY "
-              f"{(rows / replay_s) / copy_rate:.2f})")
-        print(f"peak RSS of this process: {small_rows:,}-row run {small_mem.peak:.0f} MB "
-              f"({small_s:.1f} s); {rows:,}-row run {mem.peak:.0f} MB")
+        print(
+            f"  of which: stream → COPY into the temp stage table {load.stage_seconds:5.1f} s "
+            f"(API calls included, no lock); delete + INSERT … SELECT transaction "
+            f"{load.replace_seconds:5.1f} s"
+        )
+        print(
+            f"source alone: sandbox → parsed rows, no database: {fetch_s:5.1f} s  "
+            f"{rows / fetch_s:10,.0f} rows/s (end to end runs at {fetch_s / e2e_s:.2f} of it)"
+        )
+        print(
+            f"loading alone: recorded rows → shape → COPY/replace: {replay_s:5.1f} s  "
+            f"{rows / replay_s:10,.0f} rows/s (ratio to raw COPY "
+            f"{(rows / replay_s) / copy_rate:.2f})"
+        )
+        print(
+            f"peak RSS of this process: {small_rows:,}-row run {small_mem.peak:.0f} MB "
+            f"({small_s:.1f} s); {rows:,}-row run {mem.peak:.0f} MB"
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         with psycopg.connect(database.with_database(server, "postgres"), autocommit=True) as c:
-            c.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                      "where datname = %s and pid <> pg_backend_pid()", (name,))
+            c.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
             c.execute(f'drop database if exists "{name}"')
 
 

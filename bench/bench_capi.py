@@ -38,14 +38,21 @@ def make_inputs(n: int, seed: int = 11) -> list[dict[str, str]]:
     rows = []
     for i in range(n):
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        rows.append({
-            "em": f" {first}.{last}{i}@Example.com ",
-            "ph": f"+1 ({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}",
-            "fn": first, "ln": last, "ct": rng.choice(CITIES), "st": rng.choice(STATES),
-            "zp": f"{rng.randint(10000, 99999)}", "country": "US",
-            "db": f"19{rng.randint(50, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
-            "ge": rng.choice(["f", "m"]), "external_id": f"user-{i}",
-        })
+        rows.append(
+            {
+                "em": f" {first}.{last}{i}@Example.com ",
+                "ph": f"+1 ({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}",
+                "fn": first,
+                "ln": last,
+                "ct": rng.choice(CITIES),
+                "st": rng.choice(STATES),
+                "zp": f"{rng.randint(10000, 99999)}",
+                "country": "US",
+                "db": f"19{rng.randint(50, 99)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
+                "ge": rng.choice(["f", "m"]),
+                "external_id": f"user-{i}",
+            }
+        )
     return rows
 
 
@@ -106,30 +113,48 @@ def bench_end_to_end(n: int, server_url: str) -> dict[str, Any]:
         migrate.upgrade(url)
         settings = CapiSettings(pixel_id=DEFAULT_PIXEL_ID)
         now = int(time.time()) - 300
-        payloads = [{"event_name": "Purchase", "event_id": f"bench-{i}", "event_time": now,
-                     "value": 9.99, "currency": "USD", **row}
-                    for i, row in enumerate(make_inputs(n, seed=5))]
+        payloads = [
+            {
+                "event_name": "Purchase",
+                "event_id": f"bench-{i}",
+                "event_time": now,
+                "value": 9.99,
+                "currency": "USD",
+                **row,
+            }
+            for i, row in enumerate(make_inputs(n, seed=5))
+        ]
         for p in payloads:
-            p["user_data"] = {k: p.pop(k) for k in list(p) if k in (
-                "em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge",
-                "external_id")}
+            p["user_data"] = {
+                k: p.pop(k)
+                for k in list(p)
+                if k
+                in ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "db", "ge", "external_id")
+            }
         with psycopg.connect(url, autocommit=True) as conn:
             t0 = time.perf_counter()
             for start in range(0, n, 1000):
-                enqueue_conversions(conn, payloads[start:start + 1000], settings=settings)
+                enqueue_conversions(conn, payloads[start : start + 1000], settings=settings)
             intake_rate = n / (time.perf_counter() - t0)
             with running_sandbox() as sb:
                 client = GraphClient("bench-token", base_url=sb.base_url)
                 t0 = time.perf_counter()
                 report = deliver_pending(conn, client)
                 elapsed = time.perf_counter() - t0
-        return {"e2e_events": report.sent, "e2e_requests": report.requests,
-                "e2e_seconds": elapsed, "e2e_events_per_s": report.sent / elapsed,
-                "intake_events_per_s": intake_rate}
+        return {
+            "e2e_events": report.sent,
+            "e2e_requests": report.requests,
+            "e2e_seconds": elapsed,
+            "e2e_events_per_s": report.sent / elapsed,
+            "intake_events_per_s": intake_rate,
+        }
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                         "where datname = %s and pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
             conn.execute(f'drop database if exists "{name}"')
 
 
@@ -148,8 +173,11 @@ def main() -> None:
         server = database.start_embedded()
     if args.e2e_events:
         for key, value in bench_end_to_end(args.e2e_events, server).items():
-            print(f"end-to-end {key}: {value:,.1f}" if isinstance(value, float)
-                  else f"end-to-end {key}: {value}")
+            print(
+                f"end-to-end {key}: {value:,.1f}"
+                if isinstance(value, float)
+                else f"end-to-end {key}: {value}"
+            )
 
 
 if __name__ == "__main__":

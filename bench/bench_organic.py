@@ -43,11 +43,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media", type=int, default=10_000, help="Instagram media in total")
     parser.add_argument("--fb-posts", type=int, default=1_000, help="Page posts in total")
-    parser.add_argument("--database-url", default=None,
-                        help="server URL (default EVERREACH_TEST_DATABASE_URL / DATABASE_URL)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="server URL (default EVERREACH_TEST_DATABASE_URL / DATABASE_URL)",
+    )
     args = parser.parse_args()
-    server = (args.database_url or os.environ.get("EVERREACH_TEST_DATABASE_URL")
-              or os.environ.get("DATABASE_URL") or database.start_embedded())
+    server = (
+        args.database_url
+        or os.environ.get("EVERREACH_TEST_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or database.start_embedded()
+    )
     server = database.with_database(server, "postgres")
     name = f"everreach_bench_organic_{uuid.uuid4().hex[:8]}"
     url = database.ensure_database(server, name)
@@ -61,46 +68,74 @@ def main() -> int:
 
 def _run(url: str, args: argparse.Namespace) -> int:
     now = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0)
-    config = SandboxConfig(seed=5, accounts=1, campaigns_per_account=1, adsets_per_campaign=1,
-                           ads_per_adset=1, days=1, now=now, extra={
-                               "ig_accounts": 2, "ig_media_per_account": args.media // 2,
-                               "ig_stories_per_day": 3, "fb_pages": 2,
-                               "fb_posts_per_page": args.fb_posts // 2,
-                               "organic_days": 365})
+    config = SandboxConfig(
+        seed=5,
+        accounts=1,
+        campaigns_per_account=1,
+        adsets_per_campaign=1,
+        ads_per_adset=1,
+        days=1,
+        now=now,
+        extra={
+            "ig_accounts": 2,
+            "ig_media_per_account": args.media // 2,
+            "ig_stories_per_day": 3,
+            "fb_pages": 2,
+            "fb_posts_per_page": args.fb_posts // 2,
+            "organic_days": 365,
+        },
+    )
     day = (now - timedelta(days=1)).date()
     with running_sandbox(config) as sb, psycopg.connect(url, autocommit=True) as conn:
         state = sb.sandbox.domains["organic"]
         for acct in state.ig_accounts.values():
-            conn.execute("insert into meta_platform_config (platform, external_id) "
-                         "values ('instagram_account', %s)", (acct.id,))
+            conn.execute(
+                "insert into meta_platform_config (platform, external_id) "
+                "values ('instagram_account', %s)",
+                (acct.id,),
+            )
         for page in state.pages.values():
-            conn.execute("insert into meta_platform_config (platform, external_id) "
-                         "values ('facebook_page', %s)", (page.id,))
-        print(f"sandbox: {sum(len(a.media) for a in state.ig_accounts.values()):,} IG media, "
-              f"{sum(len(p.posts) for p in state.pages.values()):,} Page posts")
+            conn.execute(
+                "insert into meta_platform_config (platform, external_id) "
+                "values ('facebook_page', %s)",
+                (page.id,),
+            )
+        print(
+            f"sandbox: {sum(len(a.media) for a in state.ig_accounts.values()):,} IG media, "
+            f"{sum(len(p.posts) for p in state.pages.values()):,} Page posts"
+        )
         for platform, cfg in (("instagram", "instagram_account"), ("facebook", "facebook_page")):
             graph = OrganicGraph(GraphClient("bench-user-token", base_url=sb.base_url))
             accounts = sync.load_accounts(conn, cfg)
             started = time.perf_counter()
-            report = sync.sync_posts(conn, graph, platform, accounts, day, now,
-                                     recent_days=14, old_post_refresh_days=7)
+            report = sync.sync_posts(
+                conn, graph, platform, accounts, day, now, recent_days=14, old_post_refresh_days=7
+            )
             elapsed = time.perf_counter() - started
             items = report.snapshot_posts + sum(report.skipped.values())
             rows = report.rows + report.posts
             calls = graph.stats.graph_calls / max(items, 1)
             http = graph.stats.http_requests / max(items, 1)
-            print(f"\n{platform}: {report.posts:,} posts, {report.rows:,} insight rows, "
-                  f"{sum(report.skipped.values()):,} skipped {dict(report.skipped)} "
-                  f"in {elapsed:.2f} s")
+            print(
+                f"\n{platform}: {report.posts:,} posts, {report.rows:,} insight rows, "
+                f"{sum(report.skipped.values()):,} skipped {dict(report.skipped)} "
+                f"in {elapsed:.2f} s"
+            )
             print(f"  posts/s          {report.posts / elapsed:>10,.0f}")
             print(f"  insight rows/s   {report.rows / elapsed:>10,.0f}")
-            print(f"  all rows/s       {rows / elapsed:>10,.0f}   limit (COPY, PK) "
-                  f"{COPY_LIMIT_ROWS_PER_S:,}   ratio {rows / elapsed / COPY_LIMIT_ROWS_PER_S:.2f}")
-            print(f"  Graph calls/media {calls:>9.3f}   minimum {MIN_CALLS_PER_MEDIA:.0f}   "
-                  f"ratio {calls / MIN_CALLS_PER_MEDIA:.3f}")
-            print(f"  HTTP requests/media {http:>7.3f}   (batch API, 50 per request; "
-                  f"{graph.stats.http_requests:,} requests for {graph.stats.graph_calls:,} "
-                  "calls)")
+            print(
+                f"  all rows/s       {rows / elapsed:>10,.0f}   limit (COPY, PK) "
+                f"{COPY_LIMIT_ROWS_PER_S:,}   ratio {rows / elapsed / COPY_LIMIT_ROWS_PER_S:.2f}"
+            )
+            print(
+                f"  Graph calls/media {calls:>9.3f}   minimum {MIN_CALLS_PER_MEDIA:.0f}   "
+                f"ratio {calls / MIN_CALLS_PER_MEDIA:.3f}"
+            )
+            print(
+                f"  HTTP requests/media {http:>7.3f}   (batch API, 50 per request; "
+                f"{graph.stats.http_requests:,} requests for {graph.stats.graph_calls:,} "
+                "calls)"
+            )
     return 0
 
 

@@ -102,9 +102,24 @@ def _free_port() -> int:
 
 
 def _serve(target: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--no-access-log",
-           "--log-level", "warning", "--app-dir", str(ROOT / "bench")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(ROOT / "bench"),
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -126,12 +141,24 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _wrk(port: int, script: Path, data: Path, duration: int, connections: int
-         ) -> dict[str, float]:
+def _wrk(port: int, script: Path, data: Path, duration: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}{WEBHOOK}", "--", str(data)],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}{WEBHOOK}",
+            "--",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def latency(pct: str) -> float:
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -141,12 +168,15 @@ def _wrk(port: int, script: Path, data: Path, duration: int, connections: int
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
-            "non_2xx": int(non2xx[1]) if non2xx else 0}
+    return {
+        "rps": rps,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(non2xx[1]) if non2xx else 0,
+    }
 
 
-async def _bounded(port: int, bodies: list[bytes], count: int, concurrency: int
-                   ) -> dict[int, int]:
+async def _bounded(port: int, bodies: list[bytes], count: int, concurrency: int) -> dict[int, int]:
     statuses: dict[int, int] = {}
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for n in range(count):
@@ -156,8 +186,14 @@ async def _bounded(port: int, bodies: list[bytes], count: int, concurrency: int
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             raw = queue.get_nowait()
-            r = await client.post(url, content=raw, headers={
-                "x-hub-signature-256": sign(SECRET, raw), "content-type": "application/json"})
+            r = await client.post(
+                url,
+                content=raw,
+                headers={
+                    "x-hub-signature-256": sign(SECRET, raw),
+                    "content-type": "application/json",
+                },
+            )
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
     limits = httpx.Limits(max_connections=concurrency)
@@ -173,10 +209,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--bodies", type=int, default=2000, help="distinct webhooks")
     parser.add_argument("--count", type=int, default=3000, help="bounded-run requests")
-    parser.add_argument("--writers", type=int, default=None,
-                        help="EVERREACH_RECEIVER_WRITERS (default: the receiver's default)")
-    parser.add_argument("--skip-deferred", action="store_true",
-                        help="measure only the baseline and the default (inline) mode")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=None,
+        help="EVERREACH_RECEIVER_WRITERS (default: the receiver's default)",
+    )
+    parser.add_argument(
+        "--skip-deferred",
+        action="store_true",
+        help="measure only the baseline and the default (inline) mode",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (Debian: apt-get install wrk)")
@@ -187,8 +230,9 @@ def main() -> None:
     migrate.upgrade(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench_receiver_"))
     try:
-        sandbox = Sandbox(SandboxConfig(app_secret=SECRET, accounts=1, days=1,
-                                        extra={"messaging_contacts": 400}))
+        sandbox = Sandbox(
+            SandboxConfig(app_secret=SECRET, accounts=1, days=1, extra={"messaging_contacts": 400})
+        )
         sandbox.load_domains()
         bodies = build_burst(sandbox, args.bodies, seed=1)
         data = tmp / "bodies.tsv"
@@ -196,11 +240,17 @@ def main() -> None:
         script = tmp / "cycle.lua"
         script.write_text(_LUA)
         sizes = sorted(len(b) for b in bodies)
-        print(f"{len(bodies)} distinct signed webhooks, median {sizes[len(sizes) // 2]} B; "
-              f"wrk -t2 -c{args.connections} -d{args.duration}s; uvicorn workers="
-              f"{args.workers}; {os.cpu_count()} cores")
-        env = {**os.environ, "META_APP_SECRET": SECRET, "DATABASE_URL": url,
-               "PYTHONPATH": str(ROOT)}
+        print(
+            f"{len(bodies)} distinct signed webhooks, median {sizes[len(sizes) // 2]} B; "
+            f"wrk -t2 -c{args.connections} -d{args.duration}s; uvicorn workers="
+            f"{args.workers}; {os.cpu_count()} cores"
+        )
+        env = {
+            **os.environ,
+            "META_APP_SECRET": SECRET,
+            "DATABASE_URL": url,
+            "PYTHONPATH": str(ROOT),
+        }
         if args.writers is not None:
             env["EVERREACH_RECEIVER_WRITERS"] = str(args.writers)
 
@@ -211,31 +261,46 @@ def main() -> None:
         finally:
             _stop(proc)
 
-        deferred = {"rps": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"),
-                    "non_2xx": 0}
+        deferred = {
+            "rps": float("nan"),
+            "p50_ms": float("nan"),
+            "p99_ms": float("nan"),
+            "non_2xx": 0,
+        }
         stored, drained = 0, float("nan")
         if not args.skip_deferred:
             port = _free_port()
-            proc = _serve("webhook_receiver.app:create_app", port, args.workers,
-                          {**env, "EVERREACH_RECEIVER_APPLY_MODE": "deferred"})
+            proc = _serve(
+                "webhook_receiver.app:create_app",
+                port,
+                args.workers,
+                {**env, "EVERREACH_RECEIVER_APPLY_MODE": "deferred"},
+            )
             try:
                 with psycopg.connect(url, autocommit=True) as conn:
                     started = time.perf_counter()
                     deferred = _wrk(port, script, data, args.duration, args.connections)
                     stored = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
-                    while conn.execute("select count(*) from meta_webhook_event "
-                                       "where status = 'pending'").fetchone()[0]:
+                    while conn.execute(
+                        "select count(*) from meta_webhook_event where status = 'pending'"
+                    ).fetchone()[0]:
                         time.sleep(0.1)
                     drained = time.perf_counter() - started
-                    conn.execute("truncate meta_webhook_event, conversation_thread, "
-                                 "conversation_message, message_delivery_event, "
-                                 "messaging_policy_window, user_event cascade")
+                    conn.execute(
+                        "truncate meta_webhook_event, conversation_thread, "
+                        "conversation_message, message_delivery_event, "
+                        "messaging_policy_window, user_event cascade"
+                    )
             finally:
                 _stop(proc)
 
         port = _free_port()
-        proc = _serve("webhook_receiver.app:create_app", port, args.workers,
-                      {**env, "EVERREACH_RECEIVER_APPLY_MODE": "inline"})
+        proc = _serve(
+            "webhook_receiver.app:create_app",
+            port,
+            args.workers,
+            {**env, "EVERREACH_RECEIVER_APPLY_MODE": "inline"},
+        )
         try:
             full = _wrk(port, script, data, args.duration, args.connections)
             with psycopg.connect(url, autocommit=True) as conn:
@@ -244,46 +309,63 @@ def main() -> None:
                 while before != previous:
                     previous = before
                     time.sleep(1)
-                    before = conn.execute("select count(*) from meta_webhook_event"
-                                          ).fetchone()[0]
+                    before = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
                 started = time.perf_counter()
                 statuses = asyncio.run(_bounded(port, bodies, args.count, args.connections))
                 elapsed = time.perf_counter() - started
                 after = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
-                failed = conn.execute("select count(*) from meta_webhook_event "
-                                      "where status <> 'applied'").fetchone()[0]
+                failed = conn.execute(
+                    "select count(*) from meta_webhook_event where status <> 'applied'"
+                ).fetchone()[0]
                 msgs = conn.execute("select count(*) from conversation_message").fetchone()[0]
-                errors = conn.execute("select status, left(error, 80), count(*) from "
-                                      "meta_webhook_event where status <> 'applied' "
-                                      "group by 1, 2").fetchall()
+                errors = conn.execute(
+                    "select status, left(error, 80), count(*) from "
+                    "meta_webhook_event where status <> 'applied' "
+                    "group by 1, 2"
+                ).fetchall()
         finally:
             _stop(proc)
 
         print(f"{'':34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-        for label, r in (("baseline (no database)", base),
-                         ("durable store, apply deferred", deferred),
-                         ("durable store + apply inline", full)):
-            print(f"{label:34}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                  f"{r['non_2xx']:>9}")
-        print(f"ratio durable+apply (inline) / baseline: {full['rps'] / base['rps']:.2f}; "
-              f"durable store (deferred) / baseline: {deferred['rps'] / base['rps']:.2f}")
-        print(f"deferred mode: {stored} stored during the run, all applied "
-              f"{drained - args.duration:.1f} s after wrk stopped -> sustained store+apply "
-              f"{stored / drained:.0f} events/s")
-        print("TOOLCHAIN.md limits on this machine class: no DB 13,700 (1 worker) / 17,700 "
-              "(2); one committed INSERT per request 2,800-3,500 (1) / 3,700 (2) req/s")
+        for label, r in (
+            ("baseline (no database)", base),
+            ("durable store, apply deferred", deferred),
+            ("durable store + apply inline", full),
+        ):
+            print(
+                f"{label:34}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"{r['non_2xx']:>9}"
+            )
+        print(
+            f"ratio durable+apply (inline) / baseline: {full['rps'] / base['rps']:.2f}; "
+            f"durable store (deferred) / baseline: {deferred['rps'] / base['rps']:.2f}"
+        )
+        print(
+            f"deferred mode: {stored} stored during the run, all applied "
+            f"{drained - args.duration:.1f} s after wrk stopped -> sustained store+apply "
+            f"{stored / drained:.0f} events/s"
+        )
+        print(
+            "TOOLCHAIN.md limits on this machine class: no DB 13,700 (1 worker) / 17,700 "
+            "(2); one committed INSERT per request 2,800-3,500 (1) / 3,700 (2) req/s"
+        )
         ok = statuses.get(200, 0)
-        print(f"count check: {args.count} sent by a bounded client in {elapsed:.1f} s, "
-              f"{ok} answered 200, {after - before} rows added to meta_webhook_event -> "
-              f"{'OK' if ok == after - before else 'MISMATCH'}; rows not applied: {failed}; "
-              f"messages stored: {msgs}")
+        print(
+            f"count check: {args.count} sent by a bounded client in {elapsed:.1f} s, "
+            f"{ok} answered 200, {after - before} rows added to meta_webhook_event -> "
+            f"{'OK' if ok == after - before else 'MISMATCH'}; rows not applied: {failed}; "
+            f"messages stored: {msgs}"
+        )
         for status, error, n in errors:
             print(f"  not applied: {n} x {status}: {error}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         with psycopg.connect(database.with_database(server, "postgres"), autocommit=True) as c:
-            c.execute("select pg_terminate_backend(pid) from pg_stat_activity "
-                      "where datname = %s and pid <> pg_backend_pid()", (name,))
+            c.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (name,),
+            )
             c.execute(f'drop database if exists "{name}"')
 
 

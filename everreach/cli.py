@@ -33,8 +33,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from everreach.warehouse.database import WarehouseConnectionError
     from everreach.warehouse.migrate import MigrationConflictError
 
-    errors: list[type[BaseException]] = [SettingError, WarehouseConnectionError,
-                                         MigrationConflictError]
+    errors: list[type[BaseException]] = [
+        SettingError,
+        WarehouseConnectionError,
+        MigrationConflictError,
+    ]
     try:
         from everreach.meta.errors import GraphConfigurationError
     except ImportError:  # pragma: no cover - the client is part of the package

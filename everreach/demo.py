@@ -54,9 +54,12 @@ def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]
     token = get_setting("META_ACCESS_TOKEN")
     if token:
         base = get_setting("META_GRAPH_API_BASE_URL") or "https://graph.facebook.com"
-        kwargs = {"access_token": token, "base_url": base,
-                  "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
-                  "app_secret": get_setting("META_APP_SECRET")}
+        kwargs = {
+            "access_token": token,
+            "base_url": base,
+            "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
+            "app_secret": get_setting("META_APP_SECRET"),
+        }
         yield None, None, kwargs
         return
     from everreach.sandbox.core import SandboxConfig
@@ -64,9 +67,12 @@ def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]
 
     config = SandboxConfig(seed=seed)
     with running_sandbox(config) as handle:
-        kwargs = {"access_token": "sandbox-demo-token", "base_url": handle.base_url,
-                  "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
-                  "app_secret": getattr(handle.config, "app_secret", None)}
+        kwargs = {
+            "access_token": "sandbox-demo-token",
+            "base_url": handle.base_url,
+            "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
+            "app_secret": getattr(handle.config, "app_secret", None),
+        }
         yield handle.base_url, handle.sandbox, kwargs
 
 
@@ -81,8 +87,10 @@ def demo(days: int, seed: int) -> None:
     logging.getLogger("everreach.capi").setLevel(logging.WARNING)
     url = database.resolve_database_url()
     embedded = get_setting("DATABASE_URL") is None
-    click.echo(f"database: {database.describe_url(url)}"
-               + (" (embedded Postgres)" if embedded else " (DATABASE_URL)"))
+    click.echo(
+        f"database: {database.describe_url(url)}"
+        + (" (embedded Postgres)" if embedded else " (DATABASE_URL)")
+    )
     applied = migrate.upgrade(url)
     click.echo(f"schema: {len(applied)} migration(s) applied" if applied else "schema: up to date")
 
@@ -90,10 +98,22 @@ def demo(days: int, seed: int) -> None:
     start = end - dt.timedelta(days=days - 1)
     summary: list[tuple[str, str, float, list[str]]] = []
     with _meta_endpoint(seed) as (sandbox_url, sandbox, client_kwargs):
-        click.echo("meta: " + (f"local sandbox at {sandbox_url} (no META_ACCESS_TOKEN set)"
-                               if sandbox_url else f"Graph API at {client_kwargs['base_url']}"))
-        ctx = DemoContext(database_url=url, sandbox_base_url=sandbox_url, sandbox=sandbox,
-                          graph_client_kwargs=client_kwargs, start_date=start, end_date=end)
+        click.echo(
+            "meta: "
+            + (
+                f"local sandbox at {sandbox_url} (no META_ACCESS_TOKEN set)"
+                if sandbox_url
+                else f"Graph API at {client_kwargs['base_url']}"
+            )
+        )
+        ctx = DemoContext(
+            database_url=url,
+            sandbox_base_url=sandbox_url,
+            sandbox=sandbox,
+            graph_client_kwargs=client_kwargs,
+            start_date=start,
+            end_date=end,
+        )
         for index, (title, module_name) in enumerate(STAGES, start=1):
             click.echo(f"[{index}/{len(STAGES)}] {title}")
             if importlib.util.find_spec(module_name) is None:

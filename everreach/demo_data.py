@@ -22,7 +22,9 @@ DEMO_SOURCE = "everreach_demo"
 DEMO_EMAIL_DOMAIN = "demo.everreach.invalid"
 
 
-def generate(conn: Any, *, start: dt.date, end: dt.date, users: int = 300, seed: int = 7) -> dict[str, int]:
+def generate(
+    conn: Any, *, start: dt.date, end: dt.date, users: int = 300, seed: int = 7
+) -> dict[str, int]:
     """Write demo users and app events between `start` and `end`; returns row counts."""
     rng = random.Random(seed)
     ads = conn.execute(
@@ -64,13 +66,30 @@ def generate(conn: Any, *, start: dt.date, end: dt.date, users: int = 300, seed:
             roll = rng.random()
             if roll < 0.30:
                 value = round(rng.uniform(15, 180), 2)
-                events.append((uid, "purchase", DEMO_SOURCE, json.dumps(
-                    {"value": value, "currency": "USD", "order_id": f"ord_{uuid.uuid4().hex[:10]}"}), at))
+                events.append(
+                    (
+                        uid,
+                        "purchase",
+                        DEMO_SOURCE,
+                        json.dumps(
+                            {
+                                "value": value,
+                                "currency": "USD",
+                                "order_id": f"ord_{uuid.uuid4().hex[:10]}",
+                            }
+                        ),
+                        at,
+                    )
+                )
             elif roll < 0.45:
-                events.append((uid, "lead", DEMO_SOURCE, json.dumps({"value": 0, "currency": "USD"}), at))
+                events.append(
+                    (uid, "lead", DEMO_SOURCE, json.dumps({"value": 0, "currency": "USD"}), at)
+                )
         events = [e for e in events if e[4].date() <= end]
         with conn.cursor() as cur:
-            copy_rows(cur, "user_event", ["user_id", "etype", "source", "props", "occurred_at"], events)
+            copy_rows(
+                cur, "user_event", ["user_id", "etype", "source", "props", "occurred_at"], events
+            )
     purchases = sum(1 for e in events if e[1] == "purchase")
     return {"users": len(user_rows), "events": len(events), "purchases": purchases}
 
@@ -79,5 +98,7 @@ def run_demo(ctx: Any) -> list[str]:
     """Demo stage entry point (see everreach.demo)."""
     with database.connect(ctx.database_url) as conn:
         counts = generate(conn, start=ctx.start_date, end=ctx.end_date)
-    return [f"{counts['users']} users, {counts['events']} app events "
-            f"({counts['purchases']} purchases) written to user_event"]
+    return [
+        f"{counts['users']} users, {counts['events']} app events "
+        f"({counts['purchases']} purchases) written to user_event"
+    ]

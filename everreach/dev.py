@@ -81,8 +81,18 @@ def dev(host: str, port: int, seed: int) -> None:
             env["META_GRAPH_API_BASE_URL"] = handle.base_url
             env["META_ACCESS_TOKEN"] = "sandbox-dev-token"
             click.echo(f"meta: local sandbox at {handle.base_url} (no META_ACCESS_TOKEN set)")
-        cmd = [sys.executable, "-m", "dagster", "dev", "-w",
-               str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(project_root() / "workspace.yaml"),
+            "-h",
+            host,
+            "-p",
+            str(port),
+        ]
         click.echo("running: " + " ".join(cmd[2:]))
         with contextlib.suppress(KeyboardInterrupt):
             subprocess.run(cmd, env=env, cwd=project_root(), check=False)

@@ -40,5 +40,6 @@ def build_resources() -> dict[str, object]:
     }
 
 
-defs = Definitions.merge(*(domain.defs for domain in _DOMAINS),
-                         Definitions(resources=build_resources()))
+defs = Definitions.merge(
+    *(domain.defs for domain in _DOMAINS), Definitions(resources=build_resources())
+)

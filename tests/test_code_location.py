@@ -41,9 +41,19 @@ def test_code_location_loads_in_a_fresh_process_like_the_ui_does(tmp_path):
     # `dagster definitions validate` imports the module as the webserver would, without
     # this test process's sys.path or imports.
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate",
-         "-m", "everreach_pipelines.definitions"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "everreach_pipelines.definitions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -8,8 +8,13 @@ from pathlib import Path
 from everreach.settings import SETTINGS, project_root
 
 # Derived from DATABASE_URL by the code itself for dbt's profile; documented in dbt_project.
-DERIVED = {"EVERREACH_PG_HOST", "EVERREACH_PG_PORT", "EVERREACH_PG_USER",
-           "EVERREACH_PG_PASSWORD", "EVERREACH_PG_DBNAME"}
+DERIVED = {
+    "EVERREACH_PG_HOST",
+    "EVERREACH_PG_PORT",
+    "EVERREACH_PG_USER",
+    "EVERREACH_PG_PASSWORD",
+    "EVERREACH_PG_DBNAME",
+}
 PACKAGES = ("everreach", "everreach_pipelines", "webhook_receiver")
 
 

@@ -68,8 +68,12 @@ async def verify_subscription(request: Request) -> Response:
     token = params.get("hub.verify_token") or ""
     expected = settings.verify_token or ""
     # An empty token never matches, even when the setting is empty too.
-    if (params.get("hub.mode") == "subscribe" and token and expected
-            and hmac.compare_digest(token.encode(), expected.encode())):
+    if (
+        params.get("hub.mode") == "subscribe"
+        and token
+        and expected
+        and hmac.compare_digest(token.encode(), expected.encode())
+    ):
         log.info("webhook subscription verified")
         return PlainTextResponse(params.get("hub.challenge", ""))
     log.warning("webhook verification refused")
@@ -82,8 +86,9 @@ async def receive_webhook(request: Request) -> Response:
     started = time.perf_counter()
     try:
         # Bounded: a client trickling its body must not hold a connection forever.
-        body = await asyncio.wait_for(read_body(request, settings.max_body_bytes),
-                                      settings.request_timeout_seconds)
+        body = await asyncio.wait_for(
+            read_body(request, settings.max_body_bytes), settings.request_timeout_seconds
+        )
     except TimeoutError:
         return PlainTextResponse("request body too slow", status_code=408)
     except BodyTooLarge:
@@ -99,18 +104,26 @@ async def receive_webhook(request: Request) -> Response:
     event = RawEvent.from_request(body, request.headers)
     writer: EventWriter = request.app.state.writer
     try:
-        outcome = await asyncio.wait_for(writer.submit(event),
-                                         settings.request_timeout_seconds)
+        outcome = await asyncio.wait_for(writer.submit(event), settings.request_timeout_seconds)
     except (psycopg.OperationalError, PoolTimeout, WriterUnavailable, TimeoutError) as exc:
         # Not durable: Meta must retry. (A batch that committed after our timeout is
         # stored twice then; applying is idempotent, so that costs one raw row.)
         log.warning("webhook not stored (%s); answering 503", type(exc).__name__)
-        return PlainTextResponse("temporarily unavailable", status_code=503,
-                                 headers={"Retry-After": "5"})
-    log.info("webhook stored", extra={
-        "webhook_event_id": outcome.webhook_event_id, "object": event.object_type,
-        "status": outcome.status, "entries": outcome.entries, "events": outcome.events,
-        "bytes": len(body), "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return PlainTextResponse(
+            "temporarily unavailable", status_code=503, headers={"Retry-After": "5"}
+        )
+    log.info(
+        "webhook stored",
+        extra={
+            "webhook_event_id": outcome.webhook_event_id,
+            "object": event.object_type,
+            "status": outcome.status,
+            "entries": outcome.entries,
+            "events": outcome.events,
+            "bytes": len(body),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
     return PlainTextResponse("EVENT_RECEIVED")
 
 
@@ -142,21 +155,28 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url, min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size, open=False,
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            open=False,
             timeout=settings.pool_timeout_seconds,
-            check=AsyncConnectionPool.check_connection, name="webhook-receiver",
+            check=AsyncConnectionPool.check_connection,
+            name="webhook-receiver",
             kwargs={"options": APPLY_SESSION_OPTIONS},
             # A restarted database must not leave the pool waiting on dead sockets.
-            reconnect_timeout=60.0)
+            reconnect_timeout=60.0,
+        )
         # Do not fail start-up when the database is briefly down: requests get 503.
         await pool.open(wait=False)
-        writer = EventWriter(pool, max_batch=settings.max_batch, writers=settings.writers,
-                             connection_timeout=settings.pool_timeout_seconds,
-                             apply_mode=settings.apply_mode)
+        writer = EventWriter(
+            pool,
+            max_batch=settings.max_batch,
+            writers=settings.writers,
+            connection_timeout=settings.pool_timeout_seconds,
+            apply_mode=settings.apply_mode,
+        )
         writer.start()
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds,
-                                                       connect=5.0))
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0))
         app.state.pool = pool
         app.state.writer = writer
         app.state.http = http

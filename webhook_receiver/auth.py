@@ -63,7 +63,11 @@ def verify_bearer(request: Request, secret: str, *, audience: str | None = None)
         raise AuthError("authentication is not configured on this server")
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], audience=audience, leeway=_LEEWAY_SECONDS,
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=audience,
+            leeway=_LEEWAY_SECONDS,
             options={"require": ["exp", "sub"], "verify_aud": audience is not None},
         )
     except jwt.ExpiredSignatureError:
@@ -84,5 +88,8 @@ def verify_bearer(request: Request, secret: str, *, audience: str | None = None)
 
 def unauthorized_response(error: AuthError) -> JSONResponse:
     """The 401 answer for ``error``, with the ``WWW-Authenticate`` challenge."""
-    return JSONResponse({"error": "unauthorized", "detail": error.description},
-                        status_code=401, headers={"WWW-Authenticate": error.www_authenticate})
+    return JSONResponse(
+        {"error": "unauthorized", "detail": error.description},
+        status_code=401,
+        headers={"WWW-Authenticate": error.www_authenticate},
+    )

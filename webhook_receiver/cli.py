@@ -10,8 +10,13 @@ import click
 @click.command("receiver")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port (0 = free).")
-@click.option("--workers", default=1, show_default=True, type=int,
-              help="Worker processes (each has its own pool and writer).")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Worker processes (each has its own pool and writer).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def receiver(host: str, port: int, workers: int, log_level: str) -> None:
     """Serve the Meta webhook receiver and send API under uvicorn.
@@ -29,11 +34,19 @@ def receiver(host: str, port: int, workers: int, log_level: str) -> None:
         ReceiverSettings.from_env()  # fail here, with the variable's name, not in a worker
     except SettingError as exc:
         raise click.ClickException(str(exc)) from exc
-    uvicorn.run("webhook_receiver.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=False,
-                log_config=log_config(log_level),
-                # Meta gives up after 20 s; keep-alive connections are reused by Meta.
-                timeout_keep_alive=30, timeout_graceful_shutdown=20)
+    uvicorn.run(
+        "webhook_receiver.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        log_config=log_config(log_level),
+        # Meta gives up after 20 s; keep-alive connections are reused by Meta.
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=20,
+    )
 
 
 @click.group("webhooks")
@@ -42,8 +55,12 @@ def webhooks() -> None:
 
 
 @webhooks.command("replay")
-@click.option("--since", type=click.DateTime(), default=None,
-              help="Only events received at or after this time (UTC).")
+@click.option(
+    "--since",
+    type=click.DateTime(),
+    default=None,
+    help="Only events received at or after this time (UTC).",
+)
 @click.option("--failed-only", is_flag=True, help="Only events whose apply failed.")
 def replay(since: datetime | None, failed_only: bool) -> None:
     """Re-apply stored webhooks (idempotent: replaying twice changes nothing)."""

@@ -39,8 +39,9 @@ def _capi_settings(settings: Any) -> CapiSettings:
 
 
 def _unprocessable(field: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": "invalid_event", "field": field, "detail": detail},
-                        status_code=422)
+    return JSONResponse(
+        {"error": "invalid_event", "field": field, "detail": detail}, status_code=422
+    )
 
 
 async def conversions_endpoint(request: Request) -> Response:
@@ -52,8 +53,7 @@ async def conversions_endpoint(request: Request) -> Response:
         return unauthorized_response(exc)
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        return JSONResponse({"error": "too_large", "detail": "body exceeds 2 MB"},
-                            status_code=413)
+        return JSONResponse({"error": "too_large", "detail": "body exceeds 2 MB"}, status_code=413)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -62,8 +62,9 @@ async def conversions_endpoint(request: Request) -> Response:
     if not isinstance(payload, dict | list):
         return _unprocessable("body", "body must be an event object or a list of them")
     try:
-        events = build_events(payload, settings=_capi_settings(settings),
-                              user_id=claims["sub"], source="api")
+        events = build_events(
+            payload, settings=_capi_settings(settings), user_id=claims["sub"], source="api"
+        )
     except EventValidationError as exc:
         log.info("capi intake refused an event: field %s", exc.field)
         return _unprocessable(exc.field, str(exc))

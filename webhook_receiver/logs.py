@@ -22,8 +22,10 @@ class JsonFormatter(logging.Formatter):
         """Serialize ``record`` (exceptions as their type name only)."""
         data: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name,
-            "msg": record.getMessage()}
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info and record.exc_info[0] is not None:
             data["exc_type"] = record.exc_info[0].__name__
@@ -32,15 +34,18 @@ class JsonFormatter(logging.Formatter):
 
 def log_config(level: str = "info") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn: JSON lines on stderr."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json",
-               "stream": "ext://sys.stderr"}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
         "handlers": {"default": handler},
         "loggers": {
-            "webhook_receiver": {"handlers": ["default"], "level": level.upper(),
-                                 "propagate": False},
+            "webhook_receiver": {
+                "handlers": ["default"],
+                "level": level.upper(),
+                "propagate": False,
+            },
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
             "psycopg": {"handlers": ["default"], "level": "WARNING", "propagate": False},

@@ -58,8 +58,16 @@ from webhook_receiver.whatsapp import apply_whatsapp_body
 log = logging.getLogger(__name__)
 
 #: Request headers worth keeping beside the raw body (never Authorization or cookies).
-KEPT_HEADERS = ("content-type", "content-length", "user-agent", "x-hub-signature-256",
-                "x-hub-signature", "x-forwarded-for", "x-real-ip", "x-request-id")
+KEPT_HEADERS = (
+    "content-type",
+    "content-length",
+    "user-agent",
+    "x-hub-signature-256",
+    "x-hub-signature",
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-request-id",
+)
 _DEADLOCK_RETRIES = 3
 #: Session options for every connection that applies webhooks: a lock wait longer than
 #: this fails (and the body is retried) instead of stalling a batch — observed under
@@ -86,8 +94,13 @@ class RawEvent:
             error = None
         except orjson.JSONDecodeError:
             parsed, error = None, "body is not valid JSON"
-        return cls(body=body, signature=headers.get("x-hub-signature-256"), headers=kept,
-                   parsed=parsed, parse_error=error)
+        return cls(
+            body=body,
+            signature=headers.get("x-hub-signature-256"),
+            headers=kept,
+            parsed=parsed,
+            parse_error=error,
+        )
 
     @property
     def object_type(self) -> str | None:
@@ -150,8 +163,13 @@ def batch_keys(events: list[RawEvent]) -> tuple[set[tuple[str, str, str]], set[s
     return threads, locks
 
 
-def _messaging_keys(platform: str, business: str, entry: dict[str, Any],
-                    threads: set[tuple[str, str, str]], locks: set[str]) -> None:
+def _messaging_keys(
+    platform: str,
+    business: str,
+    entry: dict[str, Any],
+    threads: set[tuple[str, str, str]],
+    locks: set[str],
+) -> None:
     for kind in ("messaging", "standby"):
         items = entry.get(kind)
         for item in items if isinstance(items, list) else ():
@@ -168,8 +186,9 @@ def _messaging_keys(platform: str, business: str, entry: dict[str, Any],
             if isinstance(message, dict):
                 mid = _id(message.get("mid"))
                 echo = bool(message.get("is_echo"))
-                if mid is not None and (echo or platform == "instagram"
-                                        or message.get("is_deleted")):
+                if mid is not None and (
+                    echo or platform == "instagram" or message.get("is_deleted")
+                ):
                     locks.add(message_key(platform, mid))
                 if echo and recipient is not None:
                     locks.add(thread_key(platform, business, recipient))
@@ -185,8 +204,9 @@ def _messaging_keys(platform: str, business: str, entry: dict[str, Any],
                     locks.add(thread_key(platform, business, sender))
 
 
-def _whatsapp_keys(entry: dict[str, Any], threads: set[tuple[str, str, str]],
-                   locks: set[str]) -> None:
+def _whatsapp_keys(
+    entry: dict[str, Any], threads: set[tuple[str, str, str]], locks: set[str]
+) -> None:
     changes = entry.get("changes")
     for change in changes if isinstance(changes, list) else ():
         value = change.get("value") if isinstance(change, dict) else None
@@ -205,8 +225,9 @@ def _whatsapp_keys(entry: dict[str, Any], threads: set[tuple[str, str, str]],
                 locks.add(message_key("whatsapp", wamid))
 
 
-async def apply_body(cur: AsyncCursor, parsed: Any, webhook_event_id: int | None
-                     ) -> tuple[str, EventCounts | None, str | None]:
+async def apply_body(
+    cur: AsyncCursor, parsed: Any, webhook_event_id: int | None
+) -> tuple[str, EventCounts | None, str | None]:
     """Dispatch a parsed body to its platform; returns (status, counts, error)."""
     if not isinstance(parsed, dict):
         return "ignored", None, "body is not a JSON object"
@@ -220,8 +241,9 @@ async def apply_body(cur: AsyncCursor, parsed: Any, webhook_event_id: int | None
     return "applied", counts, None
 
 
-async def apply_in_savepoint(conn: AsyncConnection, cur: AsyncCursor, parsed: Any,
-                             webhook_event_id: int) -> Outcome:
+async def apply_in_savepoint(
+    conn: AsyncConnection, cur: AsyncCursor, parsed: Any, webhook_event_id: int
+) -> Outcome:
     """Apply one body inside a savepoint: a failure undoes only this body.
 
     Outcome ``retry`` means the body lost a deadlock: retrying inside the same transaction
@@ -231,18 +253,34 @@ async def apply_in_savepoint(conn: AsyncConnection, cur: AsyncCursor, parsed: An
     try:
         async with conn.transaction():
             status, counts, error = await apply_body(cur, parsed, webhook_event_id)
-        return Outcome(webhook_event_id, status, error,
-                       counts.entries if counts else None, counts.events if counts else None)
-    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
-            psycopg.errors.LockNotAvailable) as exc:
+        return Outcome(
+            webhook_event_id,
+            status,
+            error,
+            counts.entries if counts else None,
+            counts.events if counts else None,
+        )
+    except (
+        psycopg.errors.DeadlockDetected,
+        psycopg.errors.SerializationFailure,
+        psycopg.errors.LockNotAvailable,
+    ) as exc:
         return Outcome(webhook_event_id, "retry", f"concurrency: {exc.sqlstate}")
     except psycopg.OperationalError as exc:
         if conn.broken or conn.closed:
             raise  # the database is gone: the whole batch fails (→ 5xx, Meta retries)
         # e.g. a program limit (54xxx) hit by this body's content: not availability.
         return Outcome(webhook_event_id, "failed", _describe(exc))
-    except (PayloadError, psycopg.Error, ValueError, TypeError, KeyError,
-            AttributeError, OverflowError, AssertionError) as exc:
+    except (
+        PayloadError,
+        psycopg.Error,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        AssertionError,
+    ) as exc:
         # Not the database's availability: this body cannot be applied as it is.
         return Outcome(webhook_event_id, "failed", _describe(exc))
 
@@ -273,18 +311,34 @@ where e.id = v.id
 
 async def record_outcomes(cur: AsyncCursor, outcomes: list[Outcome]) -> None:
     """Write the outcome of every body in one statement."""
-    await cur.execute(_RECORD_OUTCOMES, (
-        [o.webhook_event_id for o in outcomes],
-        ["pending" if o.status == "retry" else o.status for o in outcomes],
-        [o.error for o in outcomes], [o.entries for o in outcomes],
-        [o.events for o in outcomes]))
+    await cur.execute(
+        _RECORD_OUTCOMES,
+        (
+            [o.webhook_event_id for o in outcomes],
+            ["pending" if o.status == "retry" else o.status for o in outcomes],
+            [o.error for o in outcomes],
+            [o.entries for o in outcomes],
+            [o.events for o in outcomes],
+        ),
+    )
 
 
 async def insert_raw(cur: AsyncCursor, events: list[RawEvent]) -> list[int]:
     """Insert the raw rows (status ``pending``) in one pipelined statement; their ids."""
-    await cur.executemany(_INSERT_RAW, [
-        (e.object_type, e.body, hashlib.sha256(e.body).hexdigest(), e.signature,
-         Jsonb(e.headers)) for e in events], returning=True)
+    await cur.executemany(
+        _INSERT_RAW,
+        [
+            (
+                e.object_type,
+                e.body,
+                hashlib.sha256(e.body).hexdigest(),
+                e.signature,
+                Jsonb(e.headers),
+            )
+            for e in events
+        ],
+        returning=True,
+    )
     ids: list[int] = []
     while True:
         row = await cur.fetchone()
@@ -295,8 +349,9 @@ async def insert_raw(cur: AsyncCursor, events: list[RawEvent]) -> list[int]:
     return ids
 
 
-async def apply_stored(conn: AsyncConnection, cur: AsyncCursor, events: list[RawEvent],
-                       ids: list[int]) -> list[Outcome]:
+async def apply_stored(
+    conn: AsyncConnection, cur: AsyncCursor, events: list[RawEvent], ids: list[int]
+) -> list[Outcome]:
     """Apply stored bodies (each in a savepoint) and record their outcomes."""
     outcomes = []
     for event, event_id in zip(events, ids, strict=True):
@@ -308,16 +363,24 @@ async def apply_stored(conn: AsyncConnection, cur: AsyncCursor, events: list[Raw
     return outcomes
 
 
-async def _apply_without_savepoints(cur: AsyncCursor, events: list[RawEvent],
-                                    ids: list[int]) -> list[Outcome]:
+async def _apply_without_savepoints(
+    cur: AsyncCursor, events: list[RawEvent], ids: list[int]
+) -> list[Outcome]:
     outcomes = []
     for event, event_id in zip(events, ids, strict=True):
         if event.parse_error is not None:
             outcomes.append(Outcome(event_id, "ignored", event.parse_error))
             continue
         status, counts, error = await apply_body(cur, event.parsed, event_id)
-        outcomes.append(Outcome(event_id, status, error, counts.entries if counts else None,
-                                counts.events if counts else None))
+        outcomes.append(
+            Outcome(
+                event_id,
+                status,
+                error,
+                counts.entries if counts else None,
+                counts.events if counts else None,
+            )
+        )
     await record_outcomes(cur, outcomes)
     return outcomes
 
@@ -333,14 +396,16 @@ async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list
     return await _apply_batch(conn, events, None)
 
 
-async def apply_committed(conn: AsyncConnection, events: list[RawEvent],
-                          ids: list[int]) -> list[Outcome]:
+async def apply_committed(
+    conn: AsyncConnection, events: list[RawEvent], ids: list[int]
+) -> list[Outcome]:
     """Apply bodies whose raw rows are already committed (deferred mode, the sweep)."""
     return await _apply_batch(conn, events, ids)
 
 
-async def _apply_batch(conn: AsyncConnection, events: list[RawEvent],
-                       ids: list[int] | None) -> list[Outcome]:
+async def _apply_batch(
+    conn: AsyncConnection, events: list[RawEvent], ids: list[int] | None
+) -> list[Outcome]:
     try:
         # Fast path: no savepoints, and pipeline mode — a statement whose result is not
         # needed (locks, receipts, status updates, most message inserts) is sent without
@@ -394,10 +459,17 @@ class WriterUnavailable(RuntimeError):
 class EventWriter:
     """Group commit: batches concurrent webhooks into shared transactions."""
 
-    def __init__(self, pool: AsyncConnectionPool, *, max_batch: int = 64,
-                 writers: int = 1, connection_timeout: float = 5.0,
-                 apply_mode: str = "inline", sweep_seconds: float = 30.0,
-                 max_queued_events: int = 20_000) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        max_batch: int = 64,
+        writers: int = 1,
+        connection_timeout: float = 5.0,
+        apply_mode: str = "inline",
+        sweep_seconds: float = 30.0,
+        max_queued_events: int = 20_000,
+    ) -> None:
         if apply_mode not in ("inline", "deferred"):
             raise ValueError(f"apply_mode must be inline or deferred, not {apply_mode!r}")
         self.pool = pool
@@ -466,13 +538,16 @@ class EventWriter:
                         if self._queued_events + len(events) <= self.max_queued_events:
                             self._queued_events += len(events)
                             self._applier.put_nowait(
-                                (events, [o.webhook_event_id for o in outcomes]))
+                                (events, [o.webhook_event_id for o in outcomes])
+                            )
                         else:
                             # Applying lags far behind: do not hold more bodies in memory;
                             # the rows are durable and `pending`, the sweep applies them.
                             if not self.left_to_sweep:
-                                log.warning("deferred apply is behind; leaving batches "
-                                            "pending for the sweep")
+                                log.warning(
+                                    "deferred apply is behind; leaving batches "
+                                    "pending for the sweep"
+                                )
                             self.left_to_sweep += len(events)
             except asyncio.CancelledError:
                 for _, fut in live:
@@ -480,8 +555,7 @@ class EventWriter:
                         fut.set_exception(WriterUnavailable("receiver is shutting down"))
                 raise
             except Exception as exc:  # noqa: BLE001 — every waiting request must get an answer
-                log.warning("webhook batch of %d not stored: %s", len(live),
-                            type(exc).__name__)
+                log.warning("webhook batch of %d not stored: %s", len(live), type(exc).__name__)
                 for _, fut in live:
                     if not fut.done():
                         fut.set_exception(exc)
@@ -507,8 +581,7 @@ class EventWriter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — rows stay pending; the sweep retries
-                log.warning("deferred apply of %d events failed: %s", len(ids),
-                            type(exc).__name__)
+                log.warning("deferred apply of %d events failed: %s", len(ids), type(exc).__name__)
 
     async def _sweep_loop(self) -> None:
         """Deferred mode: apply rows left pending (a crash, a failed apply batch)."""
@@ -525,13 +598,18 @@ class EventWriter:
         """Apply ``pending`` rows received more than ``older_than_seconds`` ago."""
         done = 0
         while True:
-            async with self.pool.connection(timeout=self.connection_timeout) as conn, \
-                    conn.transaction(), conn.cursor() as cur:
+            async with (
+                self.pool.connection(timeout=self.connection_timeout) as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
                 # SKIP LOCKED: several receivers (or workers) can sweep at once.
                 await cur.execute(
                     "select id, raw_body from meta_webhook_event where status = 'pending' "
                     "and received_at < now() - make_interval(secs => %s) order by id "
-                    "limit %s for update skip locked", (older_than_seconds, chunk))
+                    "limit %s for update skip locked",
+                    (older_than_seconds, chunk),
+                )
                 rows = await cur.fetchall()
                 if not rows:
                     return done

@@ -25,19 +25,22 @@ from webhook_receiver.rawlog import (
 _DEADLOCK_ATTEMPTS = 3  # a replay racing the live receiver can lose a deadlock
 
 
-async def replay_events_async(database_url: str, *, since: datetime | None = None,
-                              failed_only: bool = False, chunk: int = 200) -> dict[str, int]:
+async def replay_events_async(
+    database_url: str, *, since: datetime | None = None, failed_only: bool = False, chunk: int = 200
+) -> dict[str, int]:
     """Re-apply stored webhooks; returns counts by resulting status (plus ``replayed``)."""
     counts: Counter[str] = Counter()
     last_id = 0
     async with await psycopg.AsyncConnection.connect(
-            database_url, options=APPLY_SESSION_OPTIONS) as conn:
+        database_url, options=APPLY_SESSION_OPTIONS
+    ) as conn:
         while True:
             cur = await conn.execute(
                 "select id, raw_body from meta_webhook_event "
                 "where id > %s and (%s::timestamptz is null or received_at >= %s) "
                 "and (not %s or status = 'failed') order by id limit %s",
-                (last_id, since, since, failed_only, chunk))
+                (last_id, since, since, failed_only, chunk),
+            )
             rows = await cur.fetchall()
             await conn.commit()
             if not rows:
@@ -62,7 +65,8 @@ async def replay_events_async(database_url: str, *, since: datetime | None = Non
     return dict(counts)
 
 
-def replay_events(database_url: str, *, since: datetime | None = None,
-                  failed_only: bool = False) -> dict[str, int]:
+def replay_events(
+    database_url: str, *, since: datetime | None = None, failed_only: bool = False
+) -> dict[str, int]:
     """Synchronous wrapper of :func:`replay_events_async` (CLI, Dagster op)."""
     return asyncio.run(replay_events_async(database_url, since=since, failed_only=failed_only))

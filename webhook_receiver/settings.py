@@ -48,18 +48,26 @@ class ReceiverSettings:
 
     def __post_init__(self) -> None:
         if not self.app_secret:
-            raise SettingError("META_APP_SECRET", "is empty or missing; the webhook receiver "
-                               "refuses to start without it", "the Meta app secret")
+            raise SettingError(
+                "META_APP_SECRET",
+                "is empty or missing; the webhook receiver refuses to start without it",
+                "the Meta app secret",
+            )
         if self.apply_mode not in ("inline", "deferred"):
-            raise SettingError("EVERREACH_RECEIVER_APPLY_MODE", f"is {self.apply_mode!r}",
-                               "inline or deferred")
+            raise SettingError(
+                "EVERREACH_RECEIVER_APPLY_MODE", f"is {self.apply_mode!r}", "inline or deferred"
+            )
         if self.max_body_bytes < 3 * 1024 * 1024:
-            raise SettingError("EVERREACH_RECEIVER_MAX_BODY_BYTES", "is below 3 MB",
-                               "at least 3145728 (Meta batches can be that large)")
+            raise SettingError(
+                "EVERREACH_RECEIVER_MAX_BODY_BYTES",
+                "is below 3 MB",
+                "at least 3145728 (Meta batches can be that large)",
+            )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object
-                 ) -> ReceiverSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: object
+    ) -> ReceiverSettings:
         """Settings from environment variables (``overrides`` win over the environment)."""
         env = os.environ if env is None else env
         database_url = get_setting("DATABASE_URL", env)
@@ -73,8 +81,9 @@ class ReceiverSettings:
             "database_url": database_url or "",
             "verify_token": get_setting("META_WEBHOOK_VERIFY_TOKEN", env),
             "jwt_secret": get_setting("API_JWT_SECRET", env),
-            "graph_api_base_url": (get_setting("META_GRAPH_API_BASE_URL", env)
-                                   or "https://graph.facebook.com").rstrip("/"),
+            "graph_api_base_url": (
+                get_setting("META_GRAPH_API_BASE_URL", env) or "https://graph.facebook.com"
+            ).rstrip("/"),
             "graph_api_version": get_setting("META_GRAPH_API_VERSION", env) or "v25.0",
             "access_token": get_setting("META_ACCESS_TOKEN", env),
         }
@@ -91,7 +100,8 @@ class ReceiverSettings:
             try:
                 values["max_body_bytes"] = int(raw_limit)
             except ValueError as exc:
-                raise SettingError("EVERREACH_RECEIVER_MAX_BODY_BYTES", "is not an integer",
-                                   "a byte count") from exc
+                raise SettingError(
+                    "EVERREACH_RECEIVER_MAX_BODY_BYTES", "is not an integer", "a byte count"
+                ) from exc
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

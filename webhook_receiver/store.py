@@ -31,7 +31,12 @@ from psycopg.types.json import Jsonb
 
 #: Rank of each status: status only moves forward; failed sticks.
 STATUS_RANK: dict[str, int] = {
-    "received": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4,
+    "received": 0,
+    "pending": 0,
+    "sent": 1,
+    "delivered": 2,
+    "read": 3,
+    "played": 4,
     "failed": 99,
 }
 RECEIPT_TYPES = frozenset({"sent", "delivered", "read", "played", "failed", "deleted"})
@@ -121,12 +126,14 @@ async def prelock(cur: AsyncCursor, keys: set[str]) -> None:
     await cur.execute(
         "select count(pg_advisory_xact_lock(h)) from (select distinct "
         "hashtextextended(k, 0) as h from unnest(%s::text[]) as k order by 1) as s",
-        (sorted(keys),))
+        (sorted(keys),),
+    )
     held.update(keys)
 
 
-async def lock_thread_key(cur: AsyncCursor, platform: str, business_id: str,
-                          contact_id: str) -> None:
+async def lock_thread_key(
+    cur: AsyncCursor, platform: str, business_id: str, contact_id: str
+) -> None:
     """Serialize writers of one conversation (watermarks vs. outbound messages)."""
     await _lock(cur, thread_key(platform, business_id, contact_id))
 
@@ -141,7 +148,8 @@ async def lock_message_key(cur: AsyncCursor, platform: str, platform_message_id:
 #: pipelined fast path: any failure rolls back the whole transaction and its cache), so a
 #: cached thread can never be one a rolled-back savepoint took away.
 _THREAD_CACHE: ContextVar[dict[tuple[str, str, str], list[Any]] | None] = ContextVar(
-    "everreach_thread_cache", default=None)
+    "everreach_thread_cache", default=None
+)
 
 
 @contextlib.contextmanager
@@ -171,13 +179,20 @@ async def prefetch_threads(cur: AsyncCursor, keys: set[tuple[str, str, str]]) ->
         "t.contact_name from conversation_thread t "
         "join unnest(%s::text[], %s::text[], %s::text[]) as k(platform, business, contact) "
         "on t.platform = k.platform and t.business_account_id = k.business "
-        "and t.contact_id = k.contact", (platforms, businesses, contacts))
+        "and t.contact_id = k.contact",
+        (platforms, businesses, contacts),
+    )
     for platform, business, contact, thread_id, name in await cur.fetchall():
         cache[(platform, business, contact)] = [thread_id, name]
 
 
-async def get_or_create_thread(cur: AsyncCursor, platform: str, business_id: str,
-                               contact_id: str, contact_name: str | None = None) -> uuid.UUID:
+async def get_or_create_thread(
+    cur: AsyncCursor,
+    platform: str,
+    business_id: str,
+    contact_id: str,
+    contact_name: str | None = None,
+) -> uuid.UUID:
     """The thread of ``platform × business account × contact``, created on first contact."""
     cache = _THREAD_CACHE.get()
     cached = cache.get((platform, business_id, contact_id)) if cache is not None else None
@@ -187,7 +202,8 @@ async def get_or_create_thread(cur: AsyncCursor, platform: str, business_id: str
         await cur.execute(
             "select thread_id, contact_name from conversation_thread "
             "where platform = %s and business_account_id = %s and contact_id = %s",
-            (platform, business_id, contact_id))
+            (platform, business_id, contact_id),
+        )
         row = await cur.fetchone()
     if row is None:
         await cur.execute(
@@ -195,20 +211,24 @@ async def get_or_create_thread(cur: AsyncCursor, platform: str, business_id: str
             "contact_name) values (%s, %s, %s, %s) "
             "on conflict (platform, business_account_id, contact_id) do nothing "
             "returning thread_id, contact_name",
-            (platform, business_id, contact_id, contact_name))
+            (platform, business_id, contact_id, contact_name),
+        )
         row = await cur.fetchone()
         if row is None:  # created concurrently by another transaction
             await cur.execute(
                 "select thread_id, contact_name from conversation_thread "
                 "where platform = %s and business_account_id = %s and contact_id = %s",
-                (platform, business_id, contact_id))
+                (platform, business_id, contact_id),
+            )
             row = await cur.fetchone()
             assert row is not None
     thread_id, known_name = row
     if contact_name and contact_name != known_name:
         await cur.execute(
             "update conversation_thread set contact_name = %s, updated_at = now() "
-            "where thread_id = %s", (contact_name, thread_id))
+            "where thread_id = %s",
+            (contact_name, thread_id),
+        )
         known_name = contact_name
     if cache is not None:
         cache[(platform, business_id, contact_id)] = [thread_id, known_name]
@@ -230,12 +250,12 @@ class Referral:
     @property
     def is_ad(self) -> bool:
         """Did an ad start this conversation?"""
-        return bool(self.ad_id or self.ctwa_clid
-                    or (self.source or "").lower() in ("ads", "ad"))
+        return bool(self.ad_id or self.ctwa_clid or (self.source or "").lower() in ("ads", "ad"))
 
 
-async def apply_referral(cur: AsyncCursor, thread_id: uuid.UUID, platform: str,
-                         contact_id: str, referral: Referral) -> None:
+async def apply_referral(
+    cur: AsyncCursor, thread_id: uuid.UUID, platform: str, contact_id: str, referral: Referral
+) -> None:
     """Keep the thread's earliest referral, link the EverReach user, log ``ad_referral``."""
     stored = dict(referral.raw)
     stored["occurred_at"] = referral.occurred_at.isoformat()
@@ -249,9 +269,16 @@ async def apply_referral(cur: AsyncCursor, thread_id: uuid.UUID, platform: str,
           and (referral is null
                or (referral ->> 'occurred_at')::timestamptz > %(at)s)
         """,
-        {"source": referral.source, "ad_id": referral.ad_id, "ref": referral.ref,
-         "clid": referral.ctwa_clid, "raw": Jsonb(stored), "thread": thread_id,
-         "at": referral.occurred_at})
+        {
+            "source": referral.source,
+            "ad_id": referral.ad_id,
+            "ref": referral.ref,
+            "clid": referral.ctwa_clid,
+            "raw": Jsonb(stored),
+            "thread": thread_id,
+            "at": referral.occurred_at,
+        },
+    )
     user_id = _uuid_or_none(referral.ref)
     if user_id is not None:
         # The EverReach app puts its user id in the m.me/ig.me `ref`: link the thread so
@@ -260,9 +287,12 @@ async def apply_referral(cur: AsyncCursor, thread_id: uuid.UUID, platform: str,
             "update conversation_thread set user_id = %s, updated_at = now() "
             "where thread_id = %s and user_id is null "
             "and exists (select 1 from auth.users where id = %s)",
-            (user_id, thread_id, user_id))
-    key = (f"{platform}:{contact_id}:{referral.ad_id or ''}:{referral.ctwa_clid or ''}:"
-           f"{referral.ref or ''}:{int(referral.occurred_at.timestamp() * 1000)}")
+            (user_id, thread_id, user_id),
+        )
+    key = (
+        f"{platform}:{contact_id}:{referral.ad_id or ''}:{referral.ctwa_clid or ''}:"
+        f"{referral.ref or ''}:{int(referral.occurred_at.timestamp() * 1000)}"
+    )
     await _lock(cur, f"referral:{key}")
     # user_event has no unique key of ours: the lock + "not exists" keeps replays from
     # logging the same referral twice.
@@ -276,12 +306,30 @@ async def apply_referral(cur: AsyncCursor, thread_id: uuid.UUID, platform: str,
                           where e.etype = 'ad_referral' and e.occurred_at = %(at)s
                             and e.props ->> 'referral_key' = %(key)s)
         """,
-        {"platform": platform, "thread": thread_id, "at": referral.occurred_at, "key": key,
-         "props": Jsonb({k: v for k, v in {
-             "referral_key": key, "thread_id": str(thread_id), "platform": platform,
-             "meta_ad_id": referral.ad_id, "ctwa_clid": referral.ctwa_clid,
-             "source_url": referral.source_url, "referral_source": referral.source,
-             "ref": referral.ref, "is_ad": referral.is_ad}.items() if v is not None})})
+        {
+            "platform": platform,
+            "thread": thread_id,
+            "at": referral.occurred_at,
+            "key": key,
+            "props": Jsonb(
+                {
+                    k: v
+                    for k, v in {
+                        "referral_key": key,
+                        "thread_id": str(thread_id),
+                        "platform": platform,
+                        "meta_ad_id": referral.ad_id,
+                        "ctwa_clid": referral.ctwa_clid,
+                        "source_url": referral.source_url,
+                        "referral_source": referral.source,
+                        "ref": referral.ref,
+                        "is_ad": referral.is_ad,
+                    }.items()
+                    if v is not None
+                }
+            ),
+        },
+    )
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:
@@ -293,8 +341,7 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
         return None
 
 
-async def touch_window(cur: AsyncCursor, thread_id: uuid.UUID, at: datetime,
-                       reason: str) -> None:
+async def touch_window(cur: AsyncCursor, thread_id: uuid.UUID, at: datetime, reason: str) -> None:
     """Open/extend the thread's policy windows from a user action that is not a message."""
     await cur.execute("select touch_messaging_window(%s, %s, %s)", (thread_id, at, reason))
 
@@ -338,8 +385,11 @@ returning message_id
 # Insert + "which receipts arrived before this message", in one round trip. The select
 # runs only when the insert did (the join is on its returned row); receipts by message id
 # and by watermark are two index-friendly branches instead of one OR.
-_INSERT_MESSAGE_RECONCILE = """
-with ins as (""" + _INSERT_MESSAGE + """)
+_INSERT_MESSAGE_RECONCILE = (
+    """
+with ins as ("""
+    + _INSERT_MESSAGE
+    + """)
 select ins.message_id, r.event_type, r.occurred_at, r.error_code, r.error_message
 from ins left join lateral (
     select d.event_type, d.occurred_at, d.error_code, d.error_message
@@ -353,11 +403,12 @@ from ins left join lateral (
       and d.watermark >= %(sent_at)s
 ) r on true
 """
+)
 
 
-async def insert_message(cur: AsyncCursor, row: MessageRow, *, business_id: str,
-                         contact_id: str, want_id: bool = True
-                         ) -> tuple[uuid.UUID | None, bool | None]:
+async def insert_message(
+    cur: AsyncCursor, row: MessageRow, *, business_id: str, contact_id: str, want_id: bool = True
+) -> tuple[uuid.UUID | None, bool | None]:
     """Store a message once (by platform id); returns (message_id, inserted?).
 
     After a new message is stored, receipts that arrived before it (WhatsApp statuses,
@@ -370,36 +421,50 @@ async def insert_message(cur: AsyncCursor, row: MessageRow, *, business_id: str,
     # Receipts can precede a message only when it is outbound (statuses, watermarks) or an
     # Instagram message (unsend); other inbound messages skip the lock and the reconcile.
     reconcile = row.platform_message_id is not None and (
-        row.direction == "outbound" or row.platform == "instagram")
+        row.direction == "outbound" or row.platform == "instagram"
+    )
     if reconcile:
         await lock_message_key(cur, row.platform, row.platform_message_id)
     if row.direction == "outbound":
         await lock_thread_key(cur, row.platform, business_id, contact_id)
     params = {
-        "thread": row.thread_id, "platform": row.platform, "pmid": row.platform_message_id,
-        "direction": row.direction, "type": row.message_type, "text": row.text,
-        "payload": Jsonb(row.payload), "reply_to": row.reply_to, "is_echo": row.is_echo,
-        "status": row.status, "rank": STATUS_RANK.get(row.status, 0),
-        "code": row.error_code, "msg": row.error_message,
-        "messaging_type": row.messaging_type, "tag": row.message_tag,
-        "window": row.window_used, "sent_at": row.sent_at, "event_id": row.webhook_event_id}
+        "thread": row.thread_id,
+        "platform": row.platform,
+        "pmid": row.platform_message_id,
+        "direction": row.direction,
+        "type": row.message_type,
+        "text": row.text,
+        "payload": Jsonb(row.payload),
+        "reply_to": row.reply_to,
+        "is_echo": row.is_echo,
+        "status": row.status,
+        "rank": STATUS_RANK.get(row.status, 0),
+        "code": row.error_code,
+        "msg": row.error_message,
+        "messaging_type": row.messaging_type,
+        "tag": row.message_tag,
+        "window": row.window_used,
+        "sent_at": row.sent_at,
+        "event_id": row.webhook_event_id,
+    }
     if reconcile:
-        params.update(outbound=row.direction == "outbound", biz=business_id,
-                      contact=contact_id)
+        params.update(outbound=row.direction == "outbound", biz=business_id, contact=contact_id)
         await cur.execute(_INSERT_MESSAGE_RECONCILE, params)
         rows = await cur.fetchall()
         if rows:
             message_id = rows[0][0]
             receipts = [r[1:] for r in rows if r[1] is not None]
             for event_type, occurred_at, error_code, error_message in receipts:
-                await apply_status(cur, message_id, event_type, occurred_at, error_code,
-                                   error_message)
+                await apply_status(
+                    cur, message_id, event_type, occurred_at, error_code, error_message
+                )
             if receipts:
                 await cur.execute(
                     "update message_delivery_event set message_id = %s, thread_id = %s "
                     "where platform = %s and platform_message_id = %s "
                     "and message_id is null",
-                    (message_id, row.thread_id, row.platform, row.platform_message_id))
+                    (message_id, row.thread_id, row.platform, row.platform_message_id),
+                )
             return message_id, True
     else:
         await cur.execute(_INSERT_MESSAGE, params)
@@ -413,7 +478,8 @@ async def insert_message(cur: AsyncCursor, row: MessageRow, *, business_id: str,
     await cur.execute(
         "select message_id from conversation_message "
         "where platform = %s and platform_message_id = %s",
-        (row.platform, row.platform_message_id))
+        (row.platform, row.platform_message_id),
+    )
     existing = await cur.fetchone()
     assert existing is not None
     return existing[0], False
@@ -437,15 +503,27 @@ update conversation_message set
 """
 
 
-async def apply_status(cur: AsyncCursor, message_id: uuid.UUID, event_type: str,
-                       at: datetime, error_code: int | None = None,
-                       error_message: str | None = None) -> None:
+async def apply_status(
+    cur: AsyncCursor,
+    message_id: uuid.UUID,
+    event_type: str,
+    at: datetime,
+    error_code: int | None = None,
+    error_message: str | None = None,
+) -> None:
     """Move one message's status forward (never back; failed sticks)."""
     await cur.execute(
         _STATUS_SQL + " where message_id = %(id)s",
-        {"rank": STATUS_RANK.get(event_type, 0), "status": event_type, "at": at,
-         "code": error_code, "msg": error_message, "deleted": event_type == "deleted",
-         "id": message_id})
+        {
+            "rank": STATUS_RANK.get(event_type, 0),
+            "status": event_type,
+            "at": at,
+            "code": error_code,
+            "msg": error_message,
+            "deleted": event_type == "deleted",
+            "id": message_id,
+        },
+    )
 
 
 @dataclass
@@ -473,8 +551,10 @@ class Receipt:
         if self.platform_message_id is not None:
             return f"{self.platform}:{self.event_type}:{self.platform_message_id}"
         assert self.watermark is not None
-        return (f"{self.platform}:{self.event_type}:wm:{self.business_id}:{self.contact_id}:"
-                f"{int(self.watermark.timestamp() * 1000)}")
+        return (
+            f"{self.platform}:{self.event_type}:wm:{self.business_id}:{self.contact_id}:"
+            f"{int(self.watermark.timestamp() * 1000)}"
+        )
 
 
 _INSERT_RECEIPT = """
@@ -504,29 +584,47 @@ async def record_receipt(cur: AsyncCursor, receipt: Receipt) -> None:
         await lock_message_key(cur, receipt.platform, receipt.platform_message_id)
     elif receipt.contact_id is not None:
         await lock_thread_key(cur, receipt.platform, receipt.business_id, receipt.contact_id)
-    await cur.execute(_INSERT_RECEIPT, {
-        "platform": receipt.platform, "type": receipt.event_type,
-        "pmid": receipt.platform_message_id, "biz": receipt.business_id,
-        "contact": receipt.contact_id, "wm": receipt.watermark, "at": receipt.occurred_at,
-        "code": receipt.error_code, "title": receipt.error_title,
-        "msg": receipt.error_message, "conv": receipt.conversation_id,
-        "origin": receipt.conversation_origin,
-        "pricing": Jsonb(receipt.pricing) if receipt.pricing is not None else None,
-        "raw": Jsonb(receipt.raw), "event_id": receipt.webhook_event_id,
-        "dedup": receipt.dedup_key()})
+    await cur.execute(
+        _INSERT_RECEIPT,
+        {
+            "platform": receipt.platform,
+            "type": receipt.event_type,
+            "pmid": receipt.platform_message_id,
+            "biz": receipt.business_id,
+            "contact": receipt.contact_id,
+            "wm": receipt.watermark,
+            "at": receipt.occurred_at,
+            "code": receipt.error_code,
+            "title": receipt.error_title,
+            "msg": receipt.error_message,
+            "conv": receipt.conversation_id,
+            "origin": receipt.conversation_origin,
+            "pricing": Jsonb(receipt.pricing) if receipt.pricing is not None else None,
+            "raw": Jsonb(receipt.raw),
+            "event_id": receipt.webhook_event_id,
+            "dedup": receipt.dedup_key(),
+        },
+    )
     if receipt.platform_message_id is not None:
         await cur.execute(
             _STATUS_SQL + " where platform = %(platform)s and platform_message_id = %(pmid)s",
-            {"rank": STATUS_RANK.get(receipt.event_type, 0), "status": receipt.event_type,
-             "at": receipt.occurred_at, "code": receipt.error_code,
-             "msg": receipt.error_message or receipt.error_title,
-             "deleted": receipt.event_type == "deleted", "platform": receipt.platform,
-             "pmid": receipt.platform_message_id})
+            {
+                "rank": STATUS_RANK.get(receipt.event_type, 0),
+                "status": receipt.event_type,
+                "at": receipt.occurred_at,
+                "code": receipt.error_code,
+                "msg": receipt.error_message or receipt.error_title,
+                "deleted": receipt.event_type == "deleted",
+                "platform": receipt.platform,
+                "pmid": receipt.platform_message_id,
+            },
+        )
         return
     if receipt.watermark is not None and receipt.contact_id is not None:
         # Messenger: everything the page sent at or before the watermark is delivered/read.
         await cur.execute(
-            _STATUS_SQL + """
+            _STATUS_SQL
+            + """
             where message_id in (
                 select m.message_id from conversation_message m
                 join conversation_thread t on t.thread_id = m.thread_id
@@ -534,7 +632,16 @@ async def record_receipt(cur: AsyncCursor, receipt: Receipt) -> None:
                   and t.contact_id = %(contact)s and m.direction = 'outbound'
                   and m.sent_at <= %(wm)s and m.status_rank < %(rank)s)
             """,
-            {"rank": STATUS_RANK[receipt.event_type], "status": receipt.event_type,
-             "at": receipt.occurred_at, "code": None, "msg": None, "deleted": False,
-             "platform": receipt.platform, "biz": receipt.business_id,
-             "contact": receipt.contact_id, "wm": receipt.watermark})
+            {
+                "rank": STATUS_RANK[receipt.event_type],
+                "status": receipt.event_type,
+                "at": receipt.occurred_at,
+                "code": None,
+                "msg": None,
+                "deleted": False,
+                "platform": receipt.platform,
+                "biz": receipt.business_id,
+                "contact": receipt.contact_id,
+                "wm": receipt.watermark,
+            },
+        )

@@ -44,10 +44,14 @@ def running_receiver(settings: ReceiverSettings) -> Iterator[RunningReceiver]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning",
-                                           access_log=False, timeout_keep_alive=30))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"receiver-{port}", daemon=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=30
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"receiver-{port}", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:

@@ -28,19 +28,22 @@ def duplicate_grain_keys(conn: psycopg.Connection, since: date, until: date) -> 
             select 1 from ad_performance where date between %s and %s
             group by ad_account_id, level, entity_id, date having count(*) > 1
         ) d
-        """, (since, until)).fetchone()
+        """,
+        (since, until),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
 def negative_spend_rows(conn: psycopg.Connection, since: date, until: date) -> int:
     """Rows with spend below zero in the window."""
-    row = conn.execute("select count(*) from ad_performance "
-                       "where date between %s and %s and spend < 0", (since, until)).fetchone()
+    row = conn.execute(
+        "select count(*) from ad_performance where date between %s and %s and spend < 0",
+        (since, until),
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
-def ad_vs_account_spend(conn: psycopg.Connection, since: date,
-                        until: date) -> list[SpendMismatch]:
+def ad_vs_account_spend(conn: psycopg.Connection, since: date, until: date) -> list[SpendMismatch]:
     """Account-days where the sum of ad-level spend differs from account-level spend by more
     than rounding: Meta rounds each row to the cent, so n ad rows may drift n × half a cent
     (plus one cent for the account row)."""
@@ -61,7 +64,9 @@ def ad_vs_account_spend(conn: psycopg.Connection, since: date,
         where abs(coalesce(acct.spend, 0) - coalesce(ad.spend, 0))
               > 0.01 + 0.005 * coalesce(ad.n, 0)
         order by 1, 2
-        """, {"s": since, "u": until}).fetchall()
+        """,
+        {"s": since, "u": until},
+    ).fetchall()
     return [SpendMismatch(*r) for r in rows]
 
 

@@ -65,8 +65,10 @@ def lock_key(account_id: str) -> str:
     return f"everreach.ad_performance:{account_id}"
 
 
-def ensure_campaigns(cur: psycopg.Cursor, campaigns: Iterable[tuple[str, str, str | None]],
-                     ) -> tuple[dict[str, str], int]:
+def ensure_campaigns(
+    cur: psycopg.Cursor,
+    campaigns: Iterable[tuple[str, str, str | None]],
+) -> tuple[dict[str, str], int]:
     """Make sure every `(meta_campaign_id, ad_account_id, name)` has a `campaign` row.
 
     Missing ones are inserted (source 'meta'); existing ones are left as they are (renames
@@ -88,37 +90,47 @@ def ensure_campaigns(cur: psycopg.Cursor, campaigns: Iterable[tuple[str, str, st
         (ids, [items[i][0] for i in ids], [items[i][1] for i in ids]),
     )
     created = cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0
-    cur.execute("select meta_campaign_id, campaign_id::text from campaign "
-                "where meta_campaign_id = any(%s)", (ids,))
+    cur.execute(
+        "select meta_campaign_id, campaign_id::text from campaign where meta_campaign_id = any(%s)",
+        (ids,),
+    )
     return dict(cur.fetchall()), created
 
 
 STAGE_TABLE = "_ad_performance_stage"
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in AD_PERFORMANCE_COLUMNS)
-_STAGE_COPY_SQL = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(STAGE_TABLE),
-                                                             _COLUMNS)
+_STAGE_COPY_SQL = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(STAGE_TABLE), _COLUMNS)
 # The staged rows with the EverReach campaign uuids filled in from `campaign`.
 _INSERT_SQL = sql.SQL(
     "insert into ad_performance ({cols}) select {sel} from {stage} s "
-    "left join campaign c on c.meta_campaign_id = s.meta_campaign_id").format(
-    cols=_COLUMNS, stage=sql.Identifier(STAGE_TABLE),
+    "left join campaign c on c.meta_campaign_id = s.meta_campaign_id"
+).format(
+    cols=_COLUMNS,
+    stage=sql.Identifier(STAGE_TABLE),
     sel=sql.SQL(", ").join(
-        sql.SQL("case when s.level = 'campaign' then c.campaign_id end") if col == "campaign_id"
-        else sql.SQL("c.campaign_id") if col == "parent_campaign_id"
+        sql.SQL("case when s.level = 'campaign' then c.campaign_id end")
+        if col == "campaign_id"
+        else sql.SQL("c.campaign_id")
+        if col == "parent_campaign_id"
         else sql.SQL("s.{}").format(sql.Identifier(col))
-        for col in AD_PERFORMANCE_COLUMNS))
+        for col in AD_PERFORMANCE_COLUMNS
+    ),
+)
 
 
 def _prepare_stage(cur: psycopg.Cursor) -> None:
     """An empty session temp table with `ad_performance`'s loaded columns (reused)."""
-    cur.execute(sql.SQL("create temporary table if not exists {} as select {} from "
-                        "ad_performance with no data").format(sql.Identifier(STAGE_TABLE),
-                                                               _COLUMNS))
+    cur.execute(
+        sql.SQL(
+            "create temporary table if not exists {} as select {} from ad_performance with no data"
+        ).format(sql.Identifier(STAGE_TABLE), _COLUMNS)
+    )
     cur.execute(sql.SQL("truncate {}").format(sql.Identifier(STAGE_TABLE)))
 
 
-def stage_records(conn: psycopg.Connection, records: Iterable[Sequence] | Iterable[str],
-                  *, text: bool = False) -> int:
+def stage_records(
+    conn: psycopg.Connection, records: Iterable[Sequence] | Iterable[str], *, text: bool = False
+) -> int:
     """Step 1: stream `records` through COPY into the session's stage table (emptied first).
 
     `records` are value sequences, or with `text=True` ready lines of COPY text format
@@ -149,10 +161,15 @@ def stage_records(conn: psycopg.Connection, records: Iterable[Sequence] | Iterab
     return count
 
 
-def replace_ad_performance(conn: psycopg.Connection, windows: Sequence[AccountWindow],
-                           records: Iterable[Sequence], campaign_ids: dict[str, str],
-                           *, campaigns: Iterable[tuple[str, str, str | None]] = (),
-                           text: bool = False) -> LoadStats:
+def replace_ad_performance(
+    conn: psycopg.Connection,
+    windows: Sequence[AccountWindow],
+    records: Iterable[Sequence],
+    campaign_ids: dict[str, str],
+    *,
+    campaigns: Iterable[tuple[str, str, str | None]] = (),
+    text: bool = False,
+) -> LoadStats:
     """Replace `windows` of `ad_performance` with `records`, atomically.
 
     `records` are sequences in `AD_PERFORMANCE_COLUMNS` order (see `transform.to_record`;
@@ -178,15 +195,18 @@ def replace_ad_performance(conn: psycopg.Connection, windows: Sequence[AccountWi
             campaign_ids.update(mapping)
             stats.campaigns_created += created
             # Campaigns the rows name that `campaign` lacks (sorted: no deadlocks).
-            cur.execute(sql.SQL(
-                """
+            cur.execute(
+                sql.SQL(
+                    """
                 select s.meta_campaign_id, min(s.ad_account_id),
                        min(s.entity_name) filter (where s.level = 'campaign')
                 from {} s
                 where s.meta_campaign_id is not null and not exists
                       (select 1 from campaign c where c.meta_campaign_id = s.meta_campaign_id)
                 group by s.meta_campaign_id
-                """).format(stage))
+                """
+                ).format(stage)
+            )
             late = cur.fetchall()
             if late:
                 mapping, created = ensure_campaigns(cur, late)
@@ -194,8 +214,9 @@ def replace_ad_performance(conn: psycopg.Connection, windows: Sequence[AccountWi
                 stats.campaigns_created += created
             # Sorted, so two loads of overlapping account sets cannot deadlock.
             for account_id in sorted({w.account_id for w in windows}):
-                cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                            (lock_key(account_id),))
+                cur.execute(
+                    "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key(account_id),)
+                )
             if windows:
                 cur.execute(
                     """
@@ -204,24 +225,34 @@ def replace_ad_performance(conn: psycopg.Connection, windows: Sequence[AccountWi
                           as w (account, since, until)
                     where ap.ad_account_id = w.account and ap.date between w.since and w.until
                     """,
-                    ([w.account_id for w in windows], [w.since for w in windows],
-                     [w.until for w in windows]),
+                    (
+                        [w.account_id for w in windows],
+                        [w.since for w in windows],
+                        [w.until for w in windows],
+                    ),
                 )
                 stats.deleted = cur.rowcount
             cur.execute(_INSERT_SQL)
             stats.rows = cur.rowcount
-            cur.execute(sql.SQL("select level, ad_account_id, count(*) from {} "
-                                "group by 1, 2").format(stage))
+            cur.execute(
+                sql.SQL("select level, ad_account_id, count(*) from {} group by 1, 2").format(stage)
+            )
             for level, account, n in cur.fetchall():
                 stats.rows_by_level[level] += n
                 stats.rows_by_account[account] += n
-            cur.execute(sql.SQL("select coalesce(account_currency, ''), sum(spend) from {} "
-                                "where level = 'account' group by 1").format(stage))
+            cur.execute(
+                sql.SQL(
+                    "select coalesce(account_currency, ''), sum(spend) from {} "
+                    "where level = 'account' group by 1"
+                ).format(stage)
+            )
             stats.spend_by_currency = {code: Decimal(total) for code, total in cur.fetchall()}
         stats.replace_seconds = time.perf_counter() - started
     finally:
         if not conn.closed and conn.info.transaction_status in (
-                psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.INTRANS):
+            psycopg.pq.TransactionStatus.IDLE,
+            psycopg.pq.TransactionStatus.INTRANS,
+        ):
             with conn.transaction():  # free the temp space (a savepoint inside a caller's)
                 conn.execute(sql.SQL("truncate {}").format(stage))
     return stats

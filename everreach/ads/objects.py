@@ -32,30 +32,70 @@ from everreach.warehouse.bulk import copy_rows, create_temp_like
 
 #: Currencies whose Meta "offset" is 1 (no minor unit): budgets come in whole units.
 #: Every other currency's budgets come in cents (offset 100).
-ZERO_DECIMAL_CURRENCIES = frozenset({"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW",
-                                     "PYG", "TWD", "VND"})
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"CLP", "COP", "CRC", "HUF", "ISK", "IDR", "JPY", "KRW", "PYG", "TWD", "VND"}
+)
 
 OBJECT_FIELDS: dict[str, str] = {
     "campaign": "id,name,status,effective_status,objective,daily_budget,lifetime_budget,"
-                "created_time,updated_time,account_id",
+    "created_time,updated_time,account_id",
     "adset": "id,name,status,effective_status,daily_budget,lifetime_budget,created_time,"
-             "updated_time,campaign_id,account_id",
+    "updated_time,campaign_id,account_id",
     "ad": "id,name,status,effective_status,created_time,updated_time,campaign_id,adset_id,"
-          "account_id",
+    "account_id",
 }
 _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # kind: (table, key column, columns)
-    "campaign": ("meta_ad_campaign", "campaign_id",
-                 ("campaign_id", "ad_account_id", "name", "status", "effective_status",
-                  "objective", "daily_budget", "lifetime_budget", "created_time",
-                  "updated_time", "raw")),
-    "adset": ("meta_ad_set", "adset_id",
-              ("adset_id", "ad_account_id", "campaign_id", "name", "status",
-               "effective_status", "daily_budget", "lifetime_budget", "created_time",
-               "updated_time", "raw")),
-    "ad": ("meta_ad", "ad_id",
-           ("ad_id", "ad_account_id", "campaign_id", "adset_id", "name", "status",
-            "effective_status", "created_time", "updated_time", "raw")),
+    "campaign": (
+        "meta_ad_campaign",
+        "campaign_id",
+        (
+            "campaign_id",
+            "ad_account_id",
+            "name",
+            "status",
+            "effective_status",
+            "objective",
+            "daily_budget",
+            "lifetime_budget",
+            "created_time",
+            "updated_time",
+            "raw",
+        ),
+    ),
+    "adset": (
+        "meta_ad_set",
+        "adset_id",
+        (
+            "adset_id",
+            "ad_account_id",
+            "campaign_id",
+            "name",
+            "status",
+            "effective_status",
+            "daily_budget",
+            "lifetime_budget",
+            "created_time",
+            "updated_time",
+            "raw",
+        ),
+    ),
+    "ad": (
+        "meta_ad",
+        "ad_id",
+        (
+            "ad_id",
+            "ad_account_id",
+            "campaign_id",
+            "adset_id",
+            "name",
+            "status",
+            "effective_status",
+            "created_time",
+            "updated_time",
+            "raw",
+        ),
+    ),
 }
 _STATUSES = {"campaign": CAMPAIGN_STATUSES, "adset": ADSET_STATUSES, "ad": AD_STATUSES}
 
@@ -79,22 +119,42 @@ def budget(value: Any, currency: str | None) -> Decimal | None:
     return amount if (currency or "").upper() in ZERO_DECIMAL_CURRENCIES else amount / 100
 
 
-def object_row(kind: str, obj: Mapping[str, Any], account_id: str,
-               currency: str | None) -> tuple:
+def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str | None) -> tuple:
     """One raw-table row (in the table's column order) from a listed Meta object."""
     raw = orjson.dumps(obj).decode()
     common = (obj.get("name"), obj.get("status"), obj.get("effective_status"))
     times = (obj.get("created_time"), obj.get("updated_time"))
     if kind == "campaign":
-        return (str(obj["id"]), account_id, *common, obj.get("objective"),
-                budget(obj.get("daily_budget"), currency),
-                budget(obj.get("lifetime_budget"), currency), *times, raw)
+        return (
+            str(obj["id"]),
+            account_id,
+            *common,
+            obj.get("objective"),
+            budget(obj.get("daily_budget"), currency),
+            budget(obj.get("lifetime_budget"), currency),
+            *times,
+            raw,
+        )
     if kind == "adset":
-        return (str(obj["id"]), account_id, str(obj["campaign_id"]), *common,
-                budget(obj.get("daily_budget"), currency),
-                budget(obj.get("lifetime_budget"), currency), *times, raw)
-    return (str(obj["id"]), account_id, str(obj["campaign_id"]), str(obj["adset_id"]), *common,
-            *times, raw)
+        return (
+            str(obj["id"]),
+            account_id,
+            str(obj["campaign_id"]),
+            *common,
+            budget(obj.get("daily_budget"), currency),
+            budget(obj.get("lifetime_budget"), currency),
+            *times,
+            raw,
+        )
+    return (
+        str(obj["id"]),
+        account_id,
+        str(obj["campaign_id"]),
+        str(obj["adset_id"]),
+        *common,
+        *times,
+        raw,
+    )
 
 
 def _merge(cur: psycopg.Cursor, kind: str, rows: Iterable[tuple]) -> int:
@@ -103,12 +163,20 @@ def _merge(cur: psycopg.Cursor, kind: str, rows: Iterable[tuple]) -> int:
     create_temp_like(cur, temp, table, columns)
     count = copy_rows(cur, temp, columns, rows)
     updates = sql.SQL(", ").join(
-        sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in columns if c != key)
-    cur.execute(sql.SQL(
-        "insert into {table} ({cols}) select distinct on ({key}) {cols} from {temp} "
-        "order by {key} on conflict ({key}) do update set {updates}, synced_at = now()"
-    ).format(table=sql.Identifier(table), temp=sql.Identifier(temp), key=sql.Identifier(key),
-             cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), updates=updates))
+        sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in columns if c != key
+    )
+    cur.execute(
+        sql.SQL(
+            "insert into {table} ({cols}) select distinct on ({key}) {cols} from {temp} "
+            "order by {key} on conflict ({key}) do update set {updates}, synced_at = now()"
+        ).format(
+            table=sql.Identifier(table),
+            temp=sql.Identifier(temp),
+            key=sql.Identifier(key),
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            updates=updates,
+        )
+    )
     return count
 
 
@@ -136,9 +204,13 @@ def upsert_meta_campaigns(cur: psycopg.Cursor, account_ids: Sequence[str]) -> tu
     return inserted, len(flags) - inserted
 
 
-def sync_ad_objects(client: GraphClient, conn: psycopg.Connection,
-                    accounts: Sequence[AdAccount], *,
-                    env: Mapping[str, str] | None = None) -> ObjectsResult:
+def sync_ad_objects(
+    client: GraphClient,
+    conn: psycopg.Connection,
+    accounts: Sequence[AdAccount],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> ObjectsResult:
     """List every campaign, ad set and ad of `accounts` and merge them in one transaction."""
     result = ObjectsResult()
     plan = []
@@ -151,9 +223,10 @@ def sync_ad_objects(client: GraphClient, conn: psycopg.Connection,
     def listed(kind: str) -> Iterable[tuple]:
         for account, token, info in plan:
             for obj in client.paginate(
-                    f"{account.node_id}/{kind}s",
-                    {"fields": OBJECT_FIELDS[kind], "effective_status": _STATUSES[kind],
-                     "limit": 500}, token=token):
+                f"{account.node_id}/{kind}s",
+                {"fields": OBJECT_FIELDS[kind], "effective_status": _STATUSES[kind], "limit": 500},
+                token=token,
+            ):
                 yield object_row(kind, obj, account.account_id, info.currency)
 
     with conn.transaction(), conn.cursor() as cur:

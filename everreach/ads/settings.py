@@ -36,19 +36,53 @@ VIEW_WINDOWS = ("1d_view",)
 #: Action types that count the same conversion more than once: an `omni_*` / aggregate
 #: type includes its channel-specific types. Picking two from one family double counts.
 OVERLAPPING_ACTION_TYPES: tuple[frozenset[str], ...] = (
-    frozenset({"omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase",
-               "onsite_web_purchase", "onsite_web_app_purchase", "web_in_store_purchase",
-               "app_custom_event.fb_mobile_purchase", "onsite_conversion.purchase"}),
-    frozenset({"lead", "omni_lead", "offsite_conversion.fb_pixel_lead",
-               "onsite_conversion.lead_grouped", "leadgen_grouped", "onsite_web_lead"}),
-    frozenset({"omni_complete_registration", "complete_registration",
-               "offsite_conversion.fb_pixel_complete_registration",
-               "app_custom_event.fb_mobile_complete_registration"}),
-    frozenset({"omni_add_to_cart", "add_to_cart", "offsite_conversion.fb_pixel_add_to_cart",
-               "app_custom_event.fb_mobile_add_to_cart", "onsite_web_add_to_cart"}),
-    frozenset({"omni_initiated_checkout", "initiate_checkout",
-               "offsite_conversion.fb_pixel_initiate_checkout",
-               "app_custom_event.fb_mobile_initiated_checkout"}),
+    frozenset(
+        {
+            "omni_purchase",
+            "purchase",
+            "offsite_conversion.fb_pixel_purchase",
+            "onsite_web_purchase",
+            "onsite_web_app_purchase",
+            "web_in_store_purchase",
+            "app_custom_event.fb_mobile_purchase",
+            "onsite_conversion.purchase",
+        }
+    ),
+    frozenset(
+        {
+            "lead",
+            "omni_lead",
+            "offsite_conversion.fb_pixel_lead",
+            "onsite_conversion.lead_grouped",
+            "leadgen_grouped",
+            "onsite_web_lead",
+        }
+    ),
+    frozenset(
+        {
+            "omni_complete_registration",
+            "complete_registration",
+            "offsite_conversion.fb_pixel_complete_registration",
+            "app_custom_event.fb_mobile_complete_registration",
+        }
+    ),
+    frozenset(
+        {
+            "omni_add_to_cart",
+            "add_to_cart",
+            "offsite_conversion.fb_pixel_add_to_cart",
+            "app_custom_event.fb_mobile_add_to_cart",
+            "onsite_web_add_to_cart",
+        }
+    ),
+    frozenset(
+        {
+            "omni_initiated_checkout",
+            "initiate_checkout",
+            "offsite_conversion.fb_pixel_initiate_checkout",
+            "app_custom_event.fb_mobile_initiated_checkout",
+        }
+    ),
     frozenset({"link_click", "inline_link_click"}),
 )
 
@@ -71,8 +105,9 @@ class AdsSettings:
     @property
     def requested_windows(self) -> tuple[str, ...]:
         """Attribution windows to request from Meta (all reported ones, plus configured)."""
-        extra = tuple(w for w in self.attribution_windows
-                      if w not in REQUESTED_WINDOWS and w != "default")
+        extra = tuple(
+            w for w in self.attribution_windows if w not in REQUESTED_WINDOWS and w != "default"
+        )
         return REQUESTED_WINDOWS + extra
 
 
@@ -80,8 +115,11 @@ def normalize_account_id(raw: str, setting: str = "META_AD_ACCOUNT_IDS") -> str:
     """`act_123` or `123` → `123` (the form stored in `ad_performance.ad_account_id`)."""
     match = _ACCOUNT_ID.match(raw.strip())
     if not match:
-        raise SettingError(setting, f"{raw!r} is not an ad account id",
-                           "numeric ids, optionally prefixed with act_, comma separated")
+        raise SettingError(
+            setting,
+            f"{raw!r} is not an ad account id",
+            "numeric ids, optionally prefixed with act_, comma separated",
+        )
     return match.group(2)
 
 
@@ -104,8 +142,7 @@ def parse_lookback(value: str | None, setting: str = "EVERREACH_ADS_LOOKBACK_DAY
         raise SettingError(setting, f"{value!r} is not a whole number of days", "0 to 28")
     days = int(value)
     if days > MAX_LOOKBACK_DAYS:
-        raise SettingError(setting, f"{days} is above Meta's 28-day revision window",
-                           "0 to 28")
+        raise SettingError(setting, f"{days} is above Meta's 28-day revision window", "0 to 28")
     return days
 
 
@@ -125,20 +162,23 @@ def parse_cron(value: str | None, setting: str = "EVERREACH_ADS_SCHEDULE") -> st
         return DEFAULT_SCHEDULE
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        raise SettingError(setting, f"{value!r} is not a cron expression",
-                           "five fields, e.g. '0 4 * * *'")
+        raise SettingError(
+            setting, f"{value!r} is not a cron expression", "five fields, e.g. '0 4 * * *'"
+        )
     try:
         from dagster._utils.schedules import is_valid_cron_string
     except ImportError:  # pragma: no cover - Dagster is optional for this module
         return " ".join(fields)
     if not is_valid_cron_string(" ".join(fields)):
-        raise SettingError(setting, f"{value!r} is not a valid cron expression",
-                           "five fields, e.g. '0 4 * * *'")
+        raise SettingError(
+            setting, f"{value!r} is not a valid cron expression", "five fields, e.g. '0 4 * * *'"
+        )
     return " ".join(fields)
 
 
-def parse_action_types(value: str | None,
-                       setting: str = "EVERREACH_ADS_CONVERSION_ACTION_TYPES") -> tuple[str, ...]:
+def parse_action_types(
+    value: str | None, setting: str = "EVERREACH_ADS_CONVERSION_ACTION_TYPES"
+) -> tuple[str, ...]:
     """Conversion action types; two from one overlapping family are refused."""
     if value is None:
         return DEFAULT_ACTION_TYPES
@@ -147,18 +187,25 @@ def parse_action_types(value: str | None,
         raise SettingError(setting, "is empty", "a comma list of Meta action types")
     for t in types:
         if not _ACTION_TYPE.match(t):
-            raise SettingError(setting, f"{t!r} is not a Meta action type",
-                               "e.g. omni_purchase or offsite_conversion.fb_pixel_purchase")
+            raise SettingError(
+                setting,
+                f"{t!r} is not a Meta action type",
+                "e.g. omni_purchase or offsite_conversion.fb_pixel_purchase",
+            )
     for family in OVERLAPPING_ACTION_TYPES:
         clash = sorted(family.intersection(types))
         if len(clash) > 1:
-            raise SettingError(setting, f"{', '.join(clash)} count the same conversions "
-                               "(summing them double counts)", "one action type per family")
+            raise SettingError(
+                setting,
+                f"{', '.join(clash)} count the same conversions (summing them double counts)",
+                "one action type per family",
+            )
     return types
 
 
-def parse_windows(value: str | None,
-                  setting: str = "EVERREACH_ADS_ATTRIBUTION_WINDOWS") -> tuple[str, ...]:
+def parse_windows(
+    value: str | None, setting: str = "EVERREACH_ADS_ATTRIBUTION_WINDOWS"
+) -> tuple[str, ...]:
     """Attribution windows: at most one click and one view window, or `default` alone."""
     if value is None:
         return DEFAULT_WINDOWS
@@ -168,16 +215,21 @@ def parse_windows(value: str | None,
         raise SettingError(setting, "is empty", expected)
     if "default" in windows:
         if len(windows) > 1:
-            raise SettingError(setting, "'default' already is Meta's attribution setting; "
-                               "combining it with other windows double counts", expected)
+            raise SettingError(
+                setting,
+                "'default' already is Meta's attribution setting; "
+                "combining it with other windows double counts",
+                expected,
+            )
         return windows
     for w in windows:
         if w not in CLICK_WINDOWS + VIEW_WINDOWS:
             raise SettingError(setting, f"{w!r} is not a window Meta returns", expected)
     # Click windows nest (1d ⊂ 7d ⊂ 28d): two of them would count a conversion twice.
     if sum(w in CLICK_WINDOWS for w in windows) > 1:
-        raise SettingError(setting, "click windows nest (1d_click is inside 7d_click); pick one",
-                           expected)
+        raise SettingError(
+            setting, "click windows nest (1d_click is inside 7d_click); pick one", expected
+        )
     return windows
 
 
@@ -189,6 +241,7 @@ def load_ads_settings(env: Mapping[str, str] | None = None) -> AdsSettings:
         lookback_days=parse_lookback(get_setting("EVERREACH_ADS_LOOKBACK_DAYS", env)),
         schedule=parse_cron(get_setting("EVERREACH_ADS_SCHEDULE", env)),
         conversion_action_types=parse_action_types(
-            get_setting("EVERREACH_ADS_CONVERSION_ACTION_TYPES", env)),
+            get_setting("EVERREACH_ADS_CONVERSION_ACTION_TYPES", env)
+        ),
         attribution_windows=parse_windows(get_setting("EVERREACH_ADS_ATTRIBUTION_WINDOWS", env)),
     )

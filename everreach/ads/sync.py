@@ -38,8 +38,13 @@ from everreach.settings import SettingError
 #: them is what makes Meta include DELETED and ARCHIVED objects (and keep their spend).
 CAMPAIGN_STATUSES = ["ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "IN_PROCESS", "WITH_ISSUES"]
 ADSET_STATUSES = CAMPAIGN_STATUSES + ["CAMPAIGN_PAUSED"]
-AD_STATUSES = ADSET_STATUSES + ["ADSET_PAUSED", "DISAPPROVED", "PENDING_REVIEW", "PREAPPROVED",
-                                "PENDING_BILLING_INFO"]
+AD_STATUSES = ADSET_STATUSES + [
+    "ADSET_PAUSED",
+    "DISAPPROVED",
+    "PENDING_REVIEW",
+    "PREAPPROVED",
+    "PENDING_BILLING_INFO",
+]
 STATUS_FILTER: dict[str, tuple[str, list[str]]] = {
     "account": ("ad.effective_status", AD_STATUSES),
     "campaign": ("campaign.effective_status", CAMPAIGN_STATUSES),
@@ -106,7 +111,8 @@ def configured_accounts(conn: psycopg.Connection, settings: AdsSettings) -> list
     """Enabled `meta_platform_config` ad accounts, plus `META_AD_ACCOUNT_IDS` (deduplicated)."""
     rows = conn.execute(
         "select external_id, token_env_var from meta_platform_config "
-        "where platform = 'ad_account' and enabled order by id").fetchall()
+        "where platform = 'ad_account' and enabled order by id"
+    ).fetchall()
     found: dict[str, AdAccount] = {}
     for external_id, token_env_var in rows:
         account_id = normalize_account_id(external_id, "meta_platform_config.external_id")
@@ -124,24 +130,31 @@ def account_token(account: AdAccount, env: Mapping[str, str] | None = None) -> s
     env = os.environ if env is None else env
     value = (env.get(account.token_env_var) or "").strip()
     if not value:
-        raise SettingError(account.token_env_var, "is not set",
-                           f"the access token of ad account act_{account.account_id} "
-                           "(named by meta_platform_config.token_env_var)")
+        raise SettingError(
+            account.token_env_var,
+            "is not set",
+            f"the access token of ad account act_{account.account_id} "
+            "(named by meta_platform_config.token_env_var)",
+        )
     return value
 
 
-def fetch_account_info(client: GraphClient, account: AdAccount,
-                       token: str | None) -> AccountInfo:
+def fetch_account_info(client: GraphClient, account: AdAccount, token: str | None) -> AccountInfo:
     """Name, currency, time zone and status of an ad account."""
     body = client.get(account.node_id, {"fields": ACCOUNT_FIELDS}, token=token)
     status = body.get("account_status")
-    return AccountInfo(account.account_id, body.get("name"), body.get("currency"),
-                       body.get("timezone_name"),
-                       int(status) if status is not None else None)
+    return AccountInfo(
+        account.account_id,
+        body.get("name"),
+        body.get("currency"),
+        body.get("timezone_name"),
+        int(status) if status is not None else None,
+    )
 
 
-def account_window(info: AccountInfo, since: date, until: date,
-                   now: datetime | None = None) -> AccountWindow | None:
+def account_window(
+    info: AccountInfo, since: date, until: date, now: datetime | None = None
+) -> AccountWindow | None:
     """`since..until` cut at the account's local today (never ask about its future)."""
     until = min(until, info.local_today(now))
     if until < since:
@@ -149,8 +162,9 @@ def account_window(info: AccountInfo, since: date, until: date,
     return AccountWindow(info.account_id, since, until)
 
 
-def insights_params(level: str, since: date, until: date, settings: AdsSettings,
-                    limit: int) -> dict[str, Any]:
+def insights_params(
+    level: str, since: date, until: date, settings: AdsSettings, limit: int
+) -> dict[str, Any]:
     """The insights request of one level: daily rows, every status, all windows."""
     field_name, statuses = STATUS_FILTER[level]
     return {
@@ -164,20 +178,31 @@ def insights_params(level: str, since: date, until: date, settings: AdsSettings,
     }
 
 
-def list_campaigns(client: GraphClient, account: AdAccount,
-                   token: str | None) -> Iterator[tuple[str, str, str | None]]:
+def list_campaigns(
+    client: GraphClient, account: AdAccount, token: str | None
+) -> Iterator[tuple[str, str, str | None]]:
     """(meta campaign id, account id, name) of every campaign, deleted/archived included."""
-    for row in client.paginate(f"{account.node_id}/campaigns",
-                               {"fields": "id,name", "effective_status": CAMPAIGN_STATUSES,
-                                "limit": 500}, token=token):
+    for row in client.paginate(
+        f"{account.node_id}/campaigns",
+        {"fields": "id,name", "effective_status": CAMPAIGN_STATUSES, "limit": 500},
+        token=token,
+    ):
         yield str(row["id"]), account.account_id, row.get("name")
 
 
-def sync_ad_performance(client: GraphClient, conn: psycopg.Connection,
-                        accounts: Sequence[AdAccount], since: date, until: date,
-                        settings: AdsSettings, *, env: Mapping[str, str] | None = None,
-                        page_limit: int = 500, now: datetime | None = None,
-                        log: Callable[[str], None] | None = None) -> SyncResult:
+def sync_ad_performance(
+    client: GraphClient,
+    conn: psycopg.Connection,
+    accounts: Sequence[AdAccount],
+    since: date,
+    until: date,
+    settings: AdsSettings,
+    *,
+    env: Mapping[str, str] | None = None,
+    page_limit: int = 500,
+    now: datetime | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SyncResult:
     """Replace `since..until` (account-local dates) of `ad_performance` for `accounts`.
 
     Every account's token and description are checked before anything is written, so a
@@ -205,39 +230,56 @@ def sync_ad_performance(client: GraphClient, conn: psycopg.Connection,
     def raw_rows() -> Iterator[tuple[int, str, dict]]:
         for index, (account, token, _, window) in enumerate(plan):
             for level in LEVELS:
-                params = insights_params(level, window.since, window.until, settings,
-                                         page_limit)
+                params = insights_params(level, window.since, window.until, settings, page_limit)
                 count = 0
                 for row in client.insights(account.node_id, params, token=token):
                     count += 1
                     yield index, level, row
-                log(f"act_{account.account_id} {level}: {count} rows "
-                    f"({window.since}..{window.until})")
+                log(
+                    f"act_{account.account_id} {level}: {count} rows "
+                    f"({window.since}..{window.until})"
+                )
 
-    contexts = [AccountContext(info.account_id, info.currency, info.timezone)
-                for _, _, info, _ in plan]
+    contexts = [
+        AccountContext(info.account_id, info.currency, info.timezone) for _, _, info, _ in plan
+    ]
 
     def records() -> Iterator[list]:
         # Pages are fetched ahead in a thread while rows are shaped and COPYed here.
         for index, level, row in prefetch(raw_rows(), batch=page_limit):
             window = plan[index][3]
-            yield copy_line(to_record(row, level, contexts[index], rule, window.since,
-                                      window.until))
+            yield copy_line(
+                to_record(row, level, contexts[index], rule, window.since, window.until)
+            )
 
     # Millions of short-lived row dicts: collect cycles less often while they stream.
     with relaxed_gc():
-        result.load = replace_ad_performance(conn, result.windows, records(), {},
-                                             campaigns=campaigns, text=True)
+        result.load = replace_ad_performance(
+            conn, result.windows, records(), {}, campaigns=campaigns, text=True
+        )
     result.api = client.metrics.as_dict()
     return result
 
 
-def plan_window(partition_start: date, partition_end: date, lookback_days: int,
-                ) -> tuple[date, date]:
+def plan_window(
+    partition_start: date,
+    partition_end: date,
+    lookback_days: int,
+) -> tuple[date, date]:
     """The dates a run re-reads: its partitions plus `lookback_days` before the first."""
     return partition_start - timedelta(days=lookback_days), partition_end
 
 
-__all__ = ["AccountInfo", "AdAccount", "SyncResult",
-           "account_token", "account_window", "configured_accounts", "fetch_account_info",
-           "insights_params", "list_campaigns", "plan_window", "sync_ad_performance"]
+__all__ = [
+    "AccountInfo",
+    "AdAccount",
+    "SyncResult",
+    "account_token",
+    "account_window",
+    "configured_accounts",
+    "fetch_account_info",
+    "insights_params",
+    "list_campaigns",
+    "plan_window",
+    "sync_ad_performance",
+]

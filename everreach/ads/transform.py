@@ -19,9 +19,23 @@ import orjson
 LEVELS: tuple[str, ...] = ("account", "campaign", "adset", "ad")
 
 #: Insights fields requested at each level (ids and names of the level and its parents).
-_COMMON_FIELDS = ("account_id", "account_currency", "date_start", "date_stop", "spend",
-                  "impressions", "reach", "frequency", "clicks", "inline_link_clicks", "ctr",
-                  "cpc", "cpm", "actions", "action_values")
+_COMMON_FIELDS = (
+    "account_id",
+    "account_currency",
+    "date_start",
+    "date_stop",
+    "spend",
+    "impressions",
+    "reach",
+    "frequency",
+    "clicks",
+    "inline_link_clicks",
+    "ctr",
+    "cpc",
+    "cpm",
+    "actions",
+    "action_values",
+)
 LEVEL_FIELDS: dict[str, tuple[str, ...]] = {
     "account": ("account_name", *_COMMON_FIELDS),
     "campaign": ("campaign_id", "campaign_name", *_COMMON_FIELDS),
@@ -31,10 +45,30 @@ LEVEL_FIELDS: dict[str, tuple[str, ...]] = {
 
 #: Columns written to `ad_performance`, in the order `to_record` produces them.
 AD_PERFORMANCE_COLUMNS: tuple[str, ...] = (
-    "date", "ad_account_id", "level", "entity_id", "entity_name", "campaign_id",
-    "parent_campaign_id", "meta_campaign_id", "meta_adset_id", "meta_ad_id",
-    "account_currency", "account_timezone", "spend", "impressions", "reach", "frequency",
-    "clicks", "link_clicks", "ctr", "cpc", "cpm", "actions", "action_values", "conversions",
+    "date",
+    "ad_account_id",
+    "level",
+    "entity_id",
+    "entity_name",
+    "campaign_id",
+    "parent_campaign_id",
+    "meta_campaign_id",
+    "meta_adset_id",
+    "meta_ad_id",
+    "account_currency",
+    "account_timezone",
+    "spend",
+    "impressions",
+    "reach",
+    "frequency",
+    "clicks",
+    "link_clicks",
+    "ctr",
+    "cpc",
+    "cpm",
+    "actions",
+    "action_values",
+    "conversions",
     "conversion_value",
 )
 # Positions used by the loader to fill in the EverReach campaign uuids.
@@ -108,8 +142,14 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def to_record(row: Mapping[str, Any], level: str, account: AccountContext,
-              rule: ConversionRule, since: date, until: date) -> list[Any]:
+def to_record(
+    row: Mapping[str, Any],
+    level: str,
+    account: AccountContext,
+    rule: ConversionRule,
+    since: date,
+    until: date,
+) -> list[Any]:
     """One `ad_performance` row (in `AD_PERFORMANCE_COLUMNS` order) from a Meta insights row.
 
     The EverReach campaign uuids (`campaign_id`, `parent_campaign_id`) are left None here;
@@ -125,8 +165,7 @@ def to_record(row: Mapping[str, Any], level: str, account: AccountContext,
     except ValueError as exc:
         raise InsightRowError(f"bad date_start {day!r}") from exc
     if not since <= row_date <= until:
-        raise InsightRowError(f"insights row for {day} outside the requested "
-                              f"{since}..{until}")
+        raise InsightRowError(f"insights row for {day} outside the requested {since}..{until}")
     meta_campaign = row.get("campaign_id")
     meta_adset = row.get("adset_id")
     meta_ad = row.get("ad_id")
@@ -148,13 +187,31 @@ def to_record(row: Mapping[str, Any], level: str, account: AccountContext,
     actions = row.get("actions")
     action_values = row.get("action_values")
     return [
-        row_date, account.account_id, level, entity_id, entity_name, None, None,
-        meta_campaign, meta_adset, meta_ad,
-        row.get("account_currency") or account.currency, account.timezone,
-        row.get("spend") or "0", row.get("impressions") or "0", row.get("reach"),
-        row.get("frequency"), row.get("clicks"), row.get("inline_link_clicks"),
-        row.get("ctr"), row.get("cpc"), row.get("cpm"),
-        _json(actions), _json(action_values), rule.total(actions), rule.total(action_values),
+        row_date,
+        account.account_id,
+        level,
+        entity_id,
+        entity_name,
+        None,
+        None,
+        meta_campaign,
+        meta_adset,
+        meta_ad,
+        row.get("account_currency") or account.currency,
+        account.timezone,
+        row.get("spend") or "0",
+        row.get("impressions") or "0",
+        row.get("reach"),
+        row.get("frequency"),
+        row.get("clicks"),
+        row.get("inline_link_clicks"),
+        row.get("ctr"),
+        row.get("cpc"),
+        row.get("cpm"),
+        _json(actions),
+        _json(action_values),
+        rule.total(actions),
+        rule.total(action_values),
     ]
 
 
@@ -171,7 +228,11 @@ def copy_line(rec: list[Any]) -> str:
     """
     # str(date) is its ISO form; Decimals and ints print as Postgres reads them.
     line = "\t".join([v if type(v) is str else ("\\N" if v is None else str(v)) for v in rec])
-    if (line.count("\\") != rec.count(None) or line.count("\t") != len(rec) - 1
-            or "\n" in line or "\r" in line):
+    if (
+        line.count("\\") != rec.count(None)
+        or line.count("\t") != len(rec) - 1
+        or "\n" in line
+        or "\r" in line
+    ):
         line = "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES) for v in rec)
     return line + "\n"

@@ -45,8 +45,14 @@ MAX_BATCH = 1000
 class GraphPoster(Protocol):
     """The part of ``everreach.meta.client.GraphClient`` delivery uses."""
 
-    def post(self, path: str, data: dict[str, Any] | None = None, *,
-             token: str | None = None, json_body: bool = False) -> dict[str, Any]: ...
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        json_body: bool = False,
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,12 @@ class DeliveryReport:
 
     def summary(self) -> str:
         """One line for logs and the demo."""
-        return (f"{self.sent} sent, {self.rejected_local} rejected locally, "
-                f"{self.rejected_meta} rejected by Meta, {self.failed} failed, "
-                f"{self.deferred} deferred, in {self.requests} requests "
-                f"({self.retries} retries, {self.bisections} bisections)")
+        return (
+            f"{self.sent} sent, {self.rejected_local} rejected locally, "
+            f"{self.rejected_meta} rejected by Meta, {self.failed} failed, "
+            f"{self.deferred} deferred, in {self.requests} requests "
+            f"({self.retries} retries, {self.bisections} bisections)"
+        )
 
 
 class _Transient(Exception):
@@ -166,16 +174,24 @@ def pending_count(conn: psycopg.Connection, pixel_id: str | None = None) -> int:
     """How many events wait for delivery (the sensor's question)."""
     row = conn.execute(
         "select count(*) from meta_conversion_event where status = 'pending' "
-        "and (%(p)s::text is null or pixel_id = %(p)s)", {"p": pixel_id}).fetchone()
+        "and (%(p)s::text is null or pixel_id = %(p)s)",
+        {"p": pixel_id},
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
 class _Sender:
     """Sends one group's batches: retries, bisection, outcome per event."""
 
-    def __init__(self, client: GraphPoster, pixel_id: str, code: str | None,
-                 config: DeliveryConfig, report: DeliveryReport,
-                 sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        client: GraphPoster,
+        pixel_id: str,
+        code: str | None,
+        config: DeliveryConfig,
+        report: DeliveryReport,
+        sleep: Callable[[float], None],
+    ) -> None:
         self.client = client
         self.pixel_id = pixel_id
         self.code = code
@@ -202,8 +218,12 @@ class _Sender:
             attempts += 1
             self.report.requests += 1
             try:
-                answer = self.client.post(f"{self.pixel_id}/events", data=payload,
-                                          token=self.config.access_token, json_body=True)
+                answer = self.client.post(
+                    f"{self.pixel_id}/events",
+                    data=payload,
+                    token=self.config.access_token,
+                    json_body=True,
+                )
                 attempts += max(self._client_retries() - before, 0)
                 return answer, attempts
             except TransientGraphError as exc:
@@ -220,8 +240,7 @@ class _Sender:
                 transient.attempts = attempts  # type: ignore[attr-defined]
                 raise transient
             self.report.retries += 1
-            delay = min(self.config.backoff_seconds * 2 ** retry,
-                        self.config.backoff_max_seconds)
+            delay = min(self.config.backoff_seconds * 2**retry, self.config.backoff_max_seconds)
             self.sleep(delay * random.uniform(0.5, 1.0))  # jitter spreads concurrent runs
         raise AssertionError("unreachable")
 
@@ -237,8 +256,16 @@ class _Sender:
         except GraphAPIError as exc:
             attempts = getattr(exc, "attempts", 1)
             if len(rows) == 1:
-                return [_Outcome(rows[0], "rejected", attempts, exc.fbtrace_id,
-                                 _error_body(exc), _meta_reason(exc))]
+                return [
+                    _Outcome(
+                        rows[0],
+                        "rejected",
+                        attempts,
+                        exc.fbtrace_id,
+                        _error_body(exc),
+                        _meta_reason(exc),
+                    )
+                ]
             return self._bisect(rows, attempts)
         received = answer.get("events_received")
         trace = answer.get("fbtrace_id")
@@ -246,8 +273,16 @@ class _Sender:
             return [_Outcome(r, "sent", attempts, trace, answer) for r in rows]
         # Meta counted fewer events than sent: we cannot tell which, so find out.
         if len(rows) == 1:
-            return [_Outcome(rows[0], "rejected", attempts, trace, answer,
-                             "Meta did not count the event: " + _messages(answer))]
+            return [
+                _Outcome(
+                    rows[0],
+                    "rejected",
+                    attempts,
+                    trace,
+                    answer,
+                    "Meta did not count the event: " + _messages(answer),
+                )
+            ]
         return self._bisect(rows, attempts)
 
     def _bisect(self, rows: list[dict[str, Any]], attempts: int) -> list[_Outcome]:
@@ -258,12 +293,17 @@ class _Sender:
             outcome.attempts += attempts  # the refused whole-batch request counts too
         return outcomes
 
-    def _transient(self, row: dict[str, Any], error: GraphAPIError,
-                   attempts: int) -> _Outcome:
+    def _transient(self, row: dict[str, Any], error: GraphAPIError, attempts: int) -> _Outcome:
         total = row["attempts"] + attempts
         status = "failed" if total >= self.config.max_attempts else "pending"
-        return _Outcome(row, status, attempts, error.fbtrace_id, _error_body(error),
-                        f"transient error after {total} attempts: {_meta_reason(error)}")
+        return _Outcome(
+            row,
+            status,
+            attempts,
+            error.fbtrace_id,
+            _error_body(error),
+            f"transient error after {total} attempts: {_meta_reason(error)}",
+        )
 
 
 def _meta_reason(error: GraphAPIError) -> str:
@@ -285,12 +325,16 @@ def _error_body(error: GraphAPIError) -> dict[str, Any]:
         body = getattr(error, attr, None)
         if isinstance(body, dict) and "error" in body:
             return body
-    return {"error": {"message": getattr(error, "message", str(error)),
-                      "code": getattr(error, "code", None),
-                      "error_subcode": getattr(error, "subcode", None),
-                      "error_user_title": getattr(error, "user_title", None),
-                      "error_user_msg": getattr(error, "user_msg", None),
-                      "fbtrace_id": getattr(error, "fbtrace_id", None)}}
+    return {
+        "error": {
+            "message": getattr(error, "message", str(error)),
+            "code": getattr(error, "code", None),
+            "error_subcode": getattr(error, "subcode", None),
+            "error_user_title": getattr(error, "user_title", None),
+            "error_user_msg": getattr(error, "user_msg", None),
+            "fbtrace_id": getattr(error, "fbtrace_id", None),
+        }
+    }
 
 
 def _messages(answer: dict[str, Any]) -> str:
@@ -298,8 +342,13 @@ def _messages(answer: dict[str, Any]) -> str:
     return "; ".join(str(m) for m in messages) or f"events_received={answer.get('events_received')}"
 
 
-def _write(conn: psycopg.Connection, outcomes: list[_Outcome], code: str | None,
-           report: DeliveryReport, pixel_id: str) -> None:
+def _write(
+    conn: psycopg.Connection,
+    outcomes: list[_Outcome],
+    code: str | None,
+    report: DeliveryReport,
+    pixel_id: str,
+) -> None:
     sent = [o for o in outcomes if o.status == "sent"]
     with conn.cursor() as cur:
         # Events of one request share Meta's answer; group them to write in one statement.
@@ -307,15 +356,32 @@ def _write(conn: psycopg.Connection, outcomes: list[_Outcome], code: str | None,
         for o in sent:
             by_request.setdefault(o.fbtrace_id, []).append(o)
         for trace, group in by_request.items():
-            cur.execute(_MARK_SENT, {
-                "ids": [o.row["id"] for o in group], "attempts": [o.attempts for o in group],
-                "fbtrace": trace, "response": Jsonb(group[0].response), "code": code})
+            cur.execute(
+                _MARK_SENT,
+                {
+                    "ids": [o.row["id"] for o in group],
+                    "attempts": [o.attempts for o in group],
+                    "fbtrace": trace,
+                    "response": Jsonb(group[0].response),
+                    "code": code,
+                },
+            )
         others = [o for o in outcomes if o.status != "sent"]
         if others:
-            cur.executemany(_MARK_OTHER, [
-                {"id": o.row["id"], "status": o.status, "attempts": o.attempts,
-                 "fbtrace": o.fbtrace_id, "response": Jsonb(o.response), "error": o.error}
-                for o in others])
+            cur.executemany(
+                _MARK_OTHER,
+                [
+                    {
+                        "id": o.row["id"],
+                        "status": o.status,
+                        "attempts": o.attempts,
+                        "fbtrace": o.fbtrace_id,
+                        "response": Jsonb(o.response),
+                        "error": o.error,
+                    }
+                    for o in others
+                ],
+            )
     report.sent += len(sent)
     report.pixels[pixel_id] = report.pixels.get(pixel_id, 0) + len(sent)
     for o in outcomes:
@@ -330,9 +396,14 @@ def _write(conn: psycopg.Connection, outcomes: list[_Outcome], code: str | None,
             report.deferred += 1
 
 
-def deliver_pending(conn: psycopg.Connection, client: GraphPoster, *,
-                    config: DeliveryConfig | None = None, now: _dt.datetime | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+def deliver_pending(
+    conn: psycopg.Connection,
+    client: GraphPoster,
+    *,
+    config: DeliveryConfig | None = None,
+    now: _dt.datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryReport:
     """Send every pending event (per pixel and test code, ≤ ``batch_size`` per request).
 
     ``conn`` must be in autocommit mode; each batch is claimed, sent and recorded in its
@@ -356,8 +427,9 @@ def deliver_pending(conn: psycopg.Connection, client: GraphPoster, *,
                 limit = min(limit, config.max_events - claimed_total)
             deferred_before = report.deferred
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(_SELECT_PENDING, {"pixel": pixel_id, "code": stored_code,
-                                                     "limit": limit}).fetchall()
+                rows = cur.execute(
+                    _SELECT_PENDING, {"pixel": pixel_id, "code": stored_code, "limit": limit}
+                ).fetchall()
                 if not rows:
                     break
                 claimed_total += len(rows)

@@ -41,10 +41,19 @@ __all__ = [
     "server_event",
 ]
 
-ACTION_SOURCES = frozenset({
-    "website", "app", "email", "phone_call", "chat", "physical_store",
-    "system_generated", "business_messaging", "other",
-})
+ACTION_SOURCES = frozenset(
+    {
+        "website",
+        "app",
+        "email",
+        "phone_call",
+        "chat",
+        "physical_store",
+        "system_generated",
+        "business_messaging",
+        "other",
+    }
+)
 MESSAGING_CHANNELS = frozenset({"messenger", "whatsapp", "instagram"})
 #: Meta refuses a request containing an event older than this.
 MAX_EVENT_AGE = _dt.timedelta(days=7)
@@ -53,14 +62,40 @@ MAX_CLOCK_SKEW = _dt.timedelta(minutes=10)
 
 # Keys accepted at the top level of an intake payload. Anything else is refused:
 # an unexpected key could smuggle clear-text PII into storage.
-_TOP_LEVEL_KEYS = frozenset({
-    "pixel_id", "event_name", "event_time", "event_id", "action_source",
-    "event_source_url", "messaging_channel", "value", "currency", "test_event_code",
-    "custom_data", "user_data", "date_of_birth", "email", "phone", "first_name",
-    "last_name", "city", "state", "zip", "country", "gender", "external_id",
-    "client_ip_address", "client_user_agent", "fbp", "fbc", "lead_id", "ctwa_clid",
-    "opt_out",
-})
+_TOP_LEVEL_KEYS = frozenset(
+    {
+        "pixel_id",
+        "event_name",
+        "event_time",
+        "event_id",
+        "action_source",
+        "event_source_url",
+        "messaging_channel",
+        "value",
+        "currency",
+        "test_event_code",
+        "custom_data",
+        "user_data",
+        "date_of_birth",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "gender",
+        "external_id",
+        "client_ip_address",
+        "client_user_agent",
+        "fbp",
+        "fbc",
+        "lead_id",
+        "ctwa_clid",
+        "opt_out",
+    }
+)
 _EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _PIXEL_ID = re.compile(r"\d{1,32}")
@@ -165,7 +200,8 @@ def _event_time(raw: Any, now: _dt.datetime) -> tuple[_dt.datetime, bool]:
             parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise EventValidationError(
-                "event_time", "must be unix seconds or an ISO 8601 time") from None
+                "event_time", "must be unix seconds or an ISO 8601 time"
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=_dt.UTC)
         return parsed.astimezone(_dt.UTC).replace(microsecond=0), True
@@ -186,8 +222,9 @@ def _decimal(raw: Any) -> Decimal | None:
     return value
 
 
-def _user_data(payload: Mapping[str, Any], *, user_id: str | None,
-               default_phone_country: str | None) -> dict[str, Any]:
+def _user_data(
+    payload: Mapping[str, Any], *, user_id: str | None, default_phone_country: str | None
+) -> dict[str, Any]:
     """Merge flat keys and Meta's ``user_data`` object, then hash; errors name the key."""
     nested = payload.get("user_data")
     if nested is not None and not isinstance(nested, Mapping):
@@ -216,9 +253,14 @@ def _user_data(payload: Mapping[str, Any], *, user_id: str | None,
         raise EventValidationError(origin.get(exc.field, exc.field), exc.problem) from None
 
 
-def derive_event_id(pixel_id: str, event_name: str, event_time: _dt.datetime | None,
-                    user_data: Mapping[str, Any], custom_data: Mapping[str, Any],
-                    source_event_ref: str | None = None) -> str:
+def derive_event_id(
+    pixel_id: str,
+    event_name: str,
+    event_time: _dt.datetime | None,
+    user_data: Mapping[str, Any],
+    custom_data: Mapping[str, Any],
+    source_event_ref: str | None = None,
+) -> str:
     """A deterministic event id: the same event resubmitted gets the same id.
 
     Built from the already hashed user data, so no PII enters the id. When the caller
@@ -234,12 +276,18 @@ def derive_event_id(pixel_id: str, event_name: str, event_time: _dt.datetime | N
     return "er_" + hashlib.sha256(material).hexdigest()[:32]
 
 
-def build_event(payload: Mapping[str, Any], *, default_pixel_id: str | None = None,
-                test_event_code: str | None = None, user_id: str | None = None,
-                source: str = "function", source_event_ref: str | None = None,
-                default_action_source: str | None = None,
-                default_phone_country: str | None = "us",
-                now: _dt.datetime | None = None) -> ConversionEvent:
+def build_event(
+    payload: Mapping[str, Any],
+    *,
+    default_pixel_id: str | None = None,
+    test_event_code: str | None = None,
+    user_id: str | None = None,
+    source: str = "function",
+    source_event_ref: str | None = None,
+    default_action_source: str | None = None,
+    default_phone_country: str | None = "us",
+    now: _dt.datetime | None = None,
+) -> ConversionEvent:
     """Validate one intake payload and hash its customer information.
 
     ``test_event_code`` is the global test mode (``META_CAPI_TEST_EVENT_CODE``); a code
@@ -272,20 +320,22 @@ def build_event(payload: Mapping[str, Any], *, default_pixel_id: str | None = No
     event_source_url = _text(payload, "event_source_url")
     if event_source_url and not event_source_url.startswith(("http://", "https://")):
         raise EventValidationError("event_source_url", "must be an http(s) URL")
-    action_source = _text(payload, "action_source", max_len=32) or default_action_source or (
-        "website" if event_source_url else "other")
+    action_source = (
+        _text(payload, "action_source", max_len=32)
+        or default_action_source
+        or ("website" if event_source_url else "other")
+    )
     if action_source not in ACTION_SOURCES:
-        raise EventValidationError("action_source", "must be one of " + ", ".join(
-            sorted(ACTION_SOURCES)))
+        raise EventValidationError(
+            "action_source", "must be one of " + ", ".join(sorted(ACTION_SOURCES))
+        )
 
-    user_data = _user_data(payload, user_id=user_id,
-                           default_phone_country=default_phone_country)
+    user_data = _user_data(payload, user_id=user_id, default_phone_country=default_phone_country)
     if not user_data:
         raise EventValidationError("user_data", "needs at least one customer identifier")
 
     messaging_channel = _text(payload, "messaging_channel", max_len=32)
-    problem = _action_source_problem(action_source, event_source_url, user_data,
-                                     messaging_channel)
+    problem = _action_source_problem(action_source, event_source_url, user_data, messaging_channel)
     if problem:
         raise EventValidationError(*problem)
 
@@ -304,8 +354,9 @@ def build_event(payload: Mapping[str, Any], *, default_pixel_id: str | None = No
         currency = currency.strip().upper()
     if event_name == "Purchase" and (value is None or currency is None):
         # Meta requires both for Purchase; without them the event is refused.
-        raise EventValidationError("value" if value is None else "currency",
-                                   "is required for Purchase events")
+        raise EventValidationError(
+            "value" if value is None else "currency", "is required for Purchase events"
+        )
     if value is not None and currency is None:
         raise EventValidationError("currency", "is required when value is given")
 
@@ -315,26 +366,46 @@ def build_event(payload: Mapping[str, Any], *, default_pixel_id: str | None = No
 
     event_id = _text(payload, "event_id", max_len=200)
     if not event_id:
-        id_custom = {**custom_data, "value": str(value) if value is not None else None,
-                     "currency": currency}
+        id_custom = {
+            **custom_data,
+            "value": str(value) if value is not None else None,
+            "currency": currency,
+        }
         if not time_given:
             id_custom["_day"] = event_time.date().isoformat()
-        event_id = derive_event_id(str(pixel_id), event_name,
-                                   event_time if time_given else None,
-                                   user_data, id_custom, source_event_ref)
+        event_id = derive_event_id(
+            str(pixel_id),
+            event_name,
+            event_time if time_given else None,
+            user_data,
+            id_custom,
+            source_event_ref,
+        )
     return ConversionEvent(
-        pixel_id=str(pixel_id), event_name=event_name, event_time=event_time,
-        event_id=event_id, action_source=action_source, user_data=user_data,
-        custom_data=custom_data, event_source_url=event_source_url,
-        messaging_channel=messaging_channel, value=value, currency=currency,
-        test_event_code=code, user_id=user_id, source=source,
+        pixel_id=str(pixel_id),
+        event_name=event_name,
+        event_time=event_time,
+        event_id=event_id,
+        action_source=action_source,
+        user_data=user_data,
+        custom_data=custom_data,
+        event_source_url=event_source_url,
+        messaging_channel=messaging_channel,
+        value=value,
+        currency=currency,
+        test_event_code=code,
+        user_id=user_id,
+        source=source,
         source_event_ref=source_event_ref,
     )
 
 
-def _action_source_problem(action_source: str, event_source_url: str | None,
-                           user_data: Mapping[str, Any],
-                           messaging_channel: str | None) -> tuple[str, str] | None:
+def _action_source_problem(
+    action_source: str,
+    event_source_url: str | None,
+    user_data: Mapping[str, Any],
+    messaging_channel: str | None,
+) -> tuple[str, str] | None:
     """Meta's per-action_source requirements: (field, problem) or None."""
     if action_source == "website":
         if not event_source_url:
@@ -375,8 +446,9 @@ def delivery_problem(row: Mapping[str, Any], now: _dt.datetime) -> str | None:
         for value in values if isinstance(values, list) else [values]:
             if value is not None and not (isinstance(value, str) and len(value) == 64):
                 return f"user_data.{key} is not hashed"
-    problem = _action_source_problem(row["action_source"], row.get("event_source_url"),
-                                     user_data, row.get("messaging_channel"))
+    problem = _action_source_problem(
+        row["action_source"], row.get("event_source_url"), user_data, row.get("messaging_channel")
+    )
     if problem:
         return f"{problem[0]} {problem[1]}"
     return None

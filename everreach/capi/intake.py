@@ -45,8 +45,10 @@ class CapiSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> CapiSettings:
         """``META_PIXEL_ID``, ``META_CAPI_TEST_EVENT_CODE`` (empty means unset)."""
         env = os.environ if env is None else env
-        return cls(pixel_id=env.get("META_PIXEL_ID") or None,
-                   test_event_code=env.get("META_CAPI_TEST_EVENT_CODE") or None)
+        return cls(
+            pixel_id=env.get("META_PIXEL_ID") or None,
+            test_event_code=env.get("META_CAPI_TEST_EVENT_CODE") or None,
+        )
 
 
 @dataclass
@@ -58,10 +60,13 @@ class EnqueueResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON body the endpoint answers with."""
-        return {"received": len(self.queued) + len(self.duplicates),
-                "queued": len(self.queued), "duplicates": len(self.duplicates),
-                "events": [{"event_id": e, "status": "queued"} for e in self.queued]
-                + [{"event_id": e, "status": "duplicate"} for e in self.duplicates]}
+        return {
+            "received": len(self.queued) + len(self.duplicates),
+            "queued": len(self.queued),
+            "duplicates": len(self.duplicates),
+            "events": [{"event_id": e, "status": "queued"} for e in self.queued]
+            + [{"event_id": e, "status": "duplicate"} for e in self.duplicates],
+        }
 
 
 def _user_uuid(user_id: str | None) -> str | None:
@@ -74,9 +79,13 @@ def _user_uuid(user_id: str | None) -> str | None:
         return None
 
 
-def build_events(payloads: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
-                 settings: CapiSettings | None = None, user_id: str | None = None,
-                 source: str = "function") -> list[ConversionEvent]:
+def build_events(
+    payloads: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    settings: CapiSettings | None = None,
+    user_id: str | None = None,
+    source: str = "function",
+) -> list[ConversionEvent]:
     """Validate and hash one payload or a list of them, all-or-nothing.
 
     Raises :class:`EventValidationError` whose ``field`` is prefixed with the event's
@@ -92,10 +101,16 @@ def build_events(payloads: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
     events = []
     for index, payload in enumerate(items):
         try:
-            events.append(build_event(
-                payload, default_pixel_id=settings.pixel_id,
-                test_event_code=settings.test_event_code, user_id=user_id,
-                source=source, default_phone_country=settings.default_phone_country))
+            events.append(
+                build_event(
+                    payload,
+                    default_pixel_id=settings.pixel_id,
+                    test_event_code=settings.test_event_code,
+                    user_id=user_id,
+                    source=source,
+                    default_phone_country=settings.default_phone_country,
+                )
+            )
         except EventValidationError as exc:
             if single:
                 raise
@@ -128,17 +143,29 @@ returning event_id
 
 
 def _rows_json(events: Sequence[ConversionEvent]) -> bytes:
-    return orjson.dumps([
-        {"ord": i, "pixel_id": e.pixel_id, "event_name": e.event_name,
-         "event_id": e.event_id, "event_time": e.event_time.isoformat(),
-         "action_source": e.action_source, "event_source_url": e.event_source_url,
-         "messaging_channel": e.messaging_channel, "user_id": _user_uuid(e.user_id),
-         "user_data": e.user_data, "custom_data": e.custom_data,
-         "value": str(e.value) if e.value is not None else None,
-         "currency": e.currency, "test_event_code": e.test_event_code,
-         "source": e.source, "source_event_ref": e.source_event_ref}
-        for i, e in enumerate(events)
-    ])
+    return orjson.dumps(
+        [
+            {
+                "ord": i,
+                "pixel_id": e.pixel_id,
+                "event_name": e.event_name,
+                "event_id": e.event_id,
+                "event_time": e.event_time.isoformat(),
+                "action_source": e.action_source,
+                "event_source_url": e.event_source_url,
+                "messaging_channel": e.messaging_channel,
+                "user_id": _user_uuid(e.user_id),
+                "user_data": e.user_data,
+                "custom_data": e.custom_data,
+                "value": str(e.value) if e.value is not None else None,
+                "currency": e.currency,
+                "test_event_code": e.test_event_code,
+                "source": e.source,
+                "source_event_ref": e.source_event_ref,
+            }
+            for i, e in enumerate(events)
+        ]
+    )
 
 
 def _result(events: Sequence[ConversionEvent], stored: Iterable[str]) -> EnqueueResult:
@@ -151,8 +178,7 @@ def _result(events: Sequence[ConversionEvent], stored: Iterable[str]) -> Enqueue
         else:
             result.duplicates.append(e.event_id)
         seen.add(e.event_id)
-    log.info("capi intake: %d queued, %d duplicates", len(result.queued),
-             len(result.duplicates))
+    log.info("capi intake: %d queued, %d duplicates", len(result.queued), len(result.duplicates))
     return result
 
 
@@ -166,8 +192,9 @@ def enqueue_events(conn: psycopg.Connection, events: Sequence[ConversionEvent]) 
     return _result(events, stored)
 
 
-async def enqueue_events_async(conn: psycopg.AsyncConnection,
-                               events: Sequence[ConversionEvent]) -> EnqueueResult:
+async def enqueue_events_async(
+    conn: psycopg.AsyncConnection, events: Sequence[ConversionEvent]
+) -> EnqueueResult:
     """:func:`enqueue_events` on an async connection (the receiver's pool)."""
     if not events:
         return EnqueueResult()
@@ -177,10 +204,14 @@ async def enqueue_events_async(conn: psycopg.AsyncConnection,
     return _result(events, stored)
 
 
-def enqueue_conversions(conn: psycopg.Connection,
-                        payloads: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
-                        settings: CapiSettings | None = None, user_id: str | None = None,
-                        source: str = "function") -> EnqueueResult:
+def enqueue_conversions(
+    conn: psycopg.Connection,
+    payloads: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    settings: CapiSettings | None = None,
+    user_id: str | None = None,
+    source: str = "function",
+) -> EnqueueResult:
     """Queue conversions for delivery: the Python door to the Conversions API.
 
     ``payloads`` is one event or a list, in the endpoint's body format (flat seed keys

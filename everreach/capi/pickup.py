@@ -36,8 +36,16 @@ DEFAULT_ETYPE_EVENTS: dict[str, str] = {
 }
 
 # Props the app may record with a conversion that Meta takes as is.
-_PASSTHROUGH_PROPS = ("fbp", "fbc", "client_ip_address", "client_user_agent",
-                      "event_source_url", "action_source", "lead_id", "ctwa_clid")
+_PASSTHROUGH_PROPS = (
+    "fbp",
+    "fbc",
+    "client_ip_address",
+    "client_user_agent",
+    "event_source_url",
+    "action_source",
+    "lead_id",
+    "ctwa_clid",
+)
 
 
 @dataclass
@@ -104,10 +112,14 @@ def _payload(row: Mapping[str, Any], event_name: str) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
-def pick_up_user_events(conn: psycopg.Connection, *,
-                        etype_events: Mapping[str, str] | None = None,
-                        settings: CapiSettings | None = None, limit: int = 10_000,
-                        now: _dt.datetime | None = None) -> PickupResult:
+def pick_up_user_events(
+    conn: psycopg.Connection,
+    *,
+    etype_events: Mapping[str, str] | None = None,
+    settings: CapiSettings | None = None,
+    limit: int = 10_000,
+    now: _dt.datetime | None = None,
+) -> PickupResult:
     """Queue the conversions in ``user_event`` not yet queued (at most ``limit``).
 
     Rows older than Meta's 7-day limit are left alone (Meta would refuse them). A bad
@@ -120,8 +132,9 @@ def pick_up_user_events(conn: psycopg.Connection, *,
     now = now or _dt.datetime.now(_dt.UTC)
     result = PickupResult()
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(_SELECT, {"etypes": list(mapping), "since": now - MAX_EVENT_AGE,
-                                     "limit": limit}).fetchall()
+        rows = cur.execute(
+            _SELECT, {"etypes": list(mapping), "since": now - MAX_EVENT_AGE, "limit": limit}
+        ).fetchall()
     events = []
     for row in rows:
         result.considered += 1
@@ -129,11 +142,18 @@ def pick_up_user_events(conn: psycopg.Connection, *,
         user_id = str(row["user_id"]) if row["user_id"] else None
         for _try in range(3):  # drop at most email, then phone, when they are unusable
             try:
-                events.append(build_event(
-                    payload, default_pixel_id=settings.pixel_id,
-                    test_event_code=settings.test_event_code, user_id=user_id,
-                    source="user_event", source_event_ref=str(row["id"]), now=now,
-                    default_phone_country=settings.default_phone_country))
+                events.append(
+                    build_event(
+                        payload,
+                        default_pixel_id=settings.pixel_id,
+                        test_event_code=settings.test_event_code,
+                        user_id=user_id,
+                        source="user_event",
+                        source_event_ref=str(row["id"]),
+                        now=now,
+                        default_phone_country=settings.default_phone_country,
+                    )
+                )
                 break
             except EventValidationError as exc:
                 if exc.field in ("email", "phone") and exc.field in payload:
@@ -147,7 +167,5 @@ def pick_up_user_events(conn: psycopg.Connection, *,
     result.queued = len(enqueued.queued)
     result.duplicates = len(enqueued.duplicates)
     if result.skipped:
-        log.warning("capi pickup skipped invalid conversions by field: %s",
-                    dict(result.skipped))
+        log.warning("capi pickup skipped invalid conversions by field: %s", dict(result.skipped))
     return result
-

@@ -35,16 +35,20 @@ MAX_ITEM_RETRIES = 5
 class OrganicMetricError(GraphConfigurationError):
     """Meta rejected a metric of our lists: names it and where to change it."""
 
-    action = ("Remove or rename the metric in everreach/organic/metrics.py (one tuple per "
-              "platform and media kind) and run again.")
+    action = (
+        "Remove or rename the metric in everreach/organic/metrics.py (one tuple per "
+        "platform and media kind) and run again."
+    )
 
 
 class PageTokenError(GraphConfigurationError):
     """A Facebook Page call was made without a usable Page access token."""
 
-    action = ("Give the token the Page's ANALYZE task (so /{page-id}?fields=access_token "
-              "returns a Page token), or set meta_platform_config.settings."
-              "page_token_env_var to a variable holding the Page access token.")
+    action = (
+        "Give the token the Page's ANALYZE task (so /{page-id}?fields=access_token "
+        "returns a Page token), or set meta_platform_config.settings."
+        "page_token_env_var to a variable holding the Page access token."
+    )
 
 
 @dataclass
@@ -113,8 +117,9 @@ def _number(value: Any) -> float:
 class OrganicGraph:
     """Organic Graph calls on top of :class:`GraphClient` (paging, batching, errors)."""
 
-    def __init__(self, client: GraphClient, *, batch_size: int = BATCH_SIZE,
-                 sleep: Any = time.sleep) -> None:
+    def __init__(
+        self, client: GraphClient, *, batch_size: int = BATCH_SIZE, sleep: Any = time.sleep
+    ) -> None:
         self.client = client
         self.batch_size = max(1, min(batch_size, 50))
         self.stats = CallStats()
@@ -122,8 +127,9 @@ class OrganicGraph:
         self._rng = random.Random()
 
     # ------------------------------------------------------------------ simple calls
-    def get(self, path: str, params: Mapping[str, Any] | None = None, *,
-            token: str | None = None) -> dict:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, *, token: str | None = None
+    ) -> dict:
         """One GET, counted."""
         before = self.client.metrics.calls
         try:
@@ -131,8 +137,9 @@ class OrganicGraph:
         finally:
             self._count_http(before)
 
-    def paginate(self, path: str, params: Mapping[str, Any], *,
-                 token: str | None = None) -> Iterator[dict]:
+    def paginate(
+        self, path: str, params: Mapping[str, Any], *, token: str | None = None
+    ) -> Iterator[dict]:
         """Rows of a paged edge, counted; the caller may stop early (no further pages)."""
         before = self.client.metrics.calls
         try:
@@ -146,8 +153,9 @@ class OrganicGraph:
         self.stats.graph_calls += spent
 
     # ------------------------------------------------------------------ batch
-    def batch_get(self, requests: Sequence[tuple[str, Mapping[str, Any]]], *,
-                  token: str | None = None) -> list[ItemResult | GraphAPIError]:
+    def batch_get(
+        self, requests: Sequence[tuple[str, Mapping[str, Any]]], *, token: str | None = None
+    ) -> list[ItemResult | GraphAPIError]:
         """GET every ``(path, params)`` through the batch API; one result per request.
 
         Items Meta refuses individually come back as ``ItemResult(skipped=reason)``;
@@ -161,19 +169,24 @@ class OrganicGraph:
             retry: list[int] = []
             last_error: GraphAPIError | None = None
             for start in range(0, len(pending), self.batch_size):
-                chunk = pending[start:start + self.batch_size]
-                items = [{"method": "GET", "relative_url": _relative_url(*requests[i])}
-                         for i in chunk]
+                chunk = pending[start : start + self.batch_size]
+                items = [
+                    {"method": "GET", "relative_url": _relative_url(*requests[i])} for i in chunk
+                ]
                 before = self.client.metrics.calls
                 try:
-                    answers = self.client.post("", {"batch": orjson.dumps(items).decode(),
-                                                     "include_headers": "false"}, token=token)
+                    answers = self.client.post(
+                        "",
+                        {"batch": orjson.dumps(items).decode(), "include_headers": "false"},
+                        token=token,
+                    )
                 finally:
                     self.stats.http_requests += self.client.metrics.calls - before
                 self.stats.batch_requests += 1
                 if not isinstance(answers, list) or len(answers) != len(chunk):
-                    raise GraphAPIError("the batch answer does not match the request "
-                                        f"({len(chunk)} items)")
+                    raise GraphAPIError(
+                        f"the batch answer does not match the request ({len(chunk)} items)"
+                    )
                 self.stats.graph_calls += len(chunk)
                 for i, answer in zip(chunk, answers, strict=True):
                     outcome = _item_outcome(answer)
@@ -188,42 +201,59 @@ class OrganicGraph:
                     assert last_error is not None
                     raise last_error
                 self.stats.item_retries += len(retry)
-                cap = min(30.0, 0.5 * 2 ** attempt)
+                cap = min(30.0, 0.5 * 2**attempt)
                 self._sleep(self._rng.uniform(cap / 2, cap))
             pending = retry
         return [r if r is not None else ItemResult(body={}) for r in results]
 
     # ------------------------------------------------------------------ insights
-    def object_insights(self, requests: Sequence[tuple[str, str, tuple[str, ...],
-                                                       Mapping[str, str]]],
-                        *, token: str | None, what: str) -> dict[str, ItemResult]:
+    def object_insights(
+        self,
+        requests: Sequence[tuple[str, str, tuple[str, ...], Mapping[str, str]]],
+        *,
+        token: str | None,
+        what: str,
+    ) -> dict[str, ItemResult]:
         """Lifetime insights of many objects: ``(object_id, kind, metrics, extra params)``.
 
         Returns object id → :class:`ItemResult` (body = the insights answer, or skipped).
         A metric Meta rejects raises :class:`OrganicMetricError` naming it and the kind.
         """
-        calls = [(f"{oid}/insights", {"metric": ",".join(metrics), **extra})
-                 for oid, _kind, metrics, extra in requests]
+        calls = [
+            (f"{oid}/insights", {"metric": ",".join(metrics), **extra})
+            for oid, _kind, metrics, extra in requests
+        ]
         answers = self.batch_get(calls, token=token)
         out: dict[str, ItemResult] = {}
         for (oid, kind, metrics, extra), answer in zip(requests, answers, strict=True):
             if isinstance(answer, InvalidMetricError):
-                raise self.metric_error(answer, f"{oid}/insights", metrics, extra, token=token,
-                                        what=f"{what} {kind}")
+                raise self.metric_error(
+                    answer, f"{oid}/insights", metrics, extra, token=token, what=f"{what} {kind}"
+                )
             if isinstance(answer, GraphAPIError):
                 raise answer
             out[oid] = answer
         return out
 
-    def metric_error(self, error: GraphAPIError, path: str, metrics: Sequence[str],
-                     extra: Mapping[str, str], *, token: str | None,
-                     what: str) -> OrganicMetricError:
+    def metric_error(
+        self,
+        error: GraphAPIError,
+        path: str,
+        metrics: Sequence[str],
+        extra: Mapping[str, str],
+        *,
+        token: str | None,
+        what: str,
+    ) -> OrganicMetricError:
         """An :class:`OrganicMetricError` naming the rejected metric(s).
 
         When Meta's message names none of ours, each metric is tried alone to find it.
         """
-        named = [m for m in metrics if re.search(rf"(?<![\w]){re.escape(m)}(?![\w])",
-                                                  error.message or "")]
+        named = [
+            m
+            for m in metrics
+            if re.search(rf"(?<![\w]){re.escape(m)}(?![\w])", error.message or "")
+        ]
         if not named:
             for m in metrics:
                 try:
@@ -235,8 +265,13 @@ class OrganicGraph:
         names = ", ".join(repr(m) for m in named) or "(Meta did not say which)"
         return OrganicMetricError(
             f"Meta rejected the metric {names} for {what}: {error.message}",
-            code=error.code, subcode=error.subcode, fbtrace_id=error.fbtrace_id,
-            http_status=error.http_status, type=error.type, body=error.body)
+            code=error.code,
+            subcode=error.subcode,
+            fbtrace_id=error.fbtrace_id,
+            http_status=error.http_status,
+            type=error.type,
+            body=error.body,
+        )
 
 
 def _relative_url(path: str, params: Mapping[str, Any]) -> str:

@@ -15,14 +15,26 @@ DEFAULT_OLD_POST_REFRESH_DAYS = 7
 
 #: (name, default, purpose) — for the README table.
 ORGANIC_SETTINGS: tuple[tuple[str, str, str], ...] = (
-    ("EVERREACH_ORGANIC_START_DATE", DEFAULT_START_DATE,
-     "First daily partition of the organic assets (YYYY-MM-DD)."),
-    ("EVERREACH_ORGANIC_SCHEDULE", DEFAULT_SCHEDULE,
-     "Cron (UTC) of the daily organic sync (yesterday's partition)."),
-    ("EVERREACH_ORGANIC_RECENT_DAYS", str(DEFAULT_RECENT_DAYS),
-     "Posts younger than this many days get an insights snapshot every day."),
-    ("EVERREACH_ORGANIC_OLD_POST_REFRESH_DAYS", str(DEFAULT_OLD_POST_REFRESH_DAYS),
-     "Older posts get a snapshot once every this many days."),
+    (
+        "EVERREACH_ORGANIC_START_DATE",
+        DEFAULT_START_DATE,
+        "First daily partition of the organic assets (YYYY-MM-DD).",
+    ),
+    (
+        "EVERREACH_ORGANIC_SCHEDULE",
+        DEFAULT_SCHEDULE,
+        "Cron (UTC) of the daily organic sync (yesterday's partition).",
+    ),
+    (
+        "EVERREACH_ORGANIC_RECENT_DAYS",
+        str(DEFAULT_RECENT_DAYS),
+        "Posts younger than this many days get an insights snapshot every day.",
+    ),
+    (
+        "EVERREACH_ORGANIC_OLD_POST_REFRESH_DAYS",
+        str(DEFAULT_OLD_POST_REFRESH_DAYS),
+        "Older posts get a snapshot once every this many days.",
+    ),
 )
 
 
@@ -42,16 +54,24 @@ class OrganicSettings:
         try:
             start = date.fromisoformat(raw_start)
         except ValueError as exc:
-            raise SettingError("EVERREACH_ORGANIC_START_DATE", f"not a date: {raw_start!r}",
-                               "YYYY-MM-DD") from exc
+            raise SettingError(
+                "EVERREACH_ORGANIC_START_DATE", f"not a date: {raw_start!r}", "YYYY-MM-DD"
+            ) from exc
         schedule = get_setting("EVERREACH_ORGANIC_SCHEDULE", env) or DEFAULT_SCHEDULE
         if not _valid_cron(schedule):
-            raise SettingError("EVERREACH_ORGANIC_SCHEDULE", f"not a cron expression: "
-                               f"{schedule!r}", "five fields, e.g. '30 3 * * *'")
-        return cls(start, schedule,
-                   _positive_int("EVERREACH_ORGANIC_RECENT_DAYS", DEFAULT_RECENT_DAYS, env),
-                   _positive_int("EVERREACH_ORGANIC_OLD_POST_REFRESH_DAYS",
-                                 DEFAULT_OLD_POST_REFRESH_DAYS, env))
+            raise SettingError(
+                "EVERREACH_ORGANIC_SCHEDULE",
+                f"not a cron expression: {schedule!r}",
+                "five fields, e.g. '30 3 * * *'",
+            )
+        return cls(
+            start,
+            schedule,
+            _positive_int("EVERREACH_ORGANIC_RECENT_DAYS", DEFAULT_RECENT_DAYS, env),
+            _positive_int(
+                "EVERREACH_ORGANIC_OLD_POST_REFRESH_DAYS", DEFAULT_OLD_POST_REFRESH_DAYS, env
+            ),
+        )
 
 
 def _positive_int(name: str, default: int, env: Mapping[str, str] | None) -> int:

@@ -42,12 +42,37 @@ SNAPSHOT_GRACE_DAYS = 2
 STORY_LIFETIME = timedelta(hours=24)
 MEDIA_PAGE_LIMIT = 100
 
-POST_COLUMNS = ("platform", "post_id", "account_id", "media_type", "media_product_type",
-                "caption", "permalink", "thumbnail_url", "posted_at", "raw")
-SNAPSHOT_COLUMNS = ("platform", "post_id", "snapshot_date", "metric", "value",
-                    "value_breakdown", "fetched_at")
-ACCOUNT_COLUMNS = ("platform", "account_id", "date", "metric", "period", "value",
-                   "value_breakdown", "fetched_at")
+POST_COLUMNS = (
+    "platform",
+    "post_id",
+    "account_id",
+    "media_type",
+    "media_product_type",
+    "caption",
+    "permalink",
+    "thumbnail_url",
+    "posted_at",
+    "raw",
+)
+SNAPSHOT_COLUMNS = (
+    "platform",
+    "post_id",
+    "snapshot_date",
+    "metric",
+    "value",
+    "value_breakdown",
+    "fetched_at",
+)
+ACCOUNT_COLUMNS = (
+    "platform",
+    "account_id",
+    "date",
+    "metric",
+    "period",
+    "value",
+    "value_breakdown",
+    "fetched_at",
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,9 @@ def load_accounts(conn: psycopg.Connection, platform: str) -> list[OrganicAccoun
     """Enabled ``meta_platform_config`` rows of ``platform``, ordered by id."""
     rows = conn.execute(
         "select external_id, name, token_env_var, settings from meta_platform_config "
-        "where platform = %s and enabled order by id", (platform,)).fetchall()
+        "where platform = %s and enabled order by id",
+        (platform,),
+    ).fetchall()
     return [OrganicAccount(platform, r[0], r[1], r[2], r[3] or {}) for r in rows]
 
 
@@ -92,8 +119,7 @@ def env_token(var: str | None, what: str, env: Mapping[str, str] | None = None) 
         return None
     value = (os.environ if env is None else env).get(var, "").strip()
     if not value:
-        raise SettingError(var, f"is not set (the access token for {what})",
-                           "an access token")
+        raise SettingError(var, f"is not set (the access token for {what})", "an access token")
     return value
 
 
@@ -112,10 +138,18 @@ def _parse_ts(text: str) -> datetime:
 
 
 # =============================================================================== posts
-def sync_posts(conn: psycopg.Connection, graph: OrganicGraph, platform: str,
-               accounts: Sequence[OrganicAccount], day: date, as_of: datetime, *,
-               recent_days: int, old_post_refresh_days: int,
-               env: Mapping[str, str] | None = None) -> SyncReport:
+def sync_posts(
+    conn: psycopg.Connection,
+    graph: OrganicGraph,
+    platform: str,
+    accounts: Sequence[OrganicAccount],
+    day: date,
+    as_of: datetime,
+    *,
+    recent_days: int,
+    old_post_refresh_days: int,
+    env: Mapping[str, str] | None = None,
+) -> SyncReport:
     """List posts of ``accounts`` and snapshot their lifetime insights for ``day``.
 
     ``platform`` is ``instagram`` or ``facebook``. Posts published after ``day`` are left
@@ -126,27 +160,39 @@ def sync_posts(conn: psycopg.Connection, graph: OrganicGraph, platform: str,
     cutoff = day_end - timedelta(days=recent_days)
     allowed = snapshot_allowed(day, as_of)
     if not allowed:
-        report.notes.append(f"{day} is more than {SNAPSHOT_GRACE_DAYS} days before the "
-                            "observation time: lifetime counters cannot be read for the past, "
-                            "so no post snapshot was written")
+        report.notes.append(
+            f"{day} is more than {SNAPSHOT_GRACE_DAYS} days before the "
+            "observation time: lifetime counters cannot be read for the past, "
+            "so no post snapshot was written"
+        )
     post_rows: list[tuple] = []
     snapshot_rows: list[tuple] = []
     skips: dict[str, str | None] = {}
     for account in accounts:
-        token = (_instagram_token(account, env) if platform == "instagram"
-                 else page_token(graph, account, env))
-        known = dict(conn.execute(
-            "select post_id, posted_at from social_media_post where platform = %s and "
-            "account_id = %s", (platform, account.external_id)).fetchall())
-        listed = (_list_instagram(graph, account, token, known, cutoff, day_end)
-                  if platform == "instagram"
-                  else _list_page_posts(graph, account, token, known, cutoff, day_end))
+        token = (
+            _instagram_token(account, env)
+            if platform == "instagram"
+            else page_token(graph, account, env)
+        )
+        known = dict(
+            conn.execute(
+                "select post_id, posted_at from social_media_post where platform = %s and "
+                "account_id = %s",
+                (platform, account.external_id),
+            ).fetchall()
+        )
+        listed = (
+            _list_instagram(graph, account, token, known, cutoff, day_end)
+            if platform == "instagram"
+            else _list_page_posts(graph, account, token, known, cutoff, day_end)
+        )
         for row, _extra in listed.values():
             post_rows.append(row)
         if not allowed:
             continue
-        due = _due_posts(conn, platform, account.external_id, listed, known, cutoff, day,
-                         old_post_refresh_days)
+        due = _due_posts(
+            conn, platform, account.external_id, listed, known, cutoff, day, old_post_refresh_days
+        )
         fetched_at = as_of
         if platform == "instagram":
             results = _instagram_insights(graph, due, token, as_of, report)
@@ -160,17 +206,25 @@ def sync_posts(conn: psycopg.Connection, graph: OrganicGraph, platform: str,
             skips[post_id] = None
             report.snapshot_posts += 1
             for metric, value, breakdown in outcome.body["rows"]:
-                snapshot_rows.append((platform, post_id, day, metric, value,
-                                      orjson.dumps(breakdown).decode() if breakdown is not None
-                                      else None, fetched_at))
+                snapshot_rows.append(
+                    (
+                        platform,
+                        post_id,
+                        day,
+                        metric,
+                        value,
+                        orjson.dumps(breakdown).decode() if breakdown is not None else None,
+                        fetched_at,
+                    )
+                )
     report.posts = len(post_rows)
     with conn.transaction():
         write_posts(conn, post_rows)
-        report.rows = write_snapshots(conn, platform, day, snapshot_rows,
-                                      [p for p, r in skips.items() if r is None])
+        report.rows = write_snapshots(
+            conn, platform, day, snapshot_rows, [p for p, r in skips.items() if r is None]
+        )
         write_skips(conn, platform, skips)
-    report.preview = [{"post_id": r[1], "metric": r[3], "value": r[4]}
-                      for r in snapshot_rows[:10]]
+    report.preview = [{"post_id": r[1], "metric": r[3], "value": r[4]} for r in snapshot_rows[:10]]
     return report
 
 
@@ -178,8 +232,9 @@ def _instagram_token(account: OrganicAccount, env: Mapping[str, str] | None) -> 
     return env_token(account.token_env_var, f"Instagram account {account.external_id}", env)
 
 
-def page_token(graph: OrganicGraph, account: OrganicAccount,
-               env: Mapping[str, str] | None = None) -> str:
+def page_token(
+    graph: OrganicGraph, account: OrganicAccount, env: Mapping[str, str] | None = None
+) -> str:
     """The Page access token of a configured Facebook Page.
 
     ``settings.page_token_env_var`` names a variable holding the Page token itself;
@@ -198,7 +253,9 @@ def page_token(graph: OrganicGraph, account: OrganicAccount,
         raise PageTokenError(
             f"{what}: no Page access token. The user token in {source} cannot obtain one "
             f"(/{account.external_id}?fields=access_token returned none): the user needs "
-            "a task (e.g. ANALYZE) on this Page", code=210)
+            "a task (e.g. ANALYZE) on this Page",
+            code=210,
+        )
     return str(token)
 
 
@@ -207,13 +264,22 @@ def _page_token_error(account: OrganicAccount, error: GraphAPIError) -> PageToke
     return PageTokenError(
         f"Facebook Page {account.external_id}: Meta refused the token"
         f"{f' from {var}' if var else ''}: it requires a Page access token "
-        f"({error.message})", code=error.code, subcode=error.subcode,
-        fbtrace_id=error.fbtrace_id, http_status=error.http_status)
+        f"({error.message})",
+        code=error.code,
+        subcode=error.subcode,
+        fbtrace_id=error.fbtrace_id,
+        http_status=error.http_status,
+    )
 
 
-def _list_instagram(graph: OrganicGraph, account: OrganicAccount, token: str | None,
-                    known: Mapping[str, datetime], cutoff: datetime,
-                    day_end: datetime) -> dict[str, tuple[tuple, dict]]:
+def _list_instagram(
+    graph: OrganicGraph,
+    account: OrganicAccount,
+    token: str | None,
+    known: Mapping[str, datetime],
+    cutoff: datetime,
+    day_end: datetime,
+) -> dict[str, tuple[tuple, dict]]:
     """Media and live stories, newest first, until known posts older than ``cutoff``."""
     out: dict[str, tuple[tuple, dict]] = {}
     params = {"fields": M.INSTAGRAM_MEDIA_FIELDS, "limit": MEDIA_PAGE_LIMIT}
@@ -224,34 +290,60 @@ def _list_instagram(graph: OrganicGraph, account: OrganicAccount, token: str | N
                 continue  # belongs to a later partition
             if posted < cutoff and item["id"] in known:
                 break  # older posts are known already: no need to page through history
-            raw = {k: v for k, v in item.items()
-                   if k not in ("like_count", "comments_count")}  # counters live in insights
-            out[item["id"]] = ((
-                "instagram", item["id"], account.external_id, item.get("media_type"),
-                item.get("media_product_type"), item.get("caption"), item.get("permalink"),
-                item.get("thumbnail_url"), posted, orjson.dumps(raw).decode()), item)
+            raw = {
+                k: v for k, v in item.items() if k not in ("like_count", "comments_count")
+            }  # counters live in insights
+            out[item["id"]] = (
+                (
+                    "instagram",
+                    item["id"],
+                    account.external_id,
+                    item.get("media_type"),
+                    item.get("media_product_type"),
+                    item.get("caption"),
+                    item.get("permalink"),
+                    item.get("thumbnail_url"),
+                    posted,
+                    orjson.dumps(raw).decode(),
+                ),
+                item,
+            )
     return out
 
 
-def _list_page_posts(graph: OrganicGraph, account: OrganicAccount, token: str,
-                     known: Mapping[str, datetime], cutoff: datetime,
-                     day_end: datetime) -> dict[str, tuple[tuple, dict]]:
+def _list_page_posts(
+    graph: OrganicGraph,
+    account: OrganicAccount,
+    token: str,
+    known: Mapping[str, datetime],
+    cutoff: datetime,
+    day_end: datetime,
+) -> dict[str, tuple[tuple, dict]]:
     out: dict[str, tuple[tuple, dict]] = {}
     params = {"fields": M.FACEBOOK_POST_FIELDS, "limit": MEDIA_PAGE_LIMIT}
     try:
-        for item in graph.paginate(f"{account.external_id}/published_posts", params,
-                                   token=token):
+        for item in graph.paginate(f"{account.external_id}/published_posts", params, token=token):
             posted = _parse_ts(item["created_time"])
             if posted >= day_end:
                 continue
             if posted < cutoff and item["id"] in known:
                 break
-            raw = {k: v for k, v in item.items()
-                   if k not in ("shares", "comments", "reactions")}
-            out[item["id"]] = ((
-                "facebook", item["id"], account.external_id, item.get("status_type"), "FEED",
-                item.get("message"), item.get("permalink_url"), item.get("full_picture"),
-                posted, orjson.dumps(raw).decode()), item)
+            raw = {k: v for k, v in item.items() if k not in ("shares", "comments", "reactions")}
+            out[item["id"]] = (
+                (
+                    "facebook",
+                    item["id"],
+                    account.external_id,
+                    item.get("status_type"),
+                    "FEED",
+                    item.get("message"),
+                    item.get("permalink_url"),
+                    item.get("full_picture"),
+                    posted,
+                    orjson.dumps(raw).decode(),
+                ),
+                item,
+            )
     except GraphAPIError as exc:
         if exc.code in (190, 210) or "page access token" in (exc.message or "").lower():
             raise _page_token_error(account, exc) from exc
@@ -259,10 +351,16 @@ def _list_page_posts(graph: OrganicGraph, account: OrganicAccount, token: str,
     return out
 
 
-def _due_posts(conn: psycopg.Connection, platform: str, account_id: str,
-               listed: Mapping[str, tuple[tuple, dict]], known: Mapping[str, datetime],
-               cutoff: datetime, day: date, refresh_days: int) -> list[tuple[str, str, str,
-                                                                             datetime]]:
+def _due_posts(
+    conn: psycopg.Connection,
+    platform: str,
+    account_id: str,
+    listed: Mapping[str, tuple[tuple, dict]],
+    known: Mapping[str, datetime],
+    cutoff: datetime,
+    day: date,
+    refresh_days: int,
+) -> list[tuple[str, str, str, datetime]]:
     """Posts to snapshot for ``day``: (post_id, media_type, product_type, posted_at).
 
     Recent posts (listed, posted after ``cutoff``) every day; older posts when their
@@ -289,8 +387,15 @@ def _due_posts(conn: psycopg.Connection, platform: str, account_id: str,
                 and s.snapshot_date > %(day)s::date - %(n)s and s.snapshot_date <> %(day)s)
           )
         """,
-        {"platform": platform, "account": account_id, "cutoff": cutoff, "n": refresh_days,
-         "ord": day.toordinal(), "day": day}).fetchall()
+        {
+            "platform": platform,
+            "account": account_id,
+            "cutoff": cutoff,
+            "n": refresh_days,
+            "ord": day.toordinal(),
+            "day": day,
+        },
+    ).fetchall()
     for post_id, media_type, product_type, posted_at in old:
         due.setdefault(post_id, (post_id, media_type, product_type, posted_at))
     # New old posts (first listing of an account) are not in the table yet.
@@ -300,9 +405,13 @@ def _due_posts(conn: psycopg.Connection, platform: str, account_id: str,
     return list(due.values())
 
 
-def _instagram_insights(graph: OrganicGraph, due: Iterable[tuple[str, str, str, datetime]],
-                        token: str | None, as_of: datetime,
-                        report: SyncReport) -> dict[str, ItemResult]:
+def _instagram_insights(
+    graph: OrganicGraph,
+    due: Iterable[tuple[str, str, str, datetime]],
+    token: str | None,
+    as_of: datetime,
+    report: SyncReport,
+) -> dict[str, ItemResult]:
     requests = []
     out: dict[str, ItemResult] = {}
     for post_id, media_type, product_type, posted_at in due:
@@ -315,38 +424,48 @@ def _instagram_insights(graph: OrganicGraph, due: Iterable[tuple[str, str, str, 
             out[post_id] = ItemResult(skipped="story_expired")
             continue
         report.by_kind[kind] += 1
-        requests.append((post_id, kind, M.INSTAGRAM_MEDIA_METRICS[kind],
-                         M.INSTAGRAM_MEDIA_PARAMS.get(kind, {})))
+        requests.append(
+            (post_id, kind, M.INSTAGRAM_MEDIA_METRICS[kind], M.INSTAGRAM_MEDIA_PARAMS.get(kind, {}))
+        )
     answers = graph.object_insights(requests, token=token, what="Instagram media of kind")
     for post_id, answer in answers.items():
         if answer.skipped:
             out[post_id] = answer
             continue
         rows = parse_insight_values((answer.body or {}).get("data", []))
-        out[post_id] = (ItemResult(body={"rows": rows}) if rows
-                        else ItemResult(skipped="no_data"))
+        out[post_id] = ItemResult(body={"rows": rows}) if rows else ItemResult(skipped="no_data")
     return out
 
 
-def _facebook_insights(graph: OrganicGraph, due: Iterable[tuple[str, str, str, datetime]],
-                       token: str, report: SyncReport) -> dict[str, ItemResult]:
+def _facebook_insights(
+    graph: OrganicGraph,
+    due: Iterable[tuple[str, str, str, datetime]],
+    token: str,
+    report: SyncReport,
+) -> dict[str, ItemResult]:
     # One batch item per post: counters (shares/comments/reactions) and insights by field
     # expansion, so old posts that were not listed today cost no extra call.
     metric_list = ",".join(M.FACEBOOK_POST_METRICS)
-    fields = ("shares,comments.summary(true).limit(0),reactions.summary(true).limit(0),"
-              f"insights.metric({metric_list})")
+    fields = (
+        "shares,comments.summary(true).limit(0),reactions.summary(true).limit(0),"
+        f"insights.metric({metric_list})"
+    )
     due = list(due)
-    answers = graph.batch_get([(post_id, {"fields": fields}) for post_id, *_ in due],
-                              token=token)
+    answers = graph.batch_get([(post_id, {"fields": fields}) for post_id, *_ in due], token=token)
     out: dict[str, ItemResult] = {}
     for (post_id, *_rest), answer in zip(due, answers, strict=True):
         if isinstance(answer, InvalidMetricError):
-            raise graph.metric_error(answer, f"{post_id}/insights", M.FACEBOOK_POST_METRICS,
-                                     {}, token=token, what="Facebook Page posts")
+            raise graph.metric_error(
+                answer,
+                f"{post_id}/insights",
+                M.FACEBOOK_POST_METRICS,
+                {},
+                token=token,
+                what="Facebook Page posts",
+            )
         if isinstance(answer, GraphAPIError):
             if answer.code == 210:
-                raise PageTokenError(f"Facebook post {post_id}: {answer.message}",
-                                     code=answer.code)
+                raise PageTokenError(f"Facebook post {post_id}: {answer.message}", code=answer.code)
             raise answer
         if answer.skipped:
             out[post_id] = answer
@@ -363,9 +482,16 @@ def _facebook_insights(graph: OrganicGraph, due: Iterable[tuple[str, str, str, d
 
 
 # =============================================================================== account insights
-def sync_account_insights(conn: psycopg.Connection, graph: OrganicGraph, platform: str,
-                          accounts: Sequence[OrganicAccount], day: date, as_of: datetime, *,
-                          env: Mapping[str, str] | None = None) -> SyncReport:
+def sync_account_insights(
+    conn: psycopg.Connection,
+    graph: OrganicGraph,
+    platform: str,
+    accounts: Sequence[OrganicAccount],
+    day: date,
+    as_of: datetime,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> SyncReport:
     """Daily account metrics of ``day`` for every account; replaces that day's rows."""
     report = SyncReport(accounts=len(accounts))
     start, end = _day_bounds(day)
@@ -374,27 +500,53 @@ def sync_account_insights(conn: psycopg.Connection, graph: OrganicGraph, platfor
     for account in accounts:
         if platform == "instagram":
             token = _instagram_token(account, env)
-            calls = [(f"{account.external_id}/insights",
-                      {"metric": ",".join(M.INSTAGRAM_ACCOUNT_TOTAL_VALUE), "period": "day",
-                       "metric_type": "total_value", "since": since, "until": until})]
+            calls = [
+                (
+                    f"{account.external_id}/insights",
+                    {
+                        "metric": ",".join(M.INSTAGRAM_ACCOUNT_TOTAL_VALUE),
+                        "period": "day",
+                        "metric_type": "total_value",
+                        "since": since,
+                        "until": until,
+                    },
+                )
+            ]
             series = list(M.INSTAGRAM_ACCOUNT_TIME_SERIES)
             if (as_of.astimezone(UTC).date() - day).days > M.INSTAGRAM_FOLLOWER_COUNT_DAYS:
                 series.remove("follower_count")  # Meta keeps it for 30 days only
                 report.skipped["follower_count_older_than_30_days"] += 1
-            calls.append((f"{account.external_id}/insights",
-                          {"metric": ",".join(series), "period": "day", "since": since,
-                           "until": until}))
+            calls.append(
+                (
+                    f"{account.external_id}/insights",
+                    {"metric": ",".join(series), "period": "day", "since": since, "until": until},
+                )
+            )
         else:
             token = page_token(graph, account, env)
-            calls = [(f"{account.external_id}/insights",
-                      {"metric": ",".join(M.FACEBOOK_PAGE_METRICS), "period": "day",
-                       "since": since, "until": until})]
+            calls = [
+                (
+                    f"{account.external_id}/insights",
+                    {
+                        "metric": ",".join(M.FACEBOOK_PAGE_METRICS),
+                        "period": "day",
+                        "since": since,
+                        "until": until,
+                    },
+                )
+            ]
         answers = graph.batch_get(calls, token=token)
         for (path, params), answer in zip(calls, answers, strict=True):
             if isinstance(answer, InvalidMetricError):
                 extra = {k: v for k, v in params.items() if k != "metric"}
-                raise graph.metric_error(answer, path, params["metric"].split(","), extra,
-                                         token=token, what=f"{platform} account insights")
+                raise graph.metric_error(
+                    answer,
+                    path,
+                    params["metric"].split(","),
+                    extra,
+                    token=token,
+                    what=f"{platform} account insights",
+                )
             if isinstance(answer, GraphAPIError):
                 if platform == "facebook" and answer.code in (190, 210):
                     raise _page_token_error(account, answer)
@@ -405,22 +557,23 @@ def sync_account_insights(conn: psycopg.Connection, graph: OrganicGraph, platfor
             for item in (answer.body or {}).get("data", []):
                 rows.extend(_account_rows(platform, account.external_id, item, day, as_of))
     with conn.transaction():
-        report.rows = write_account_insights(conn, platform, [a.external_id for a in accounts],
-                                             day, rows)
+        report.rows = write_account_insights(
+            conn, platform, [a.external_id for a in accounts], day, rows
+        )
     report.preview = [{"account_id": r[1], "metric": r[3], "value": r[5]} for r in rows[:10]]
     return report
 
 
-def _account_rows(platform: str, account_id: str, item: Mapping[str, Any], day: date,
-                  as_of: datetime) -> list[tuple]:
+def _account_rows(
+    platform: str, account_id: str, item: Mapping[str, Any], day: date, as_of: datetime
+) -> list[tuple]:
     name = item.get("name")
     if not name:
         return []
     total = item.get("total_value")
     if isinstance(total, dict):
         # One day asked (since=day, until=day+1): the total is that day's value.
-        return [(platform, account_id, day, name, "day", _num(total.get("value")), None,
-                 as_of)]
+        return [(platform, account_id, day, name, "day", _num(total.get("value")), None, as_of)]
     out = []
     for value in item.get("values") or []:
         end_time = value.get("end_time")
@@ -472,53 +625,71 @@ def write_posts(conn: psycopg.Connection, rows: Sequence[tuple]) -> int:
         return cur.rowcount
 
 
-def write_snapshots(conn: psycopg.Connection, platform: str, day: date,
-                    rows: Sequence[tuple], post_ids: Sequence[str]) -> int:
+def write_snapshots(
+    conn: psycopg.Connection,
+    platform: str,
+    day: date,
+    rows: Sequence[tuple],
+    post_ids: Sequence[str],
+) -> int:
     """Replace ``day``'s snapshot of ``post_ids`` with ``rows``."""
     with conn.cursor() as cur:
         if post_ids:
-            cur.execute("delete from social_post_insights where platform = %s and "
-                        "snapshot_date = %s and post_id = any(%s)", (platform, day,
-                                                                    list(post_ids)))
+            cur.execute(
+                "delete from social_post_insights where platform = %s and "
+                "snapshot_date = %s and post_id = any(%s)",
+                (platform, day, list(post_ids)),
+            )
         if not rows:
             return 0
-        create_temp_like(cur, "organic_snapshot_stage", "social_post_insights",
-                         SNAPSHOT_COLUMNS)
+        create_temp_like(cur, "organic_snapshot_stage", "social_post_insights", SNAPSHOT_COLUMNS)
         copy_rows(cur, "organic_snapshot_stage", SNAPSHOT_COLUMNS, rows)
-        cur.execute("insert into social_post_insights (platform, post_id, snapshot_date, "
-                    "metric, value, value_breakdown, fetched_at) select platform, post_id, "
-                    "snapshot_date, metric, value, value_breakdown, fetched_at "
-                    "from organic_snapshot_stage")
+        cur.execute(
+            "insert into social_post_insights (platform, post_id, snapshot_date, "
+            "metric, value, value_breakdown, fetched_at) select platform, post_id, "
+            "snapshot_date, metric, value, value_breakdown, fetched_at "
+            "from organic_snapshot_stage"
+        )
         return cur.rowcount
 
 
-def write_skips(conn: psycopg.Connection, platform: str,
-                skips: Mapping[str, str | None]) -> None:
+def write_skips(conn: psycopg.Connection, platform: str, skips: Mapping[str, str | None]) -> None:
     """Record why a post has no insights (or clear it once it has some)."""
     if not skips:
         return
-    conn.execute("""
+    conn.execute(
+        """
         update social_media_post p set insights_skipped_reason = s.reason, updated_at = now()
         from unnest(%s::text[], %s::text[]) as s(post_id, reason)
         where p.platform = %s and p.post_id = s.post_id
           and p.insights_skipped_reason is distinct from s.reason
-    """, (list(skips), list(skips.values()), platform))
+    """,
+        (list(skips), list(skips.values()), platform),
+    )
 
 
-def write_account_insights(conn: psycopg.Connection, platform: str,
-                           account_ids: Sequence[str], day: date,
-                           rows: Sequence[tuple]) -> int:
+def write_account_insights(
+    conn: psycopg.Connection,
+    platform: str,
+    account_ids: Sequence[str],
+    day: date,
+    rows: Sequence[tuple],
+) -> int:
     """Replace ``day``'s rows of ``account_ids`` with ``rows``."""
     with conn.cursor() as cur:
-        cur.execute("delete from social_account_insights where platform = %s and date = %s "
-                    "and account_id = any(%s)", (platform, day, list(account_ids)))
+        cur.execute(
+            "delete from social_account_insights where platform = %s and date = %s "
+            "and account_id = any(%s)",
+            (platform, day, list(account_ids)),
+        )
         if not rows:
             return 0
-        create_temp_like(cur, "organic_account_stage", "social_account_insights",
-                         ACCOUNT_COLUMNS)
+        create_temp_like(cur, "organic_account_stage", "social_account_insights", ACCOUNT_COLUMNS)
         copy_rows(cur, "organic_account_stage", ACCOUNT_COLUMNS, rows)
-        cur.execute("insert into social_account_insights (platform, account_id, date, metric, "
-                    "period, value, value_breakdown, fetched_at) select platform, account_id, "
-                    "date, metric, period, value, value_breakdown, fetched_at "
-                    "from organic_account_stage")
+        cur.execute(
+            "insert into social_account_insights (platform, account_id, date, metric, "
+            "period, value, value_breakdown, fetched_at) select platform, account_id, "
+            "date, metric, period, value, value_breakdown, fetched_at "
+            "from organic_account_stage"
+        )
         return cur.rowcount

@@ -516,9 +516,7 @@ class InsightsQuery:
                 for f in ("spend", "impressions", "reach", "clicks", "inline_link_clicks")
                 if f in want
             )
-            return [
-                "{" + (p + "," if p else "") + zero + tail + "}" for p in prefixes[:ngroups]
-            ]
+            return ["{" + (p + "," if p else "") + zero + tail + "}" for p in prefixes[:ngroups]]
         cols = {k: v.tolist() for k, v in sums.items()}
         imps_l, clicks_l, spend_l, reach_l = (
             cols["impressions"],
@@ -607,8 +605,7 @@ class InsightsQuery:
         if money:
             dflt = [f"{x // 100}.{x % 100:02d}" for x in default]
             wcols = [
-                [f',"{w}":"{x // 100}.{x % 100:02d}"' if x else "" for x in src[w]]
-                for w in windows
+                [f',"{w}":"{x // 100}.{x % 100:02d}"' if x else "" for x in src[w]] for w in windows
             ]
         else:
             dflt = [str(x) for x in default]
@@ -616,15 +613,11 @@ class InsightsQuery:
         first = '{"action_type":"offsite_conversion.fb_pixel_purchase","value":"'
         second = '{"action_type":"omni_purchase","value":"'
         purchases = [
-            (
-                first + d + '"' + rest + "}," + second + d + '"' + rest + "},"
-                if x
-                else ""
-            )
+            (first + d + '"' + rest + "}," + second + d + '"' + rest + "}," if x else "")
             for x, d, rest in zip(
-                default, dflt, ["".join(p) for p in zip(*wcols, strict=True)]
-                if wcols
-                else [""] * len(default),
+                default,
+                dflt,
+                ["".join(p) for p in zip(*wcols, strict=True)] if wcols else [""] * len(default),
                 strict=True,
             )
         ]

@@ -35,10 +35,19 @@ from everreach.sandbox.core import Sandbox
 #: The pixel every sandbox has unless ``config.extra["pixels"]`` lists others.
 DEFAULT_PIXEL_ID = "700000000000001"
 
-_ACTION_SOURCES = frozenset({
-    "website", "app", "email", "phone_call", "chat", "physical_store",
-    "system_generated", "business_messaging", "other",
-})
+_ACTION_SOURCES = frozenset(
+    {
+        "website",
+        "app",
+        "email",
+        "phone_call",
+        "chat",
+        "physical_store",
+        "system_generated",
+        "business_messaging",
+        "other",
+    }
+)
 _HASHED = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
 _HEX = frozenset("0123456789abcdef")
 _MAX_EVENTS = 1000
@@ -78,11 +87,22 @@ def fail_next(sandbox: Sandbox, count: int, code: int = 2) -> None:
         state.fail_code = code
 
 
-def _bad_event(sandbox: Sandbox, index: int, problem: str, *, subcode: int = 2804001,
-               title: str = "Invalid parameter") -> Response:
+def _bad_event(
+    sandbox: Sandbox,
+    index: int,
+    problem: str,
+    *,
+    subcode: int = 2804001,
+    title: str = "Invalid parameter",
+) -> Response:
     return sandbox.error_response(
-        100, "Invalid parameter", subcode=subcode, type="OAuthException",
-        user_title=title, user_msg=f"data[{index}]: {problem}")
+        100,
+        "Invalid parameter",
+        subcode=subcode,
+        type="OAuthException",
+        user_title=title,
+        user_msg=f"data[{index}]: {problem}",
+    )
 
 
 def _is_hash(value: Any) -> bool:
@@ -99,8 +119,14 @@ def _event_problem(event: Any, now_ts: float) -> tuple[str, int, str] | None:
     if isinstance(event_time, bool) or not isinstance(event_time, int):
         return "event_time must be an integer unix timestamp", 2804003, "Invalid event time"
     if event_time < now_ts - _MAX_AGE.total_seconds():
-        return ("The timestamp for this event is too far in the past. Events need to be "
-                "sent within 7 days of when they occurred."), 2804004, "Event Timestamp Too Old"
+        return (
+            (
+                "The timestamp for this event is too far in the past. Events need to be "
+                "sent within 7 days of when they occurred."
+            ),
+            2804004,
+            "Event Timestamp Too Old",
+        )
     if event_time > now_ts + 600:
         return "The timestamp for this event is in the future.", 2804005, "Event In Future"
     source = event.get("action_source")
@@ -115,34 +141,57 @@ def _event_problem(event: Any, now_ts: float) -> tuple[str, int, str] | None:
             continue
         values = value if isinstance(value, list) else [value]
         if not all(_is_hash(v) for v in values):
-            return (f"user_data.{key} must be hashed with SHA-256 (unhashed personal data "
-                    "is not accepted)"), 2804016, "Unhashed PII"
+            return (
+                (
+                    f"user_data.{key} must be hashed with SHA-256 (unhashed personal data "
+                    "is not accepted)"
+                ),
+                2804016,
+                "Unhashed PII",
+            )
     if source == "website":
         if not event.get("event_source_url"):
-            return "event_source_url is required for website events", 2804008, \
-                "Missing event_source_url"
+            return (
+                "event_source_url is required for website events",
+                2804008,
+                "Missing event_source_url",
+            )
         if not user_data.get("client_user_agent"):
-            return "client_user_agent is required for website events", 2804009, \
-                "Missing client_user_agent"
+            return (
+                "client_user_agent is required for website events",
+                2804009,
+                "Missing client_user_agent",
+            )
     if source == "business_messaging" and event.get("messaging_channel") not in (
-            "messenger", "whatsapp", "instagram"):
-        return "messaging_channel is required for business_messaging events", 2804010, \
-            "Missing messaging_channel"
+        "messenger",
+        "whatsapp",
+        "instagram",
+    ):
+        return (
+            "messaging_channel is required for business_messaging events",
+            2804010,
+            "Missing messaging_channel",
+        )
     custom = event.get("custom_data") or {}
     if not isinstance(custom, dict):
         return "custom_data must be an object", 2804001, "Invalid parameter"
     currency = custom.get("currency")
-    if currency is not None and (not isinstance(currency, str) or len(currency) != 3
-                                 or not currency.isalpha()):
+    if currency is not None and (
+        not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha()
+    ):
         return "currency must be a 3-letter ISO 4217 code", 2804011, "Invalid currency"
     if event["event_name"] == "Purchase" and (custom.get("value") is None or currency is None):
-        return "Purchase events require custom_data.value and custom_data.currency", \
-            2804019, "Missing value or currency"
+        return (
+            "Purchase events require custom_data.value and custom_data.currency",
+            2804019,
+            "Missing value or currency",
+        )
     return None
 
 
-def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
-           edge: str | None) -> Response:
+def handle(
+    request: Request, sandbox: Sandbox, node_id: str, kind: str, edge: str | None
+) -> Response:
     """``GET /{pixel}`` (the pixel node) and ``POST /{pixel}/events``."""
     state: CapiState = sandbox.domains["capi"]
     if edge is None and request.method == "GET":
@@ -157,8 +206,11 @@ def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
     if failing:
         sandbox.stats["capi_faults"] += 1
         return sandbox.error_response(
-            state.fail_code, "An unexpected error has occurred. Please retry your request "
-            "later.", status=503 if state.fail_code == 2 else 500, is_transient=True)
+            state.fail_code,
+            "An unexpected error has occurred. Please retry your request later.",
+            status=503 if state.fail_code == 2 else 500,
+            is_transient=True,
+        )
 
     params = request.state.params
     raw = params.get("data")
@@ -172,7 +224,8 @@ def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
         return sandbox.error_response(100, "(#100) param data must be an array.")
     if len(data) > _MAX_EVENTS:
         return sandbox.error_response(
-            100, f"(#100) param data must be an array of maximum size {_MAX_EVENTS}")
+            100, f"(#100) param data must be an array of maximum size {_MAX_EVENTS}"
+        )
     now_ts = sandbox.now().timestamp()
     for index, event in enumerate(data):
         problem = _event_problem(event, now_ts)
@@ -183,11 +236,11 @@ def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
     code = params.get("test_event_code") or None
     with state.lock:
         for event in data:
-            state.received.append({"pixel_id": node_id, "event": event,
-                                   "test_event_code": code})
+            state.received.append({"pixel_id": node_id, "event": event, "test_event_code": code})
     sandbox.stats["capi_events"] += len(data)
-    return sandbox.json_response({"events_received": len(data), "messages": [],
-                                  "fbtrace_id": sandbox.new_fbtrace_id()})
+    return sandbox.json_response(
+        {"events_received": len(data), "messages": [], "fbtrace_id": sandbox.new_fbtrace_id()}
+    )
 
 
 def extra_routes(sandbox: Sandbox) -> list[Route]:

@@ -64,76 +64,216 @@ PAGE_MAX_RANGE_DAYS = 90
 # What Meta accepts today, per (media_type, media_product_type). The client keeps its
 # own lists (everreach/organic/metrics.py): these are the sandbox's independent copy of
 # Meta's rules, so a wrong client list fails here exactly as it would at Meta.
-_FEED_COMMON = ("views", "reach", "likes", "comments", "shares", "saved",
-                "total_interactions")
+_FEED_COMMON = ("views", "reach", "likes", "comments", "shares", "saved", "total_interactions")
 IG_VALID_METRICS: dict[tuple[str, str], frozenset[str]] = {
-    ("IMAGE", "FEED"): frozenset(_FEED_COMMON + ("profile_visits", "follows",
-                                                 "profile_activity")),
-    ("VIDEO", "FEED"): frozenset(_FEED_COMMON + ("profile_visits", "follows",
-                                                 "profile_activity")),
+    ("IMAGE", "FEED"): frozenset(_FEED_COMMON + ("profile_visits", "follows", "profile_activity")),
+    ("VIDEO", "FEED"): frozenset(_FEED_COMMON + ("profile_visits", "follows", "profile_activity")),
     ("CAROUSEL_ALBUM", "FEED"): frozenset(_FEED_COMMON + ("profile_visits", "follows")),
-    ("VIDEO", "REELS"): frozenset(_FEED_COMMON + ("ig_reels_avg_watch_time",
-                                                  "ig_reels_video_view_total_time")),
-    ("IMAGE", "STORY"): frozenset(("views", "reach", "replies", "shares", "follows",
-                                   "profile_visits", "navigation", "total_interactions")),
-    ("VIDEO", "STORY"): frozenset(("views", "reach", "replies", "shares", "follows",
-                                   "profile_visits", "navigation", "total_interactions")),
+    ("VIDEO", "REELS"): frozenset(
+        _FEED_COMMON + ("ig_reels_avg_watch_time", "ig_reels_video_view_total_time")
+    ),
+    ("IMAGE", "STORY"): frozenset(
+        (
+            "views",
+            "reach",
+            "replies",
+            "shares",
+            "follows",
+            "profile_visits",
+            "navigation",
+            "total_interactions",
+        )
+    ),
+    ("VIDEO", "STORY"): frozenset(
+        (
+            "views",
+            "reach",
+            "replies",
+            "shares",
+            "follows",
+            "profile_visits",
+            "navigation",
+            "total_interactions",
+        )
+    ),
 }
-IG_DEPRECATED_MEDIA_METRICS = frozenset({
-    "impressions", "plays", "clips_replays_count", "ig_reels_aggregated_all_plays_count",
-    "video_views", "engagement", "exits", "taps_forward", "taps_back", "carousel_album_reach",
-    "carousel_album_impressions", "carousel_album_engagement"})
+IG_DEPRECATED_MEDIA_METRICS = frozenset(
+    {
+        "impressions",
+        "plays",
+        "clips_replays_count",
+        "ig_reels_aggregated_all_plays_count",
+        "video_views",
+        "engagement",
+        "exits",
+        "taps_forward",
+        "taps_back",
+        "carousel_album_reach",
+        "carousel_album_impressions",
+        "carousel_album_engagement",
+    }
+)
 STORY_NAVIGATION_ACTIONS = ("tap_forward", "tap_back", "tap_exit", "swipe_forward")
 
 IG_TIME_SERIES_METRICS = frozenset({"reach", "follower_count"})
-IG_TOTAL_VALUE_METRICS = frozenset({
-    "views", "reach", "accounts_engaged", "total_interactions", "likes", "comments",
-    "shares", "saves", "replies", "profile_views", "website_clicks", "profile_links_taps",
-    "follows_and_unfollows"})
-IG_DEPRECATED_ACCOUNT_METRICS = frozenset({
-    "impressions", "email_contacts", "get_directions_clicks", "phone_call_clicks",
-    "text_message_clicks", "profile_views_unique"})
+IG_TOTAL_VALUE_METRICS = frozenset(
+    {
+        "views",
+        "reach",
+        "accounts_engaged",
+        "total_interactions",
+        "likes",
+        "comments",
+        "shares",
+        "saves",
+        "replies",
+        "profile_views",
+        "website_clicks",
+        "profile_links_taps",
+        "follows_and_unfollows",
+    }
+)
+IG_DEPRECATED_ACCOUNT_METRICS = frozenset(
+    {
+        "impressions",
+        "email_contacts",
+        "get_directions_clicks",
+        "phone_call_clicks",
+        "text_message_clicks",
+        "profile_views_unique",
+    }
+)
 
-FB_POST_METRICS = frozenset({
-    "post_media_view", "post_total_media_view_unique", "post_clicks", "post_clicks_by_type",
-    "post_reactions_by_type_total", "post_reactions_like_total", "post_video_views"})
-FB_DEPRECATED_POST_METRICS = frozenset({
-    "post_impressions", "post_impressions_unique", "post_impressions_organic",
-    "post_impressions_paid", "post_engaged_users", "post_negative_feedback",
-    "post_impressions_organic_unique", "post_impressions_paid_unique"})
-FB_PAGE_METRICS = frozenset({
-    "page_media_view", "page_total_media_view_unique", "page_views_total", "page_follows",
-    "page_daily_follows", "page_daily_follows_unique", "page_daily_unfollows_unique",
-    "page_post_engagements", "page_total_actions"})
-FB_DEPRECATED_PAGE_METRICS = frozenset({
-    "page_impressions", "page_impressions_unique", "page_impressions_paid",
-    "page_impressions_organic_unique_v2", "page_fans", "page_fan_adds",
-    "page_fan_adds_unique", "page_fan_removes", "page_fan_removes_unique",
-    "page_engaged_users", "page_consumptions"})
+FB_POST_METRICS = frozenset(
+    {
+        "post_media_view",
+        "post_total_media_view_unique",
+        "post_clicks",
+        "post_clicks_by_type",
+        "post_reactions_by_type_total",
+        "post_reactions_like_total",
+        "post_video_views",
+    }
+)
+FB_DEPRECATED_POST_METRICS = frozenset(
+    {
+        "post_impressions",
+        "post_impressions_unique",
+        "post_impressions_organic",
+        "post_impressions_paid",
+        "post_engaged_users",
+        "post_negative_feedback",
+        "post_impressions_organic_unique",
+        "post_impressions_paid_unique",
+    }
+)
+FB_PAGE_METRICS = frozenset(
+    {
+        "page_media_view",
+        "page_total_media_view_unique",
+        "page_views_total",
+        "page_follows",
+        "page_daily_follows",
+        "page_daily_follows_unique",
+        "page_daily_unfollows_unique",
+        "page_post_engagements",
+        "page_total_actions",
+    }
+)
+FB_DEPRECATED_PAGE_METRICS = frozenset(
+    {
+        "page_impressions",
+        "page_impressions_unique",
+        "page_impressions_paid",
+        "page_impressions_organic_unique_v2",
+        "page_fans",
+        "page_fan_adds",
+        "page_fan_adds_unique",
+        "page_fan_removes",
+        "page_fan_removes_unique",
+        "page_engaged_users",
+        "page_consumptions",
+    }
+)
 _CAPTIONS = ("Launch", "Behind the scenes", "Tips", "Café été", "Offer")
 REACTION_TYPES = ("like", "love", "wow", "haha", "sorry", "anger")
 
-IG_MEDIA_FIELDS = frozenset({
-    "id", "caption", "media_type", "media_product_type", "permalink", "timestamp",
-    "like_count", "comments_count", "children", "thumbnail_url", "media_url", "username",
-    "shortcode", "is_comment_enabled", "owner"})
-IG_USER_FIELDS = frozenset({
-    "id", "username", "name", "followers_count", "follows_count", "media_count",
-    "biography", "website", "profile_picture_url", "ig_id"})
-FB_POST_FIELDS = frozenset({
-    "id", "message", "created_time", "updated_time", "permalink_url", "status_type",
-    "full_picture", "shares", "comments", "reactions", "is_published", "from", "insights"})
-FB_PAGE_FIELDS = frozenset({
-    "id", "name", "access_token", "category", "followers_count", "fan_count", "link",
-    "instagram_business_account"})
+IG_MEDIA_FIELDS = frozenset(
+    {
+        "id",
+        "caption",
+        "media_type",
+        "media_product_type",
+        "permalink",
+        "timestamp",
+        "like_count",
+        "comments_count",
+        "children",
+        "thumbnail_url",
+        "media_url",
+        "username",
+        "shortcode",
+        "is_comment_enabled",
+        "owner",
+    }
+)
+IG_USER_FIELDS = frozenset(
+    {
+        "id",
+        "username",
+        "name",
+        "followers_count",
+        "follows_count",
+        "media_count",
+        "biography",
+        "website",
+        "profile_picture_url",
+        "ig_id",
+    }
+)
+FB_POST_FIELDS = frozenset(
+    {
+        "id",
+        "message",
+        "created_time",
+        "updated_time",
+        "permalink_url",
+        "status_type",
+        "full_picture",
+        "shares",
+        "comments",
+        "reactions",
+        "is_published",
+        "from",
+        "insights",
+    }
+)
+FB_PAGE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "access_token",
+        "category",
+        "followers_count",
+        "fan_count",
+        "link",
+        "instagram_business_account",
+    }
+)
 
 
 class OrganicError(Exception):
     """A Graph error to answer with (code, message, subcode, user title/message)."""
 
-    def __init__(self, code: int, message: str, subcode: int | None = None,
-                 user_title: str | None = None, user_msg: str | None = None,
-                 status: int = 400) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        user_title: str | None = None,
+        user_msg: str | None = None,
+        status: int = 400,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.subcode = code, message, subcode
         self.user_title, self.user_msg, self.status = user_title, user_msg, status
@@ -213,17 +353,25 @@ class OrganicState:
         base = 1_000 + self.sandbox.config.seed % 1000
         for p in range(n_pages):
             page_id = str(110_000_000_000_000 + base * 100 + p)
-            token = "EAAPAGE" + hashlib.sha256(
-                f"{self.seed}:page:{page_id}".encode()).hexdigest()[:40]
-            page = Page(page_id, f"EverReach Page {p + 1}", token,
-                        followers=rng.randint(2_000, 60_000))
+            token = (
+                "EAAPAGE" + hashlib.sha256(f"{self.seed}:page:{page_id}".encode()).hexdigest()[:40]
+            )
+            page = Page(
+                page_id, f"EverReach Page {p + 1}", token, followers=rng.randint(2_000, 60_000)
+            )
             self.pages[page_id] = page
             self.page_tokens[token] = page_id
             for i in range(n_posts):
                 age = span * (i + rng.random()) / max(n_posts, 1)
-                post = self._post(rng, f"{page_id}_{120_000_000_000_000 + i}", page_id,
-                                  "facebook", rng.choice(["PHOTO", "VIDEO", "STATUS", "LINK"]),
-                                  "FEED", self.anchor - age)
+                post = self._post(
+                    rng,
+                    f"{page_id}_{120_000_000_000_000 + i}",
+                    page_id,
+                    "facebook",
+                    rng.choice(["PHOTO", "VIDEO", "STATUS", "LINK"]),
+                    "FEED",
+                    self.anchor - age,
+                )
                 page.posts.append(post)
         page_ids = list(self.pages)
         for index in self.sandbox.config.extra.get("fb_page_token_denied", ()):
@@ -234,29 +382,50 @@ class OrganicState:
             ig_id = str(17_841_400_000_000_000 + base * 100 + a)
             # The first account has been a business account for years; the others were
             # converted 90 % of the way through the window, so their oldest media fail.
-            converted = (self.anchor - timedelta(days=3 * 365) if a == 0
-                         else self.anchor - span * 0.9)
+            converted = (
+                self.anchor - timedelta(days=3 * 365) if a == 0 else self.anchor - span * 0.9
+            )
             page_id = page_ids[a % len(page_ids)] if page_ids else None
-            acct = IgAccount(ig_id, f"everreach_{a + 1}", f"EverReach IG {a + 1}", page_id,
-                             converted, followers=rng.randint(1_000, 90_000))
+            acct = IgAccount(
+                ig_id,
+                f"everreach_{a + 1}",
+                f"EverReach IG {a + 1}",
+                page_id,
+                converted,
+                followers=rng.randint(1_000, 90_000),
+            )
             if page_id is not None and self.pages[page_id].ig_account_id is None:
                 self.pages[page_id].ig_account_id = ig_id
             self.ig_accounts[ig_id] = acct
             for i in range(n_media):
                 age = span * (i + rng.random()) / max(n_media, 1)
-                kind = rng.choices([("IMAGE", "FEED"), ("CAROUSEL_ALBUM", "FEED"),
-                                    ("VIDEO", "FEED"), ("VIDEO", "REELS")], [40, 20, 10, 30])[0]
+                kind = rng.choices(
+                    [
+                        ("IMAGE", "FEED"),
+                        ("CAROUSEL_ALBUM", "FEED"),
+                        ("VIDEO", "FEED"),
+                        ("VIDEO", "REELS"),
+                    ],
+                    [40, 20, 10, 30],
+                )[0]
                 media_seq += 1
-                post = self._post(rng, str(media_seq), ig_id, "instagram", kind[0], kind[1],
-                                  self.anchor - age)
+                post = self._post(
+                    rng, str(media_seq), ig_id, "instagram", kind[0], kind[1], self.anchor - age
+                )
                 if post.posted_at < converted:
                     post.no_insights = "conversion"
                 if kind[0] == "CAROUSEL_ALBUM":
                     for _ in range(rng.randint(2, 4)):
                         media_seq += 1
-                        child = self._post(rng, str(media_seq), ig_id, "instagram",
-                                           rng.choice(["IMAGE", "VIDEO"]), "FEED",
-                                           post.posted_at)
+                        child = self._post(
+                            rng,
+                            str(media_seq),
+                            ig_id,
+                            "instagram",
+                            rng.choice(["IMAGE", "VIDEO"]),
+                            "FEED",
+                            post.posted_at,
+                        )
                         child.parent_id = post.id
                         post.children.append(child.id)
                         self.posts[child.id] = child
@@ -264,8 +433,15 @@ class OrganicState:
             for i in range(days * stories_per_day):
                 age = timedelta(days=1) * (i + rng.random()) / max(stories_per_day, 1)
                 media_seq += 1
-                story = self._post(rng, str(media_seq), ig_id, "instagram",
-                                   rng.choice(["IMAGE", "VIDEO"]), "STORY", self.anchor - age)
+                story = self._post(
+                    rng,
+                    str(media_seq),
+                    ig_id,
+                    "instagram",
+                    rng.choice(["IMAGE", "VIDEO"]),
+                    "STORY",
+                    self.anchor - age,
+                )
                 story.tau_hours = rng.uniform(2, 8)
                 acct.stories.append(story)
             for post in acct.media + acct.stories:
@@ -274,13 +450,30 @@ class OrganicState:
             for post in page.posts:
                 self.posts[post.id] = post
 
-    def _post(self, rng: Any, post_id: str, account_id: str, platform: str, media_type: str,
-              product_type: str, posted_at: datetime) -> Post:
+    def _post(
+        self,
+        rng: Any,
+        post_id: str,
+        account_id: str,
+        platform: str,
+        media_type: str,
+        product_type: str,
+        posted_at: datetime,
+    ) -> Post:
         reach = rng.lognormvariate(7.0, 1.1)
-        post = Post(post_id, account_id, platform, media_type, product_type, posted_at,
-                    reach_final=reach, tau_hours=rng.uniform(12, 96),
-                    view_ratio=rng.uniform(1.1, 2.6), watch_ms=rng.randint(2_500, 19_000),
-                    caption=f"{_CAPTIONS[rng.randrange(len(_CAPTIONS))]} #{post_id[-4:]}")
+        post = Post(
+            post_id,
+            account_id,
+            platform,
+            media_type,
+            product_type,
+            posted_at,
+            reach_final=reach,
+            tau_hours=rng.uniform(12, 96),
+            view_ratio=rng.uniform(1.1, 2.6),
+            watch_ms=rng.randint(2_500, 19_000),
+            caption=f"{_CAPTIONS[rng.randrange(len(_CAPTIONS))]} #{post_id[-4:]}",
+        )
         # A few media with tiny audiences: Meta refuses their insights.
         if reach < 120 and platform == "instagram" and product_type != "STORY":
             post.no_insights = "viewers"
@@ -307,16 +500,24 @@ class OrganicState:
         shares = int(post.reach_final * 0.004 * g)
         saved = int(post.reach_final * 0.009 * g)
         replies = int(post.reach_final * 0.003 * g)
-        nav = {a: int(post.reach_final * r * g) for a, r in
-               zip(STORY_NAVIGATION_ACTIONS, (0.8, 0.08, 0.12, 0.2), strict=True)}
-        reactions = {t: int(post.reach_final * r * g) for t, r in
-                     zip(REACTION_TYPES, (0.05, 0.012, 0.003, 0.004, 0.001, 0.0005),
-                         strict=True)}
+        nav = {
+            a: int(post.reach_final * r * g)
+            for a, r in zip(STORY_NAVIGATION_ACTIONS, (0.8, 0.08, 0.12, 0.2), strict=True)
+        }
+        reactions = {
+            t: int(post.reach_final * r * g)
+            for t, r in zip(REACTION_TYPES, (0.05, 0.012, 0.003, 0.004, 0.001, 0.0005), strict=True)
+        }
         clicks = int(post.reach_final * 0.03 * g)
         interactions = likes + comments + shares + saved
         return {
-            "views": views, "reach": reach, "likes": likes, "comments": comments,
-            "shares": shares, "saved": saved, "replies": replies,
+            "views": views,
+            "reach": reach,
+            "likes": likes,
+            "comments": comments,
+            "shares": shares,
+            "saved": saved,
+            "replies": replies,
             "total_interactions": interactions + (replies if post.product_type == "STORY" else 0),
             "profile_visits": int(post.reach_final * 0.011 * g),
             "follows": int(post.reach_final * 0.002 * g),
@@ -324,11 +525,15 @@ class OrganicState:
             "navigation": nav,
             "ig_reels_avg_watch_time": post.watch_ms if views else 0,
             "ig_reels_video_view_total_time": post.watch_ms * views,
-            "post_media_view": views, "post_total_media_view_unique": reach,
+            "post_media_view": views,
+            "post_total_media_view_unique": reach,
             "post_video_views": int(views * 0.4) if post.media_type == "VIDEO" else 0,
             "post_clicks": clicks,
-            "post_clicks_by_type": {"link clicks": clicks // 2, "photo view": clicks // 3,
-                                    "other clicks": clicks - clicks // 2 - clicks // 3},
+            "post_clicks_by_type": {
+                "link clicks": clicks // 2,
+                "photo view": clicks // 3,
+                "other clicks": clicks - clicks // 2 - clicks // 3,
+            },
             "post_reactions_by_type_total": {k: v for k, v in reactions.items() if v},
             "post_reactions_like_total": reactions["like"],
             "reactions_total": sum(reactions.values()),
@@ -336,8 +541,9 @@ class OrganicState:
 
     def account_day(self, account_id: str, metric: str, day: date, scale: float) -> int:
         """A stable daily account metric: the same (account, metric, day) → same value."""
-        digest = hashlib.blake2b(f"{self.seed}:{account_id}:{metric}:{day}".encode(),
-                                 digest_size=8).digest()
+        digest = hashlib.blake2b(
+            f"{self.seed}:{account_id}:{metric}:{day}".encode(), digest_size=8
+        ).digest()
         frac = int.from_bytes(digest, "big") / 2**64
         return int(scale * (0.6 + 0.8 * frac))
 
@@ -371,7 +577,7 @@ def parse_field(spec: str) -> tuple[str, dict[str, str], list[str]]:
         spec, inner = spec.split("{", 1)
         sub = split_fields(inner[:-1])
     name = spec.split(".", 1)[0]
-    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name):])}
+    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name) :])}
     return name, mods, sub
 
 
@@ -391,8 +597,7 @@ def _parse_time(value: Any, name: str) -> datetime:
             return datetime.fromtimestamp(int(text), UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise OrganicError(100, f"(#100) The parameter {name} is not a valid time: "
-                           f"{text}") from exc
+        raise OrganicError(100, f"(#100) The parameter {name} is not a valid time: {text}") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -410,8 +615,10 @@ def _render_media(state: OrganicState, post: Post, fields: list, at: datetime) -
     body: dict[str, Any] = {}
     for name, _mods, sub in fields:
         if name not in IG_MEDIA_FIELDS:
-            raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) on "
-                               "node type (ShadowIGMedia)")
+            raise OrganicError(
+                100,
+                f"(#100) Tried accessing nonexisting field ({name}) on node type (ShadowIGMedia)",
+            )
         if name == "id":
             body["id"] = post.id
         elif name == "caption" and post.parent_id is None:
@@ -422,9 +629,14 @@ def _render_media(state: OrganicState, post: Post, fields: list, at: datetime) -
             body["media_product_type"] = post.product_type
         elif name in ("permalink", "shortcode"):
             code = hashlib.md5(post.id.encode()).hexdigest()[:11]  # noqa: S324 (not security)
-            kind = "reel" if post.product_type == "REELS" else (
-                "stories/" + acct.username if post.product_type == "STORY" else "p")
-            body[name] = code if name == "shortcode" else f"https://www.instagram.com/{kind}/{code}/"
+            kind = (
+                "reel"
+                if post.product_type == "REELS"
+                else ("stories/" + acct.username if post.product_type == "STORY" else "p")
+            )
+            body[name] = (
+                code if name == "shortcode" else f"https://www.instagram.com/{kind}/{code}/"
+            )
         elif name == "timestamp":
             body["timestamp"] = _ts(post.posted_at)
         elif name == "like_count" and post.product_type != "STORY":
@@ -443,8 +655,11 @@ def _render_media(state: OrganicState, post: Post, fields: list, at: datetime) -
             body["owner"] = {"id": acct.id}
         elif name == "children" and post.children:
             sub_fields = [parse_field(f) for f in (sub or ["id"])]
-            body["children"] = {"data": [_render_media(state, state.posts[c], sub_fields, at)
-                                         for c in post.children]}
+            body["children"] = {
+                "data": [
+                    _render_media(state, state.posts[c], sub_fields, at) for c in post.children
+                ]
+            }
     return body
 
 
@@ -453,8 +668,9 @@ def _render_fb_post(state: OrganicState, post: Post, fields: list, at: datetime)
     body: dict[str, Any] = {}
     for name, mods, _sub in fields:
         if name not in FB_POST_FIELDS:
-            raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) on "
-                               "node type (PagePost)")
+            raise OrganicError(
+                100, f"(#100) Tried accessing nonexisting field ({name}) on node type (PagePost)"
+            )
         if name == "id":
             body["id"] = post.id
         elif name == "message":
@@ -464,8 +680,12 @@ def _render_fb_post(state: OrganicState, post: Post, fields: list, at: datetime)
         elif name == "permalink_url":
             body[name] = f"https://www.facebook.com/{post.id.replace('_', '/posts/')}"
         elif name == "status_type":
-            body[name] = {"PHOTO": "added_photos", "VIDEO": "added_video",
-                          "STATUS": "mobile_status_update", "LINK": "shared_story"}[post.media_type]
+            body[name] = {
+                "PHOTO": "added_photos",
+                "VIDEO": "added_video",
+                "STATUS": "mobile_status_update",
+                "LINK": "shared_story",
+            }[post.media_type]
         elif name == "full_picture" and post.media_type in ("PHOTO", "VIDEO", "LINK"):
             body[name] = f"https://scontent.sandbox.invalid/{post.id}.jpg"
         elif name == "shares" and counters["shares"]:
@@ -486,8 +706,9 @@ def _render_fb_post(state: OrganicState, post: Post, fields: list, at: datetime)
             if not metrics:
                 raise OrganicError(100, "(#100) The parameter metric is required")
             _check_fb_metrics(metrics, FB_POST_METRICS, FB_DEPRECATED_POST_METRICS)
-            body["insights"] = {"data": [_insight(m, "lifetime", counters[m], post.id)
-                                         for m in metrics]}
+            body["insights"] = {
+                "data": [_insight(m, "lifetime", counters[m], post.id) for m in metrics]
+            }
     return body
 
 
@@ -503,36 +724,39 @@ def register(sandbox: Sandbox) -> None:
     for acct in state.ig_accounts.values():
         sandbox.register_node(acct.id, "ig_user", module)
     for post in state.posts.values():
-        kind = "fb_post" if post.platform == "facebook" else (
-            "ig_child" if post.parent_id else "ig_media")
+        kind = (
+            "fb_post"
+            if post.platform == "facebook"
+            else ("ig_child" if post.parent_id else "ig_media")
+        )
         sandbox.register_node(post.id, kind, module)
     if sandbox.config.valid_tokens is not None:
         # Page tokens the sandbox hands out must pass the core's token check.
         sandbox.config.valid_tokens.update(state.page_tokens)
 
 
-def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
-           edge: str | None) -> Response:
+def handle(
+    request: Request, sandbox: Sandbox, node_id: str, kind: str, edge: str | None
+) -> Response:
     """Answer one organic Graph call (see the module docstring for the rules)."""
     state: OrganicState = sandbox.domains[DOMAIN]
     params = request.state.params
     now = sandbox.now()
     try:
         if kind == "ig_user":
-            return _handle_ig_user(request, sandbox, state, state.ig_accounts[node_id],
-                                   edge, now)
+            return _handle_ig_user(request, sandbox, state, state.ig_accounts[node_id], edge, now)
         if kind in ("ig_media", "ig_child"):
             post = state.posts[node_id]
             if edge is None:
-                return sandbox.json_response(
-                    _render_media(state, post, _fields(params, "id"), now))
+                return sandbox.json_response(_render_media(state, post, _fields(params, "id"), now))
             if edge == "insights":
-                return sandbox.json_response(_ig_media_insights(sandbox, state, post, params,
-                                                                now))
+                return sandbox.json_response(_ig_media_insights(sandbox, state, post, params, now))
             if edge == "children" and post.children:
                 fields = _fields(params, "id")
-                return sandbox.page(request, [_render_media(state, state.posts[c], fields, now)
-                                              for c in post.children])
+                return sandbox.page(
+                    request,
+                    [_render_media(state, state.posts[c], fields, now) for c in post.children],
+                )
         if kind == "fb_page":
             return _handle_page(request, sandbox, state, state.pages[node_id], edge, now)
         if kind == "fb_post":
@@ -540,33 +764,50 @@ def handle(request: Request, sandbox: Sandbox, node_id: str, kind: str,
             _require_page_token(request, state, post.account_id)
             if edge is None:
                 return sandbox.json_response(
-                    _render_fb_post(state, post, _fields(params, "id,created_time"), now))
+                    _render_fb_post(state, post, _fields(params, "id,created_time"), now)
+                )
             if edge == "insights":
-                return sandbox.json_response(_fb_post_insights(sandbox, post, state, params,
-                                                               now))
+                return sandbox.json_response(_fb_post_insights(sandbox, post, state, params, now))
     except OrganicError as exc:
-        return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode,
-                                      status=exc.status, user_title=exc.user_title,
-                                      user_msg=exc.user_msg)
-    return sandbox.unknown_node_response(f"{node_id}/{edge}" if edge else node_id,
-                                         request.method)
+        return sandbox.error_response(
+            exc.code,
+            exc.message,
+            subcode=exc.subcode,
+            status=exc.status,
+            user_title=exc.user_title,
+            user_msg=exc.user_msg,
+        )
+    return sandbox.unknown_node_response(f"{node_id}/{edge}" if edge else node_id, request.method)
 
 
-def _handle_ig_user(request: Request, sandbox: Sandbox, state: OrganicState, acct: IgAccount,
-                    edge: str | None, now: datetime) -> Response:
+def _handle_ig_user(
+    request: Request,
+    sandbox: Sandbox,
+    state: OrganicState,
+    acct: IgAccount,
+    edge: str | None,
+    now: datetime,
+) -> Response:
     params = request.state.params
     if edge is None:
         body: dict[str, Any] = {}
         for name, _m, _s in _fields(params, "id,username"):
             if name not in IG_USER_FIELDS:
-                raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) "
-                                   "on node type (IGUser)")
-            body[name] = {"id": acct.id, "ig_id": int(acct.id[-8:]), "username": acct.username,
-                          "name": acct.name, "followers_count": acct.followers,
-                          "follows_count": 150, "media_count": len(acct.media),
-                          "biography": "EverReach sandbox account",
-                          "website": "https://everreach.invalid",
-                          "profile_picture_url": "https://scontent.sandbox.invalid/p.jpg"}[name]
+                raise OrganicError(
+                    100, f"(#100) Tried accessing nonexisting field ({name}) on node type (IGUser)"
+                )
+            body[name] = {
+                "id": acct.id,
+                "ig_id": int(acct.id[-8:]),
+                "username": acct.username,
+                "name": acct.name,
+                "followers_count": acct.followers,
+                "follows_count": 150,
+                "media_count": len(acct.media),
+                "biography": "EverReach sandbox account",
+                "website": "https://everreach.invalid",
+                "profile_picture_url": "https://scontent.sandbox.invalid/p.jpg",
+            }[name]
         return sandbox.json_response(body)
     if edge in ("media", "stories"):
         fields = _fields(params, "id")
@@ -574,8 +815,9 @@ def _handle_ig_user(request: Request, sandbox: Sandbox, state: OrganicState, acc
             rows: list[Post] = [p for p in acct.media if p.posted_at <= now]
         else:
             rows = [p for p in acct.stories if now - STORY_LIFETIME < p.posted_at <= now]
-        return sandbox.page(request, _RenderedMedia(state, rows, fields, now),
-                            default_limit=25, max_limit=100)
+        return sandbox.page(
+            request, _RenderedMedia(state, rows, fields, now), default_limit=25, max_limit=100
+        )
     if edge == "insights":
         return sandbox.json_response(_ig_user_insights(sandbox, state, acct, params, now))
     raise OrganicError(100, f"(#100) Unknown edge {edge} on IGUser")
@@ -584,14 +826,16 @@ def _handle_ig_user(request: Request, sandbox: Sandbox, state: OrganicState, acc
 class _RenderedMedia:
     """A lazily rendered list of media for :meth:`Sandbox.page`."""
 
-    def __init__(self, state: OrganicState, posts: list[Post], fields: list,
-                 at: datetime) -> None:
+    def __init__(self, state: OrganicState, posts: list[Post], fields: list, at: datetime) -> None:
         self.state, self.posts, self.fields, self.at = state, posts, fields, at
         # Validate the field list once, even for an empty page.
         for name, _m, _s in fields:
             if name not in IG_MEDIA_FIELDS:
-                raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) "
-                                   "on node type (ShadowIGMedia)")
+                raise OrganicError(
+                    100,
+                    f"(#100) Tried accessing nonexisting field ({name}) "
+                    "on node type (ShadowIGMedia)",
+                )
 
     def __len__(self) -> int:
         return len(self.posts)
@@ -601,32 +845,46 @@ class _RenderedMedia:
 
 
 def _insight(name: str, period: str, value: Any, node_id: str) -> dict:
-    return {"name": name, "period": period, "values": [{"value": value}],
-            "title": name.replace("_", " ").capitalize(),
-            "description": f"Sandbox {name}", "id": f"{node_id}/insights/{name}/{period}"}
+    return {
+        "name": name,
+        "period": period,
+        "values": [{"value": value}],
+        "title": name.replace("_", " ").capitalize(),
+        "description": f"Sandbox {name}",
+        "id": f"{node_id}/insights/{name}/{period}",
+    }
 
 
-def _ig_media_insights(sandbox: Sandbox, state: OrganicState, post: Post, params: dict,
-                       now: datetime) -> dict:
+def _ig_media_insights(
+    sandbox: Sandbox, state: OrganicState, post: Post, params: dict, now: datetime
+) -> dict:
     metrics = _metrics_param(sandbox, params)
     if post.parent_id is not None:
-        raise OrganicError(10, "(#10) Insights are not available for media within a "
-                           "carousel album")
+        raise OrganicError(10, "(#10) Insights are not available for media within a carousel album")
     valid = IG_VALID_METRICS[(post.media_type, post.product_type)]
     for i, m in enumerate(metrics):
         if m in IG_DEPRECATED_MEDIA_METRICS:
-            raise OrganicError(100, f"(#100) Starting from v22.0, the {m} metric is no "
-                               f"longer supported (metric[{i}]={m}). Use views instead.")
+            raise OrganicError(
+                100,
+                f"(#100) Starting from v22.0, the {m} metric is no "
+                f"longer supported (metric[{i}]={m}). Use views instead.",
+            )
         if m not in valid:
-            raise OrganicError(100, f"(#100) The Media Insights API does not support the {m} "
-                               f"metric for this media product type "
-                               f"({post.media_type}/{post.product_type}).")
+            raise OrganicError(
+                100,
+                f"(#100) The Media Insights API does not support the {m} "
+                f"metric for this media product type "
+                f"({post.media_type}/{post.product_type}).",
+            )
     if post.no_insights == "conversion":
         raise OrganicError(
-            100, "Invalid parameter", subcode=2108006,
+            100,
+            "Invalid parameter",
+            subcode=2108006,
             user_title="Media Posted Before Business Account Conversion",
             user_msg="The media was posted before the most recent time that the user's "
-                     "account was converted to a business account from a personal account.")
+            "account was converted to a business account from a personal account.",
+        )
     if post.no_insights == "viewers":
         raise OrganicError(10, "(#10) Not enough viewers for the media to show insights")
     if post.product_type == "STORY" and now - post.posted_at >= STORY_LIFETIME:
@@ -638,129 +896,202 @@ def _ig_media_insights(sandbox: Sandbox, state: OrganicState, post: Post, params
             nav = counters["navigation"]
             item = _insight(m, "lifetime", sum(nav.values()), post.id)
             if params.get("breakdown") == "story_navigation_action_type":
-                item["total_value"] = {"value": sum(nav.values()), "breakdowns": [{
-                    "dimension_keys": ["story_navigation_action_type"],
-                    "results": [{"dimension_values": [k], "value": v}
-                                for k, v in nav.items()]}]}
+                item["total_value"] = {
+                    "value": sum(nav.values()),
+                    "breakdowns": [
+                        {
+                            "dimension_keys": ["story_navigation_action_type"],
+                            "results": [
+                                {"dimension_values": [k], "value": v} for k, v in nav.items()
+                            ],
+                        }
+                    ],
+                }
             data.append(item)
         else:
             data.append(_insight(m, "lifetime", counters[m], post.id))
     return {"data": data}
 
 
-def _ig_user_insights(sandbox: Sandbox, state: OrganicState, acct: IgAccount, params: dict,
-                      now: datetime) -> dict:
+def _ig_user_insights(
+    sandbox: Sandbox, state: OrganicState, acct: IgAccount, params: dict, now: datetime
+) -> dict:
     metrics = _metrics_param(sandbox, params)
     period = params.get("period", "day")
     if period != "day":
-        raise OrganicError(100, f"(#100) period must be one of the following values: day "
-                           f"(got {period})")
+        raise OrganicError(
+            100, f"(#100) period must be one of the following values: day (got {period})"
+        )
     total_value = params.get("metric_type") == "total_value"
     for i, m in enumerate(metrics):
         if m in IG_DEPRECATED_ACCOUNT_METRICS:
-            raise OrganicError(100, f"(#100) Starting from v22.0, the {m} metric is no longer "
-                               f"supported (metric[{i}]={m}).")
+            raise OrganicError(
+                100,
+                f"(#100) Starting from v22.0, the {m} metric is no longer "
+                f"supported (metric[{i}]={m}).",
+            )
         if m not in IG_TIME_SERIES_METRICS | IG_TOTAL_VALUE_METRICS:
-            raise OrganicError(100, f"(#100) metric[{i}] must be a valid insights metric, "
-                               f"got {m}")
+            raise OrganicError(100, f"(#100) metric[{i}] must be a valid insights metric, got {m}")
     if total_value:
         bad = [m for m in metrics if m not in IG_TOTAL_VALUE_METRICS]
         if bad:
-            raise OrganicError(100, f"(#100) The following metrics ({', '.join(bad)}) do not "
-                               "support metric_type=total_value")
+            raise OrganicError(
+                100,
+                f"(#100) The following metrics ({', '.join(bad)}) do not "
+                "support metric_type=total_value",
+            )
     else:
         bad = [m for m in metrics if m not in IG_TIME_SERIES_METRICS]
         if bad:
-            raise OrganicError(100, f"(#100) The following metrics ({', '.join(bad)}) should "
-                               "be specified with parameter metric_type=total_value")
+            raise OrganicError(
+                100,
+                f"(#100) The following metrics ({', '.join(bad)}) should "
+                "be specified with parameter metric_type=total_value",
+            )
     today = now.astimezone(UTC).date()
     until = _parse_time(params["until"], "until") if params.get("until") else now
-    since = (_parse_time(params["since"], "since") if params.get("since")
-             else until - timedelta(days=2))
+    since = (
+        _parse_time(params["since"], "since") if params.get("since") else until - timedelta(days=2)
+    )
     if until < since:
         raise OrganicError(100, "(#100) since must be before until")
     if until - since > timedelta(days=IG_MAX_RANGE_DAYS):
-        raise OrganicError(100, f"(#100) The time range between since and until can't be "
-                           f"longer than {IG_MAX_RANGE_DAYS} days")
+        raise OrganicError(
+            100,
+            f"(#100) The time range between since and until can't be "
+            f"longer than {IG_MAX_RANGE_DAYS} days",
+        )
     if "follower_count" in metrics and since.date() < today - timedelta(
-            days=IG_FOLLOWER_COUNT_DAYS):
-        raise OrganicError(100, "(#100) follower_count metric only supports querying data "
-                           f"for the last {IG_FOLLOWER_COUNT_DAYS} days")
+        days=IG_FOLLOWER_COUNT_DAYS
+    ):
+        raise OrganicError(
+            100,
+            "(#100) follower_count metric only supports querying data "
+            f"for the last {IG_FOLLOWER_COUNT_DAYS} days",
+        )
     first = since.astimezone(UTC).date()
-    last = min((until - timedelta(seconds=1)).astimezone(UTC).date(),
-               today - timedelta(days=1))  # today has no complete value yet
+    last = min(
+        (until - timedelta(seconds=1)).astimezone(UTC).date(), today - timedelta(days=1)
+    )  # today has no complete value yet
     days = [first + timedelta(days=d) for d in range((last - first).days + 1)]
     scale = acct.followers / 10.0
-    scales = {"reach": scale, "views": scale * 2.4, "accounts_engaged": scale * 0.08,
-              "total_interactions": scale * 0.12, "likes": scale * 0.09,
-              "comments": scale * 0.01, "shares": scale * 0.006, "saves": scale * 0.008,
-              "replies": scale * 0.004, "profile_views": scale * 0.05,
-              "website_clicks": scale * 0.01, "profile_links_taps": scale * 0.012,
-              "follows_and_unfollows": scale * 0.006, "follower_count": scale * 0.005}
+    scales = {
+        "reach": scale,
+        "views": scale * 2.4,
+        "accounts_engaged": scale * 0.08,
+        "total_interactions": scale * 0.12,
+        "likes": scale * 0.09,
+        "comments": scale * 0.01,
+        "shares": scale * 0.006,
+        "saves": scale * 0.008,
+        "replies": scale * 0.004,
+        "profile_views": scale * 0.05,
+        "website_clicks": scale * 0.01,
+        "profile_links_taps": scale * 0.012,
+        "follows_and_unfollows": scale * 0.006,
+        "follower_count": scale * 0.005,
+    }
     data = []
     for m in metrics:
         if total_value:
             value = sum(state.account_day(acct.id, m, d, scales[m]) for d in days)
-            data.append({"name": m, "period": "day", "title": m, "description": f"Sandbox {m}",
-                         "total_value": {"value": value},
-                         "id": f"{acct.id}/insights/{m}/day"})
+            data.append(
+                {
+                    "name": m,
+                    "period": "day",
+                    "title": m,
+                    "description": f"Sandbox {m}",
+                    "total_value": {"value": value},
+                    "id": f"{acct.id}/insights/{m}/day",
+                }
+            )
         else:
-            values = [{"value": state.account_day(acct.id, m, d, scales[m]),
-                       "end_time": _ts(datetime.combine(d + timedelta(days=1),
-                                                        datetime.min.time(), UTC))}
-                      for d in days]
-            data.append({"name": m, "period": "day", "values": values, "title": m,
-                         "description": f"Sandbox {m}", "id": f"{acct.id}/insights/{m}/day"})
+            values = [
+                {
+                    "value": state.account_day(acct.id, m, d, scales[m]),
+                    "end_time": _ts(
+                        datetime.combine(d + timedelta(days=1), datetime.min.time(), UTC)
+                    ),
+                }
+                for d in days
+            ]
+            data.append(
+                {
+                    "name": m,
+                    "period": "day",
+                    "values": values,
+                    "title": m,
+                    "description": f"Sandbox {m}",
+                    "id": f"{acct.id}/insights/{m}/day",
+                }
+            )
     return {"data": data}
 
 
 def _require_page_token(request: Request, state: OrganicState, page_id: str) -> None:
     token = getattr(request.state, "token", None)
     if state.page_tokens.get(token or "") != page_id:
-        raise OrganicError(210, "(#210) A page access token is required to request this "
-                           "resource. This endpoint requires a Page access token.",
-                           status=400)
+        raise OrganicError(
+            210,
+            "(#210) A page access token is required to request this "
+            "resource. This endpoint requires a Page access token.",
+            status=400,
+        )
 
 
-def _handle_page(request: Request, sandbox: Sandbox, state: OrganicState, page: Page,
-                 edge: str | None, now: datetime) -> Response:
+def _handle_page(
+    request: Request,
+    sandbox: Sandbox,
+    state: OrganicState,
+    page: Page,
+    edge: str | None,
+    now: datetime,
+) -> Response:
     params = request.state.params
     if edge is None:
         body: dict[str, Any] = {}
         for name, _m, _s in _fields(params, "id,name"):
             if name not in FB_PAGE_FIELDS:
-                raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) "
-                                   "on node type (Page)")
+                raise OrganicError(
+                    100, f"(#100) Tried accessing nonexisting field ({name}) on node type (Page)"
+                )
             if name == "instagram_business_account":
                 if page.ig_account_id:
                     body[name] = {"id": page.ig_account_id}
                 continue
             if name == "access_token" and page.id in state.token_denied:
                 continue  # the user has no task on this Page: Meta leaves the field out
-            body[name] = {"id": page.id, "name": page.name, "access_token": page.token,
-                          "category": "Brand", "followers_count": page.followers,
-                          "fan_count": page.followers,
-                          "link": f"https://www.facebook.com/{page.id}"}[name]
+            body[name] = {
+                "id": page.id,
+                "name": page.name,
+                "access_token": page.token,
+                "category": "Brand",
+                "followers_count": page.followers,
+                "fan_count": page.followers,
+                "link": f"https://www.facebook.com/{page.id}",
+            }[name]
         return sandbox.json_response(body)
     _require_page_token(request, state, page.id)
     if edge in ("posts", "published_posts", "feed"):
         fields = _fields(params, "id,created_time,message")
         rows = [p for p in page.posts if p.posted_at <= now]
-        return sandbox.page(request, _RenderedPosts(state, rows, fields, now),
-                            default_limit=25, max_limit=100)
+        return sandbox.page(
+            request, _RenderedPosts(state, rows, fields, now), default_limit=25, max_limit=100
+        )
     if edge == "insights":
         return sandbox.json_response(_page_insights(sandbox, state, page, params, now))
     raise OrganicError(100, f"(#100) Unknown edge {edge} on Page")
 
 
 class _RenderedPosts:
-    def __init__(self, state: OrganicState, posts: list[Post], fields: list,
-                 at: datetime) -> None:
+    def __init__(self, state: OrganicState, posts: list[Post], fields: list, at: datetime) -> None:
         self.state, self.posts, self.fields, self.at = state, posts, fields, at
         for name, _m, _s in fields:
             if name not in FB_POST_FIELDS:
-                raise OrganicError(100, f"(#100) Tried accessing nonexisting field ({name}) "
-                                   "on node type (PagePost)")
+                raise OrganicError(
+                    100,
+                    f"(#100) Tried accessing nonexisting field ({name}) on node type (PagePost)",
+                )
 
     def __len__(self) -> int:
         return len(self.posts)
@@ -769,40 +1100,49 @@ class _RenderedPosts:
         return [_render_fb_post(self.state, p, self.fields, self.at) for p in self.posts[item]]
 
 
-def _check_fb_metrics(metrics: list[str], valid: frozenset[str],
-                      deprecated: frozenset[str]) -> None:
+def _check_fb_metrics(
+    metrics: list[str], valid: frozenset[str], deprecated: frozenset[str]
+) -> None:
     for i, m in enumerate(metrics):
         if m in deprecated:
-            raise OrganicError(100, f"(#100) The value must be a valid insights metric: {m} "
-                               f"(metric[{i}]) is deprecated")
+            raise OrganicError(
+                100,
+                f"(#100) The value must be a valid insights metric: {m} "
+                f"(metric[{i}]) is deprecated",
+            )
         if m not in valid:
-            raise OrganicError(100, f"(#100) The value must be a valid insights metric: {m} "
-                               f"(metric[{i}])")
+            raise OrganicError(
+                100, f"(#100) The value must be a valid insights metric: {m} (metric[{i}])"
+            )
 
 
-def _fb_post_insights(sandbox: Sandbox, post: Post, state: OrganicState, params: dict,
-                      now: datetime) -> dict:
+def _fb_post_insights(
+    sandbox: Sandbox, post: Post, state: OrganicState, params: dict, now: datetime
+) -> dict:
     metrics = _metrics_param(sandbox, params)
     _check_fb_metrics(metrics, FB_POST_METRICS, FB_DEPRECATED_POST_METRICS)
     counters = state.counters(post, now)
     return {"data": [_insight(m, "lifetime", counters[m], post.id) for m in metrics]}
 
 
-def _page_insights(sandbox: Sandbox, state: OrganicState, page: Page, params: dict,
-                   now: datetime) -> dict:
+def _page_insights(
+    sandbox: Sandbox, state: OrganicState, page: Page, params: dict, now: datetime
+) -> dict:
     metrics = _metrics_param(sandbox, params)
     _check_fb_metrics(metrics, FB_PAGE_METRICS, FB_DEPRECATED_PAGE_METRICS)
     period = params.get("period", "day")
     if period != "day":
         raise OrganicError(100, f"(#100) period must be one of: day (got {period})")
     until = _parse_time(params["until"], "until") if params.get("until") else now
-    since = (_parse_time(params["since"], "since") if params.get("since")
-             else until - timedelta(days=2))
+    since = (
+        _parse_time(params["since"], "since") if params.get("since") else until - timedelta(days=2)
+    )
     if until < since:
         raise OrganicError(100, "(#100) since must be before until")
     if until - since > timedelta(days=PAGE_MAX_RANGE_DAYS):
-        raise OrganicError(100, "(#100) There cannot be more than 90 days (7776000 s) between "
-                           "since and until")
+        raise OrganicError(
+            100, "(#100) There cannot be more than 90 days (7776000 s) between since and until"
+        )
     today = now.astimezone(UTC).date()
     first = since.astimezone(UTC).date()
     last = min((until - timedelta(seconds=1)).astimezone(UTC).date(), today - timedelta(days=1))
@@ -817,16 +1157,35 @@ def _page_insights(sandbox: Sandbox, state: OrganicState, page: Page, params: di
                 age = (today - d).days
                 value = page.followers - age * int(scale * 0.004)
             else:
-                factor = {"page_media_view": 3.0, "page_total_media_view_unique": 1.2,
-                          "page_views_total": 0.05, "page_daily_follows": 0.006,
-                          "page_daily_follows_unique": 0.005,
-                          "page_daily_unfollows_unique": 0.001,
-                          "page_post_engagements": 0.15, "page_total_actions": 0.02}[m]
+                factor = {
+                    "page_media_view": 3.0,
+                    "page_total_media_view_unique": 1.2,
+                    "page_views_total": 0.05,
+                    "page_daily_follows": 0.006,
+                    "page_daily_follows_unique": 0.005,
+                    "page_daily_unfollows_unique": 0.001,
+                    "page_post_engagements": 0.15,
+                    "page_total_actions": 0.02,
+                }[m]
                 value = state.account_day(page.id, m, d, scale * factor)
-            values.append({"value": max(value, 0), "end_time": _ts(datetime.combine(
-                d + timedelta(days=1), datetime.min.time(), UTC))})
-        data.append({"name": m, "period": "day", "values": values, "title": m,
-                     "description": f"Sandbox {m}", "id": f"{page.id}/insights/{m}/day"})
+            values.append(
+                {
+                    "value": max(value, 0),
+                    "end_time": _ts(
+                        datetime.combine(d + timedelta(days=1), datetime.min.time(), UTC)
+                    ),
+                }
+            )
+        data.append(
+            {
+                "name": m,
+                "period": "day",
+                "values": values,
+                "title": m,
+                "description": f"Sandbox {m}",
+                "id": f"{page.id}/insights/{m}/day",
+            }
+        )
     return {"data": data}
 
 
@@ -840,15 +1199,24 @@ def extra_routes(sandbox: Sandbox) -> list[Route]:
     async def accounts(request: Request) -> Response:
         # Control route: what the demo registers in meta_platform_config.
         state: OrganicState = sandbox.domains[DOMAIN]
-        return sandbox.json_response({
-            "instagram_accounts": [{"id": a.id, "name": a.name, "username": a.username,
-                                    "page_id": a.page_id} for a in state.ig_accounts.values()],
-            "facebook_pages": [{"id": p.id, "name": p.name, "instagram_account_id":
-                                p.ig_account_id} for p in state.pages.values()]})
+        return sandbox.json_response(
+            {
+                "instagram_accounts": [
+                    {"id": a.id, "name": a.name, "username": a.username, "page_id": a.page_id}
+                    for a in state.ig_accounts.values()
+                ],
+                "facebook_pages": [
+                    {"id": p.id, "name": p.name, "instagram_account_id": p.ig_account_id}
+                    for p in state.pages.values()
+                ],
+            }
+        )
 
-    return [Route("/_sandbox/organic/accounts", accounts, methods=["GET"]),
-            Route("/", batch, methods=["POST"]),
-            Route("/{version}/", batch, methods=["POST"])]
+    return [
+        Route("/_sandbox/organic/accounts", accounts, methods=["GET"]),
+        Route("/", batch, methods=["POST"]),
+        Route("/{version}/", batch, methods=["POST"]),
+    ]
 
 
 async def _batch(request: Request, sandbox: Sandbox) -> Response:
@@ -859,11 +1227,13 @@ async def _batch(request: Request, sandbox: Sandbox) -> Response:
     except orjson.JSONDecodeError:
         items = None
     if not isinstance(items, list) or not items:
-        return sandbox.error_response(100, "(#100) The parameter batch is required and must "
-                                      "be a JSON array")
+        return sandbox.error_response(
+            100, "(#100) The parameter batch is required and must be a JSON array"
+        )
     if len(items) > BATCH_LIMIT:
-        return sandbox.error_response(100, f"(#100) Too many requests in batch message. "
-                                      f"Maximum batch size is {BATCH_LIMIT}")
+        return sandbox.error_response(
+            100, f"(#100) Too many requests in batch message. Maximum batch size is {BATCH_LIMIT}"
+        )
     top_token = params.get("access_token")
     if not top_token:
         auth = request.headers.get("authorization", "")
@@ -872,21 +1242,35 @@ async def _batch(request: Request, sandbox: Sandbox) -> Response:
     results = []
     for item in items:
         if not isinstance(item, dict) or "relative_url" not in item:
-            results.append({"code": 400, "headers": [], "body": orjson.dumps(
-                sandbox.error_body(100, "(#100) Each batch item needs a relative_url")).decode()})
+            results.append(
+                {
+                    "code": 400,
+                    "headers": [],
+                    "body": orjson.dumps(
+                        sandbox.error_body(100, "(#100) Each batch item needs a relative_url")
+                    ).decode(),
+                }
+            )
             continue
-        results.append(await _batch_item(request, sandbox, item, version, top_token,
-                                         params.get("appsecret_proof")))
+        results.append(
+            await _batch_item(
+                request, sandbox, item, version, top_token, params.get("appsecret_proof")
+            )
+        )
     sandbox.stats["batch_requests"] += 1
     # The usage headers of the last item ride on the batch answer, as Meta's do, so the
     # client's throttle sees them.
-    headers = {h["name"]: h["value"] for h in results[-1]["headers"]
-               if h["name"] in ("x-app-usage", "x-business-use-case-usage")}
+    headers = {
+        h["name"]: h["value"]
+        for h in results[-1]["headers"]
+        if h["name"] in ("x-app-usage", "x-business-use-case-usage")
+    }
     return sandbox.json_response(results, headers=headers)
 
 
-async def _batch_item(outer: Request, sandbox: Sandbox, item: dict, version: str,
-                      token: str | None, proof: str | None) -> dict:
+async def _batch_item(
+    outer: Request, sandbox: Sandbox, item: dict, version: str, token: str | None, proof: str | None
+) -> dict:
     method = str(item.get("method", "GET")).upper()
     split = urlsplit("/" + str(item["relative_url"]).lstrip("/"))
     parts = [p for p in split.path.split("/") if p]
@@ -899,25 +1283,36 @@ async def _batch_item(outer: Request, sandbox: Sandbox, item: dict, version: str
     if "appsecret_proof" not in names and proof:
         query.append(("appsecret_proof", proof))
     if not parts or len(parts) > 2 or method != "GET":
-        body = sandbox.error_body(100, f"(#100) Unsupported batch request: {method} "
-                                  f"{item['relative_url']}")
+        body = sandbox.error_body(
+            100, f"(#100) Unsupported batch request: {method} {item['relative_url']}"
+        )
         return {"code": 400, "headers": [], "body": orjson.dumps(body).decode()}
     path = f"/{version}/" + "/".join(parts)
     path_params = {"version": version, "node_id": parts[0]}
     if len(parts) == 2:
         path_params["edge"] = parts[1]
     scope = {
-        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-        "query_string": urlencode(query).encode(), "headers": [], "scheme": "http",
-        "server": outer.scope.get("server"), "client": outer.scope.get("client"),
-        "root_path": "", "path_params": path_params, "app": outer.scope.get("app"),
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": urlencode(query).encode(),
+        "headers": [],
+        "scheme": "http",
+        "server": outer.scope.get("server"),
+        "client": outer.scope.get("client"),
+        "root_path": "",
+        "path_params": path_params,
+        "app": outer.scope.get("app"),
     }
 
     async def _no_body() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     response = await sandbox.dispatch(Request(scope, _no_body))
-    headers = [{"name": k, "value": v} for k, v in response.headers.items()
-               if k.startswith("x-") or k in ("www-authenticate", "content-type")]
-    return {"code": response.status_code, "headers": headers,
-            "body": bytes(response.body).decode()}
+    headers = [
+        {"name": k, "value": v}
+        for k, v in response.headers.items()
+        if k.startswith("x-") or k in ("www-authenticate", "content-type")
+    ]
+    return {"code": response.status_code, "headers": headers, "body": bytes(response.body).decode()}

@@ -9,8 +9,9 @@ import psycopg
 from psycopg import sql
 
 
-def copy_rows(cur: psycopg.Cursor, table: str, columns: Sequence[str],
-              rows: Iterable[Sequence[Any]]) -> int:
+def copy_rows(
+    cur: psycopg.Cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
     """Stream `rows` (tuples in `columns` order) into `table` with COPY; returns the count.
 
     Rows are written as they come, so memory does not grow with the row count. `table` may
@@ -26,12 +27,13 @@ def copy_rows(cur: psycopg.Cursor, table: str, columns: Sequence[str],
     return count
 
 
-def create_temp_like(cur: psycopg.Cursor, temp_name: str, table: str,
-                     columns: Sequence[str]) -> None:
+def create_temp_like(
+    cur: psycopg.Cursor, temp_name: str, table: str, columns: Sequence[str]
+) -> None:
     """A temporary staging table with `columns` of `table` (dropped at commit)."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     cur.execute(
-        sql.SQL("create temporary table {} on commit drop as select {} from {} with no data").format(
-            sql.Identifier(temp_name), cols, sql.Identifier(*table.split("."))
-        )
+        sql.SQL(
+            "create temporary table {} on commit drop as select {} from {} with no data"
+        ).format(sql.Identifier(temp_name), cols, sql.Identifier(*table.split(".")))
     )

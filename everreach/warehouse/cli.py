@@ -44,8 +44,12 @@ def bi() -> None:
 
 @bi.command("create-role")
 @click.option("--name", default="everreach_bi", show_default=True, help="Role name.")
-@click.option("--password-env", default="EVERREACH_BI_PASSWORD", show_default=True,
-              help="Environment variable holding the role's password (never a CLI argument).")
+@click.option(
+    "--password-env",
+    default="EVERREACH_BI_PASSWORD",
+    show_default=True,
+    help="Environment variable holding the role's password (never a CLI argument).",
+)
 def create_role(name: str, password_env: str) -> None:
     """Create a read-only login limited to the `marts` schema."""
     import os
@@ -54,8 +58,10 @@ def create_role(name: str, password_env: str) -> None:
 
     password = os.environ.get(password_env) or None
     if password is None:
-        click.echo(f"note: {password_env} is not set: the role gets no password "
-                   "(fine for local trust auth; set it for a server)")
+        click.echo(
+            f"note: {password_env} is not set: the role gets no password "
+            "(fine for local trust auth; set it for a server)"
+        )
     url = database.resolve_database_url()
     for line in create_bi_role(url, name, password):
         click.echo(line)

@@ -138,7 +138,9 @@ def _dict_to_url(parts: Mapping[str, Any]) -> str:
     return url
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection:
+def connect(
+    url: str | None = None, *, autocommit: bool = False, **kwargs: Any
+) -> psycopg.Connection:
     """Open a psycopg connection, turning connection failures into a clear message."""
     url = url or resolve_database_url()
     try:

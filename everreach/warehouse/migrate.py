@@ -69,7 +69,9 @@ def applied_migrations(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
     exists = conn.execute("select to_regclass('everreach_schema_migrations')").fetchone()[0]
     if exists is None:
         return {}
-    rows = conn.execute("select version, name, checksum from everreach_schema_migrations").fetchall()
+    rows = conn.execute(
+        "select version, name, checksum from everreach_schema_migrations"
+    ).fetchall()
     return {v: (n, c) for v, n, c in rows}
 
 

@@ -13,6 +13,11 @@ from everreach.meta.client import GraphClient
 @pytest.fixture
 def graph(sandbox: Any) -> Iterator[GraphClient]:
     """A real GraphClient talking HTTP to the sandbox, with tiny backoffs."""
-    client = GraphClient("sandbox-token", base_url=sandbox.base_url, max_retries=3,
-                         backoff_base=0.001, backoff_max=0.01)
+    client = GraphClient(
+        "sandbox-token",
+        base_url=sandbox.base_url,
+        max_retries=3,
+        backoff_base=0.001,
+        backoff_max=0.01,
+    )
     yield client

@@ -17,12 +17,14 @@ NO_SLEEP = {"sleep": lambda _s: None}
 
 
 def statuses(db: psycopg.Connection) -> dict[str, int]:
-    return dict(db.execute("select status, count(*) from meta_conversion_event group by 1"
-                           ).fetchall())
+    return dict(
+        db.execute("select status, count(*) from meta_conversion_event group by 1").fetchall()
+    )
 
 
-def test_2500_pending_events_go_in_3_requests(db: psycopg.Connection, sandbox: Any,
-                                              graph: Any) -> None:
+def test_2500_pending_events_go_in_3_requests(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     queue(db, [purchase(i) for i in range(2500)])
     assert pending_count(db) == 2500
     report = deliver_pending(db, graph, **NO_SLEEP)
@@ -31,11 +33,15 @@ def test_2500_pending_events_go_in_3_requests(db: psycopg.Connection, sandbox: A
     assert sandbox.sandbox.domains["capi"].requests == 3
     assert len(sandbox.sandbox.capi_received) == 2500
     assert statuses(db) == {"sent": 2500}
-    logged = db.execute("select count(*), count(distinct props->>'event_id') from user_event "
-                        "where etype = 'meta_conversion_Purchase'").fetchone()
+    logged = db.execute(
+        "select count(*), count(distinct props->>'event_id') from user_event "
+        "where etype = 'meta_conversion_Purchase'"
+    ).fetchone()
     assert logged == (2500, 2500)
-    row = db.execute("select attempts, fbtrace_id, meta_response, sent_at is not null "
-                     "from meta_conversion_event limit 1").fetchone()
+    row = db.execute(
+        "select attempts, fbtrace_id, meta_response, sent_at is not null "
+        "from meta_conversion_event limit 1"
+    ).fetchone()
     assert row[0] == 1 and row[1] and row[2]["events_received"] in (1000, 500) and row[3]
 
 
@@ -56,19 +62,24 @@ def test_resubmission_is_sent_once(db: psycopg.Connection, sandbox: Any, graph: 
     assert db.execute("select count(*) from user_event").fetchone()[0] == 2
 
 
-def test_one_bad_event_is_isolated_by_bisection(db: psycopg.Connection, sandbox: Any,
-                                                graph: Any) -> None:
+def test_one_bad_event_is_isolated_by_bisection(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     queue(db, [purchase(i) for i in range(16)])
     # A row whose email is 64 characters but not hex passes our local shape check;
     # Meta refuses the whole request for it (unhashed PII).
-    db.execute("update meta_conversion_event set user_data = jsonb_set(user_data, '{em}', "
-               "to_jsonb(repeat('z', 64))) where event_id = 'order-11'")
+    db.execute(
+        "update meta_conversion_event set user_data = jsonb_set(user_data, '{em}', "
+        "to_jsonb(repeat('z', 64))) where event_id = 'order-11'"
+    )
     report = deliver_pending(db, graph, **NO_SLEEP)
     assert report.sent == 15 and report.rejected_meta == 1
     assert report.bisections >= 4
     assert statuses(db) == {"sent": 15, "rejected": 1}
-    bad = db.execute("select error_message, fbtrace_id, meta_response, attempts "
-                     "from meta_conversion_event where status = 'rejected'").fetchone()
+    bad = db.execute(
+        "select error_message, fbtrace_id, meta_response, attempts "
+        "from meta_conversion_event where status = 'rejected'"
+    ).fetchone()
     assert "Unhashed PII" in bad[0] and "2804016" in bad[0]
     assert bad[1] and bad[2]["error"]["error_subcode"] == 2804016
     assert bad[3] == 5  # the whole batch, then one request per level of the bisection
@@ -76,20 +87,22 @@ def test_one_bad_event_is_isolated_by_bisection(db: psycopg.Connection, sandbox:
     assert "order-11" not in received and len(received) == 15
 
 
-def test_event_older_than_7_days_is_rejected_locally(db: psycopg.Connection, sandbox: Any,
-                                                     graph: Any) -> None:
+def test_event_older_than_7_days_is_rejected_locally(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
     queue(db, [purchase(1), purchase(2, when=old)])
     report = deliver_pending(db, graph, **NO_SLEEP)
     assert (report.sent, report.rejected_local, report.requests) == (1, 1, 1)
-    row = db.execute("select status, error_message, attempts from meta_conversion_event "
-                     "where event_id = 'order-2'").fetchone()
+    row = db.execute(
+        "select status, error_message, attempts from meta_conversion_event "
+        "where event_id = 'order-2'"
+    ).fetchone()
     assert row[0] == "rejected" and "7 days" in row[1] and row[2] == 0
     assert [r["event"]["event_id"] for r in sandbox.sandbox.capi_received] == ["order-1"]
 
 
-def test_transient_faults_are_retried(db: psycopg.Connection, sandbox: Any,
-                                      graph: Any) -> None:
+def test_transient_faults_are_retried(db: psycopg.Connection, sandbox: Any, graph: Any) -> None:
     queue(db, [purchase(i) for i in range(3)])
     sandbox_capi.fail_next(sandbox.sandbox, 2)  # two 503s, then success
     report = deliver_pending(db, graph, **NO_SLEEP)
@@ -100,16 +113,18 @@ def test_transient_faults_are_retried(db: psycopg.Connection, sandbox: Any,
     assert attempts == {3}
 
 
-def test_persistent_outage_leaves_events_pending_then_failed(db: psycopg.Connection,
-                                                             sandbox: Any, graph: Any) -> None:
+def test_persistent_outage_leaves_events_pending_then_failed(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     graph.max_retries = 0
     queue(db, [purchase(i) for i in range(2)])
     sandbox_capi.fail_next(sandbox.sandbox, 100)
     config = DeliveryConfig(retries=1, max_attempts=3, backoff_seconds=0.0)
     first = deliver_pending(db, graph, config=config, **NO_SLEEP)
     assert (first.sent, first.deferred, first.retries) == (0, 2, 1)
-    row = db.execute("select status, attempts, error_message from meta_conversion_event "
-                     "limit 1").fetchone()
+    row = db.execute(
+        "select status, attempts, error_message from meta_conversion_event limit 1"
+    ).fetchone()
     assert row[0] == "pending" and row[1] == 2 and "transient" in row[2]
     second = deliver_pending(db, graph, config=config, **NO_SLEEP)
     assert second.failed == 2
@@ -117,11 +132,13 @@ def test_persistent_outage_leaves_events_pending_then_failed(db: psycopg.Connect
     assert sandbox.sandbox.capi_received == []
 
 
-def test_global_test_mode_sends_with_the_code_and_flags(db: psycopg.Connection,
-                                                        sandbox: Any, graph: Any) -> None:
+def test_global_test_mode_sends_with_the_code_and_flags(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     queue(db, [purchase(1), purchase(2, test_event_code="TEST777")])
-    report = deliver_pending(db, graph, config=DeliveryConfig(test_event_code="GLOBAL1"),
-                             **NO_SLEEP)
+    report = deliver_pending(
+        db, graph, config=DeliveryConfig(test_event_code="GLOBAL1"), **NO_SLEEP
+    )
     assert report.requests == 2  # the test code is per request: one per code
     codes = sorted(r["test_event_code"] for r in sandbox.sandbox.capi_received)
     assert codes == ["GLOBAL1", "GLOBAL1"]
@@ -130,8 +147,9 @@ def test_global_test_mode_sends_with_the_code_and_flags(db: psycopg.Connection,
     assert props[0] is True
 
 
-def test_per_event_test_code_is_sent_separately(db: psycopg.Connection, sandbox: Any,
-                                                graph: Any) -> None:
+def test_per_event_test_code_is_sent_separately(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     queue(db, [purchase(1), purchase(2, test_event_code="TEST777")])
     report = deliver_pending(db, graph, **NO_SLEEP)
     assert report.requests == 2
@@ -141,24 +159,33 @@ def test_per_event_test_code_is_sent_separately(db: psycopg.Connection, sandbox:
     assert flags == {"order-1": False, "order-2": True}
 
 
-def test_sent_event_logged_once_with_user_id(db: psycopg.Connection, sandbox: Any,
-                                             graph: Any) -> None:
-    user_id = db.execute("insert into auth.users (email) values ('u@example.com') returning id"
-                         ).fetchone()[0]
+def test_sent_event_logged_once_with_user_id(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
+    user_id = db.execute(
+        "insert into auth.users (email) values ('u@example.com') returning id"
+    ).fetchone()[0]
     queue(db, [purchase(1)], user_id=str(user_id))
     deliver_pending(db, graph, **NO_SLEEP)
     deliver_pending(db, graph, **NO_SLEEP)
-    rows = db.execute("select user_id, etype, source, props, occurred_at from user_event"
-                      ).fetchall()
+    rows = db.execute(
+        "select user_id, etype, source, props, occurred_at from user_event"
+    ).fetchall()
     assert len(rows) == 1
     uid, etype, source, props, _ = rows[0]
     assert (uid, etype, source) == (user_id, "meta_conversion_Purchase", "capi")
-    assert props == {"event_id": "order-1", "pixel_id": PIXEL, "value": 11.0,
-                     "currency": "USD", "test": False}
+    assert props == {
+        "event_id": "order-1",
+        "pixel_id": PIXEL,
+        "value": 11.0,
+        "currency": "USD",
+        "test": False,
+    }
 
 
-def test_bad_token_stops_the_run_and_sends_nothing(db: psycopg.Connection, sandbox: Any,
-                                                   graph: Any) -> None:
+def test_bad_token_stops_the_run_and_sends_nothing(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
     sandbox.sandbox.config.valid_tokens = {"the-only-good-token"}
     queue(db, [purchase(1)])
     with pytest.raises(TokenInvalidError):
@@ -166,14 +193,22 @@ def test_bad_token_stops_the_run_and_sends_nothing(db: psycopg.Connection, sandb
     assert statuses(db) == {"pending": 1}
 
 
-def test_what_the_sandbox_receives_is_metas_server_event(db: psycopg.Connection,
-                                                          sandbox: Any, graph: Any) -> None:
-    queue(db, [purchase(7, custom_data={"content_ids": ["sku-1"]},
-                        client_ip_address="203.0.113.9")])
+def test_what_the_sandbox_receives_is_metas_server_event(
+    db: psycopg.Connection, sandbox: Any, graph: Any
+) -> None:
+    queue(
+        db, [purchase(7, custom_data={"content_ids": ["sku-1"]}, client_ip_address="203.0.113.9")]
+    )
     deliver_pending(db, graph, **NO_SLEEP)
     event = sandbox.sandbox.capi_received[0]["event"]
-    assert set(event) == {"event_name", "event_time", "event_id", "action_source",
-                          "user_data", "custom_data"}
+    assert set(event) == {
+        "event_name",
+        "event_time",
+        "event_id",
+        "action_source",
+        "user_data",
+        "custom_data",
+    }
     assert event["custom_data"] == {"content_ids": ["sku-1"], "value": 17.0, "currency": "USD"}
     assert event["user_data"]["client_ip_address"] == "203.0.113.9"
     assert len(event["user_data"]["em"]) == 64

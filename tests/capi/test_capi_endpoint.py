@@ -30,14 +30,16 @@ def make_app(database_url: str, **settings: object) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False,
-                                       kwargs={"autocommit": True}) as pool:
+        async with AsyncConnectionPool(
+            database_url, min_size=1, max_size=2, open=False, kwargs={"autocommit": True}
+        ) as pool:
             app.state.pool = pool
             yield
 
     app = Starlette(routes=routes(), lifespan=lifespan)
-    app.state.settings = SimpleNamespace(jwt_secret=SECRET, meta_pixel_id=PIXEL,
-                                         capi_test_event_code=None, **settings)
+    app.state.settings = SimpleNamespace(
+        jwt_secret=SECRET, meta_pixel_id=PIXEL, capi_test_event_code=None, **settings
+    )
     return app
 
 
@@ -47,8 +49,14 @@ def client(database_url: str, db: psycopg.Connection) -> Iterator[TestClient]:
         yield c
 
 
-def token(sub: str | None = "00000000-0000-0000-0000-000000000001", *, exp_in: int = 3600,
-          secret: str = SECRET, algorithm: str = "HS256", **extra: object) -> str:
+def token(
+    sub: str | None = "00000000-0000-0000-0000-000000000001",
+    *,
+    exp_in: int = 3600,
+    secret: str = SECRET,
+    algorithm: str = "HS256",
+    **extra: object,
+) -> str:
     claims: dict[str, object] = {"exp": int(time.time()) + exp_in, **extra}
     if sub is not None:
         claims["sub"] = sub
@@ -59,21 +67,29 @@ def auth(tok: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}"}
 
 
-EXAMPLE = {"event_name": "Purchase", "email": "user@example.com", "value": 29.99,
-           "currency": "USD", "test_event_code": "TEST12345"}
+EXAMPLE = {
+    "event_name": "Purchase",
+    "email": "user@example.com",
+    "value": 29.99,
+    "currency": "USD",
+    "test_event_code": "TEST12345",
+}
 
 
-def test_issue_example_is_queued_hashed_and_flagged_as_test(client: TestClient,
-                                                            db: psycopg.Connection) -> None:
-    user_id = db.execute("insert into auth.users (email) values ('x@example.com') "
-                         "returning id").fetchone()[0]
+def test_issue_example_is_queued_hashed_and_flagged_as_test(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    user_id = db.execute(
+        "insert into auth.users (email) values ('x@example.com') returning id"
+    ).fetchone()[0]
     resp = client.post(PATH, json=EXAMPLE, headers=auth(token(str(user_id))))
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["queued"] == 1 and body["duplicates"] == 0
-    row = db.execute("select pixel_id, event_name, user_id, user_data, value, currency, "
-                     "test_event_code, is_test, status, source from meta_conversion_event"
-                     ).fetchone()
+    row = db.execute(
+        "select pixel_id, event_name, user_id, user_data, value, currency, "
+        "test_event_code, is_test, status, source from meta_conversion_event"
+    ).fetchone()
     assert row[0] == PIXEL and row[1] == "Purchase" and row[2] == user_id
     assert set(row[3]) == {"em", "external_id"}
     assert "user@example.com" not in str(row[3])
@@ -93,30 +109,43 @@ def test_resubmission_is_a_duplicate(client: TestClient, db: psycopg.Connection)
 
 def test_list_body_and_meta_user_data(client: TestClient, db: psycopg.Connection) -> None:
     body = [
-        {"event_name": "Lead", "event_id": "lead-1", "user_data": {"em": ["a@example.com"],
-                                                                   "ph": "+1 650 555 1212"}},
-        {"event_name": "ViewContent", "event_id": "vc-1", "action_source": "website",
-         "event_source_url": "https://shop.example.com/p/1",
-         "client_user_agent": "Mozilla/5.0", "fbp": "fb.1.1558571054389.1098115397"},
+        {
+            "event_name": "Lead",
+            "event_id": "lead-1",
+            "user_data": {"em": ["a@example.com"], "ph": "+1 650 555 1212"},
+        },
+        {
+            "event_name": "ViewContent",
+            "event_id": "vc-1",
+            "action_source": "website",
+            "event_source_url": "https://shop.example.com/p/1",
+            "client_user_agent": "Mozilla/5.0",
+            "fbp": "fb.1.1558571054389.1098115397",
+        },
     ]
     resp = client.post(PATH, json=body, headers=auth(token(sub="not-a-uuid")))
     assert resp.status_code == 202, resp.text
     assert resp.json()["queued"] == 2
-    rows = db.execute("select event_id, user_id, user_data from meta_conversion_event "
-                      "order by event_id").fetchall()
+    rows = db.execute(
+        "select event_id, user_id, user_data from meta_conversion_event order by event_id"
+    ).fetchall()
     assert [r[0] for r in rows] == ["lead-1", "vc-1"]
     assert all(r[1] is None for r in rows)  # the subject is not an app user id
     assert rows[1][2]["fbp"] == "fb.1.1558571054389.1098115397"
 
 
-@pytest.mark.parametrize(("headers", "error"), [
-    ({}, None),
-    ({"Authorization": "Basic abc"}, "invalid_token"),
-    ({"Authorization": "Bearer "}, "invalid_token"),
-    ({"Authorization": "Bearer not.a.jwt"}, "invalid_token"),
-])
-def test_missing_or_malformed_token_is_401(client: TestClient, headers: dict[str, str],
-                                           error: str | None) -> None:
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        ({}, None),
+        ({"Authorization": "Basic abc"}, "invalid_token"),
+        ({"Authorization": "Bearer "}, "invalid_token"),
+        ({"Authorization": "Bearer not.a.jwt"}, "invalid_token"),
+    ],
+)
+def test_missing_or_malformed_token_is_401(
+    client: TestClient, headers: dict[str, str], error: str | None
+) -> None:
     resp = client.post(PATH, json=EXAMPLE, headers=headers)
     assert resp.status_code == 401
     challenge = resp.headers["www-authenticate"]
@@ -124,17 +153,25 @@ def test_missing_or_malformed_token_is_401(client: TestClient, headers: dict[str
     assert (f'error="{error}"' in challenge) if error else ("error=" not in challenge)
 
 
-@pytest.mark.parametrize("bad", [
-    pytest.param(lambda: token(exp_in=-120), id="expired"),
-    pytest.param(lambda: token(secret="another-secret-of-sufficient-length!!"), id="wrong-key"),
-    pytest.param(lambda: token(sub=None), id="no-sub"),
-    pytest.param(lambda: jwt.encode({"sub": "u"}, SECRET, algorithm="HS256"), id="no-exp"),
-    pytest.param(lambda: token(algorithm="HS512"), id="hs512",
-                 marks=pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")),
-    pytest.param(lambda: jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, None,
-                                    algorithm="none"), id="alg-none"),
-    pytest.param(lambda: token(sub=""), id="empty-sub"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda: token(exp_in=-120), id="expired"),
+        pytest.param(lambda: token(secret="another-secret-of-sufficient-length!!"), id="wrong-key"),
+        pytest.param(lambda: token(sub=None), id="no-sub"),
+        pytest.param(lambda: jwt.encode({"sub": "u"}, SECRET, algorithm="HS256"), id="no-exp"),
+        pytest.param(
+            lambda: token(algorithm="HS512"),
+            id="hs512",
+            marks=pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+        ),
+        pytest.param(
+            lambda: jwt.encode({"sub": "u", "exp": int(time.time()) + 60}, None, algorithm="none"),
+            id="alg-none",
+        ),
+        pytest.param(lambda: token(sub=""), id="empty-sub"),
+    ],
+)
 def test_invalid_tokens_are_401(client: TestClient, db: psycopg.Connection, bad) -> None:
     resp = client.post(PATH, json=EXAMPLE, headers=auth(bad()))
     assert resp.status_code == 401
@@ -166,24 +203,28 @@ def test_empty_secret_refuses_everything(database_url: str, db: psycopg.Connecti
         assert c.post(PATH, json=EXAMPLE, headers=auth(forged)).status_code == 401
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"email": "a@example.com"}, "event_name"),
-    ({**EXAMPLE, "email": "not-an-email"}, "email"),
-    ({**EXAMPLE, "phone": "call me"}, "phone"),
-    ({**EXAMPLE, "currency": "dollars"}, "currency"),
-    ({**EXAMPLE, "value": "lots"}, "value"),
-    ({**EXAMPLE, "event_time": "yesterday"}, "event_time"),
-    ({**EXAMPLE, "action_source": "website"}, "event_source_url"),
-    ({**EXAMPLE, "action_source": "teleport"}, "action_source"),
-    ({**EXAMPLE, "user_data": {"em": "bad"}}, "user_data.em"),
-    ({**EXAMPLE, "ssn": "123-45-6789"}, "ssn"),
-    ({"event_name": "Purchase", "email": "a@example.com"}, "value"),
-    ([EXAMPLE, {**EXAMPLE, "zip": "12#45"}], "[1].zip"),
-    ([], "body"),
-    ("just a string", "body"),
-])
-def test_malformed_body_is_422_naming_the_field(client: TestClient, db: psycopg.Connection,
-                                                body: object, field: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@example.com"}, "event_name"),
+        ({**EXAMPLE, "email": "not-an-email"}, "email"),
+        ({**EXAMPLE, "phone": "call me"}, "phone"),
+        ({**EXAMPLE, "currency": "dollars"}, "currency"),
+        ({**EXAMPLE, "value": "lots"}, "value"),
+        ({**EXAMPLE, "event_time": "yesterday"}, "event_time"),
+        ({**EXAMPLE, "action_source": "website"}, "event_source_url"),
+        ({**EXAMPLE, "action_source": "teleport"}, "action_source"),
+        ({**EXAMPLE, "user_data": {"em": "bad"}}, "user_data.em"),
+        ({**EXAMPLE, "ssn": "123-45-6789"}, "ssn"),
+        ({"event_name": "Purchase", "email": "a@example.com"}, "value"),
+        ([EXAMPLE, {**EXAMPLE, "zip": "12#45"}], "[1].zip"),
+        ([], "body"),
+        ("just a string", "body"),
+    ],
+)
+def test_malformed_body_is_422_naming_the_field(
+    client: TestClient, db: psycopg.Connection, body: object, field: str
+) -> None:
     resp = client.post(PATH, json=body, headers=auth(token()))
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == field
@@ -194,8 +235,11 @@ def test_malformed_body_is_422_naming_the_field(client: TestClient, db: psycopg.
 
 
 def test_invalid_json_is_422(client: TestClient) -> None:
-    resp = client.post(PATH, content=b'{"email": "a@example.com",',
-                       headers={**auth(token()), "content-type": "application/json"})
+    resp = client.post(
+        PATH,
+        content=b'{"email": "a@example.com",',
+        headers={**auth(token()), "content-type": "application/json"},
+    )
     assert resp.status_code == 422 and resp.json()["field"] == "body"
     assert "a@example.com" not in resp.text
 
@@ -205,7 +249,8 @@ def test_global_test_mode_setting(database_url: str, db: psycopg.Connection) -> 
     app.state.settings.capi_test_event_code = "GLOBAL42"
     payload = {"event_name": "Lead", "email": "b@example.com"}
     with TestClient(app) as c:
-        assert c.post(PATH, json=payload, headers=auth(token(str(uuid.uuid4())))
-                      ).status_code == 202
-    assert db.execute("select test_event_code, is_test from meta_conversion_event"
-                      ).fetchone() == ("GLOBAL42", True)
+        assert c.post(PATH, json=payload, headers=auth(token(str(uuid.uuid4())))).status_code == 202
+    assert db.execute("select test_event_code, is_test from meta_conversion_event").fetchone() == (
+        "GLOBAL42",
+        True,
+    )

@@ -27,7 +27,8 @@ def sha(text: str) -> str:
 def test_meta_published_email_example() -> None:
     assert normalize_field("em", "John_Smith@gmail.com") == "john_smith@gmail.com"
     assert hash_field("em", "John_Smith@gmail.com") == (
-        "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f")
+        "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
+    )
 
 
 def test_meta_published_us_phone_example() -> None:
@@ -126,33 +127,40 @@ def test_normalizes_and_hashes(field: str, raw: object, normalized: str) -> None
     assert hash_field(field, raw) == sha(normalized)
 
 
-@pytest.mark.parametrize(("raw", "country", "normalized"), [
-    ("M1 1AE", "gb", "m11ae"),  # UK: area/district/sector, no space
-    ("SW1A 1AA", "gb", "sw1a1aa"),
-    ("10115", "de", "10115"),
-    ("K1A 0B1", "ca", "k1a0b1"),
-    ("94025-1234", "us", "94025"),
-    ("123456789", "br", "123456789"),  # not US: no cut
-])
+@pytest.mark.parametrize(
+    ("raw", "country", "normalized"),
+    [
+        ("M1 1AE", "gb", "m11ae"),  # UK: area/district/sector, no space
+        ("SW1A 1AA", "gb", "sw1a1aa"),
+        ("10115", "de", "10115"),
+        ("K1A 0B1", "ca", "k1a0b1"),
+        ("94025-1234", "us", "94025"),
+        ("123456789", "br", "123456789"),  # not US: no cut
+    ],
+)
 def test_zip_depends_on_country(raw: str, country: str, normalized: str) -> None:
     assert normalize_field("zp", raw, country=country) == normalized
 
 
-@pytest.mark.parametrize(("raw", "country", "normalized"), [
-    ("020 7946 0958", "gb", "442079460958"),  # trunk 0 → country code
-    ("07700 900123", "gb", "447700900123"),
-    ("06 12 34 56 78", "fr", "33612345678"),
-    ("030 123456", "de", "4930123456"),
-    ("(650) 555-1212", "ca", "16505551212"),
-    ("+49 30 123456", "us", "4930123456"),  # written internationally: its own code
-])
+@pytest.mark.parametrize(
+    ("raw", "country", "normalized"),
+    [
+        ("020 7946 0958", "gb", "442079460958"),  # trunk 0 → country code
+        ("07700 900123", "gb", "447700900123"),
+        ("06 12 34 56 78", "fr", "33612345678"),
+        ("030 123456", "de", "4930123456"),
+        ("(650) 555-1212", "ca", "16505551212"),
+        ("+49 30 123456", "us", "4930123456"),  # written internationally: its own code
+    ],
+)
 def test_phone_uses_the_events_country(raw: str, country: str, normalized: str) -> None:
     assert normalize_field("ph", raw, country=country) == normalized
 
 
 def test_user_data_country_drives_zip_and_phone() -> None:
-    out = normalize_user_data({"country": "United Kingdom", "zp": "SW1A 1AA",
-                               "ph": "020 7946 0958"})
+    out = normalize_user_data(
+        {"country": "United Kingdom", "zp": "SW1A 1AA", "ph": "020 7946 0958"}
+    )
     assert out == {"country": sha("gb"), "zp": sha("sw1a1aa"), "ph": sha("442079460958")}
 
 
@@ -221,13 +229,23 @@ def test_user_data_hashes_pii_and_keeps_identifiers_in_clear() -> None:
     raw = {
         "em": ["A@Example.com", "a@example.com ", ""],
         "ph": "650-555-1212",
-        "fn": "Zoë", "ln": "O'Hara", "ge": "female", "db": "1990-01-31", "ct": "New York",
-        "st": "New York", "zp": "10001-0001", "country": "US", "external_id": "User-7",
-        "client_ip_address": "203.0.113.7", "client_user_agent": "Mozilla/5.0",
+        "fn": "Zoë",
+        "ln": "O'Hara",
+        "ge": "female",
+        "db": "1990-01-31",
+        "ct": "New York",
+        "st": "New York",
+        "zp": "10001-0001",
+        "country": "US",
+        "external_id": "User-7",
+        "client_ip_address": "203.0.113.7",
+        "client_user_agent": "Mozilla/5.0",
         "fbc": "fb.1.1554763741205.AbCdEfGhIjKlMnOpQrStUvWxYz1234567890",
-        "fbp": "fb.1.1558571054389.1098115397", "lead_id": "525645896321548",
+        "fbp": "fb.1.1558571054389.1098115397",
+        "lead_id": "525645896321548",
         "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a",
-        "subscription_id": "sub_1", "page_scoped_user_id": "998877",
+        "subscription_id": "sub_1",
+        "page_scoped_user_id": "998877",
     }
     out = normalize_user_data(raw)
     assert out["em"] == [sha("a@example.com")]  # duplicates collapse, blanks drop
@@ -241,8 +259,16 @@ def test_user_data_hashes_pii_and_keeps_identifiers_in_clear() -> None:
     assert out["zp"] == sha("10001")
     assert out["country"] == sha("us")
     assert out["external_id"] == sha("user-7")
-    for key in ("client_ip_address", "client_user_agent", "fbc", "fbp", "lead_id",
-                "ctwa_clid", "subscription_id", "page_scoped_user_id"):
+    for key in (
+        "client_ip_address",
+        "client_user_agent",
+        "fbc",
+        "fbp",
+        "lead_id",
+        "ctwa_clid",
+        "subscription_id",
+        "page_scoped_user_id",
+    ):
         assert out[key] == raw[key], key  # never hashed; fbc keeps its case
     assert set(PASS_THROUGH_FIELDS) >= {"client_ip_address", "fbc", "fbp", "lead_id"}
 
@@ -259,8 +285,9 @@ def test_blank_values_are_dropped() -> None:
 # --- the bulk path (direct dispatch, digest caches) agrees with hash_field ----------------
 
 
-@pytest.mark.parametrize(("field", "raw", "normalized"),
-                         [c for c in CASES if isinstance(c[1], str)])
+@pytest.mark.parametrize(
+    ("field", "raw", "normalized"), [c for c in CASES if isinstance(c[1], str)]
+)
 def test_user_data_fast_path_matches_hash_field(field: str, raw: str, normalized: str) -> None:
     assert normalize_user_data({field: raw}) == {field: sha(normalized)}
     digest = sha(normalized)

@@ -15,8 +15,13 @@ H = "a" * 64
 
 
 def ok_event(**over: Any) -> dict[str, Any]:
-    return {"event_name": "Lead", "event_time": int(time.time()) - 60,
-            "action_source": "other", "user_data": {"em": H}, **over}
+    return {
+        "event_name": "Lead",
+        "event_time": int(time.time()) - 60,
+        "action_source": "other",
+        "user_data": {"em": H},
+        **over,
+    }
 
 
 def post(sandbox: Any, data: Any, pixel: str = DEFAULT_PIXEL_ID, **extra: str):
@@ -34,21 +39,31 @@ def test_accepts_valid_events_and_keeps_them(sandbox: Any) -> None:
     assert listed["count"] == 2
 
 
-@pytest.mark.parametrize(("event", "subcode", "text"), [
-    ({"event_time": int(time.time()) - 8 * 86400}, 2804004, "too far in the past"),
-    ({"user_data": {"em": "someone@example.com"}}, 2804016, "user_data.em must be hashed"),
-    ({"user_data": {"ph": ["12345"]}}, 2804016, "user_data.ph"),
-    ({"action_source": "website", "event_source_url": "https://x.example"}, 2804009,
-     "client_user_agent"),
-    ({"action_source": "website", "user_data": {"em": H, "client_user_agent": "UA"}},
-     2804008, "event_source_url"),
-    ({"event_name": "Purchase"}, 2804019, "value"),
-    ({"event_time": "yesterday"}, 2804003, "integer"),
-    ({"action_source": "carrier_pigeon"}, 2804006, "action_source"),
-    ({"user_data": {}}, 2804007, "user_data"),
-])
-def test_one_bad_event_fails_the_request_naming_its_index(sandbox: Any, event: dict,
-                                                          subcode: int, text: str) -> None:
+@pytest.mark.parametrize(
+    ("event", "subcode", "text"),
+    [
+        ({"event_time": int(time.time()) - 8 * 86400}, 2804004, "too far in the past"),
+        ({"user_data": {"em": "someone@example.com"}}, 2804016, "user_data.em must be hashed"),
+        ({"user_data": {"ph": ["12345"]}}, 2804016, "user_data.ph"),
+        (
+            {"action_source": "website", "event_source_url": "https://x.example"},
+            2804009,
+            "client_user_agent",
+        ),
+        (
+            {"action_source": "website", "user_data": {"em": H, "client_user_agent": "UA"}},
+            2804008,
+            "event_source_url",
+        ),
+        ({"event_name": "Purchase"}, 2804019, "value"),
+        ({"event_time": "yesterday"}, 2804003, "integer"),
+        ({"action_source": "carrier_pigeon"}, 2804006, "action_source"),
+        ({"user_data": {}}, 2804007, "user_data"),
+    ],
+)
+def test_one_bad_event_fails_the_request_naming_its_index(
+    sandbox: Any, event: dict, subcode: int, text: str
+) -> None:
     resp = post(sandbox, [ok_event(), ok_event(), ok_event(**event)])
     assert resp.status_code == 400
     err = resp.json()["error"]

@@ -351,9 +351,13 @@ def test_resource_passes_polling_backoff_and_slowdown_to_the_client():
 
     defaults = MetaGraphResource().get_client()
     assert (defaults.poll_interval, defaults.backoff_base, defaults.throttle.slowdown_max) == (
-        2.0, 1.0, 30.0)
-    client = MetaGraphResource(poll_interval=0.05, backoff_base=0.25,
-                               throttle_slowdown_max=3.0).get_client()
+        2.0,
+        1.0,
+        30.0,
+    )
+    client = MetaGraphResource(
+        poll_interval=0.05, backoff_base=0.25, throttle_slowdown_max=3.0
+    ).get_client()
     assert client.poll_interval == 0.05
     assert client.backoff_base == 0.25
     assert client.throttle.slowdown_max == 3.0

@@ -20,6 +20,5 @@ def organic(db: psycopg.Connection) -> Iterator[OrganicEnv]:
     with running_sandbox(small_config()) as sb:
         state: OrganicState = sb.sandbox.domains["organic"]
         configure_accounts(db, state)
-        client = GraphClient("sandbox-user-token", base_url=sb.base_url, backoff_base=0.01,
-                             seed=1)
+        client = GraphClient("sandbox-user-token", base_url=sb.base_url, backoff_base=0.01, seed=1)
         yield OrganicEnv(sb, state, db, client, OrganicGraph(client, sleep=lambda s: None))

@@ -21,11 +21,25 @@ DAY = date(2026, 11, 19)
 
 def small_config(**extra: object) -> SandboxConfig:
     """A small organic sandbox: 2 IG accounts × 60 media, 2 pages × 20 posts."""
-    knobs = {"ig_accounts": 2, "ig_media_per_account": 60, "ig_stories_per_day": 2,
-             "fb_pages": 2, "fb_posts_per_page": 20, "organic_days": 90}
+    knobs = {
+        "ig_accounts": 2,
+        "ig_media_per_account": 60,
+        "ig_stories_per_day": 2,
+        "fb_pages": 2,
+        "fb_posts_per_page": 20,
+        "organic_days": 90,
+    }
     knobs.update(extra)
-    return SandboxConfig(seed=11, accounts=1, campaigns_per_account=1, adsets_per_campaign=1,
-                         ads_per_adset=1, days=2, now=NOW, extra=knobs)
+    return SandboxConfig(
+        seed=11,
+        accounts=1,
+        campaigns_per_account=1,
+        adsets_per_campaign=1,
+        ads_per_adset=1,
+        days=2,
+        now=NOW,
+        extra=knobs,
+    )
 
 
 @dataclass
@@ -53,18 +67,21 @@ class OrganicEnv:
         return (now - timedelta(days=1)).date()
 
 
-def configure_accounts(conn: psycopg.Connection, state: OrganicState, *,
-                       page_settings: dict | None = None) -> None:
+def configure_accounts(
+    conn: psycopg.Connection, state: OrganicState, *, page_settings: dict | None = None
+) -> None:
     """Register the sandbox's IG accounts and Pages in meta_platform_config."""
     from psycopg.types.json import Jsonb
 
     for acct in state.ig_accounts.values():
-        conn.execute("insert into meta_platform_config (platform, external_id, name, "
-                     "parent_external_id) values ('instagram_account', %s, %s, %s)",
-                     (acct.id, acct.name, acct.page_id))
+        conn.execute(
+            "insert into meta_platform_config (platform, external_id, name, "
+            "parent_external_id) values ('instagram_account', %s, %s, %s)",
+            (acct.id, acct.name, acct.page_id),
+        )
     for page in state.pages.values():
-        conn.execute("insert into meta_platform_config (platform, external_id, name, settings) "
-                     "values ('facebook_page', %s, %s, %s)",
-                     (page.id, page.name, Jsonb(page_settings or {})))
-
-
+        conn.execute(
+            "insert into meta_platform_config (platform, external_id, name, settings) "
+            "values ('facebook_page', %s, %s, %s)",
+            (page.id, page.name, Jsonb(page_settings or {})),
+        )

@@ -21,30 +21,45 @@ RECENT, REFRESH = 14, 7
 
 def _sync_posts(env: OrganicEnv, platform: str, day=DAY) -> sync.SyncReport:
     cfg = "instagram_account" if platform == "instagram" else "facebook_page"
-    return sync.sync_posts(env.conn, env.graph, platform, sync.load_accounts(env.conn, cfg),
-                           day, env.as_of(), recent_days=RECENT, old_post_refresh_days=REFRESH)
+    return sync.sync_posts(
+        env.conn,
+        env.graph,
+        platform,
+        sync.load_accounts(env.conn, cfg),
+        day,
+        env.as_of(),
+        recent_days=RECENT,
+        old_post_refresh_days=REFRESH,
+    )
 
 
 def _sync_accounts(env: OrganicEnv, platform: str, day=DAY) -> sync.SyncReport:
     cfg = "instagram_account" if platform == "instagram" else "facebook_page"
-    return sync.sync_account_insights(env.conn, env.graph, platform,
-                                      sync.load_accounts(env.conn, cfg), day, env.as_of())
+    return sync.sync_account_insights(
+        env.conn, env.graph, platform, sync.load_accounts(env.conn, cfg), day, env.as_of()
+    )
 
 
 def _dump(env: OrganicEnv, table: str) -> list[tuple]:
-    cols = {"social_media_post": "platform, post_id, account_id, media_type, "
-            "media_product_type, caption, permalink, posted_at, insights_skipped_reason, raw, "
-            "first_seen_at, updated_at",
-            "social_post_insights": "*", "social_account_insights": "*"}[table]
+    cols = {
+        "social_media_post": "platform, post_id, account_id, media_type, "
+        "media_product_type, caption, permalink, posted_at, insights_skipped_reason, raw, "
+        "first_seen_at, updated_at",
+        "social_post_insights": "*",
+        "social_account_insights": "*",
+    }[table]
     return env.conn.execute(f"select {cols} from {table} order by 1, 2, 3, 4").fetchall()
 
 
 def test_every_media_kind_gets_exactly_its_metrics(organic: OrganicEnv) -> None:
     report = _sync_posts(organic, "instagram")
-    rows = organic.conn.execute("""
+    rows = organic.conn.execute(
+        """
         select p.media_type, p.media_product_type, p.post_id, array_agg(s.metric)
         from social_post_insights s join social_media_post p using (platform, post_id)
-        where s.snapshot_date = %s group by 1, 2, 3""", (DAY,)).fetchall()
+        where s.snapshot_date = %s group by 1, 2, 3""",
+        (DAY,),
+    ).fetchall()
     kinds_seen = set()
     for media_type, product_type, post_id, metrics in rows:
         kind = M.instagram_media_kind(media_type, product_type)
@@ -56,21 +71,26 @@ def test_every_media_kind_gets_exactly_its_metrics(organic: OrganicEnv) -> None:
     assert report.snapshot_posts == len(rows)
     story_nav = organic.conn.execute(
         "select value, value_breakdown from social_post_insights where metric = 'navigation' "
-        "limit 1").fetchone()
+        "limit 1"
+    ).fetchone()
     assert set(story_nav[1]) == {"tap_forward", "tap_back", "tap_exit", "swipe_forward"}
     assert story_nav[0] == sum(story_nav[1].values())
 
 
 def test_refused_media_are_skipped_and_counted(organic: OrganicEnv) -> None:
     report = _sync_posts(organic, "instagram")
-    truth = Counter(p.no_insights for a in organic.state.ig_accounts.values() for p in a.media
-                    if p.no_insights)
+    truth = Counter(
+        p.no_insights for a in organic.state.ig_accounts.values() for p in a.media if p.no_insights
+    )
     assert truth["conversion"] > 0
     assert report.skipped["before_business_conversion"] == truth["conversion"]
     assert report.skipped["not_enough_viewers"] == truth["viewers"]
-    stored = dict(organic.conn.execute(
-        "select insights_skipped_reason, count(*) from social_media_post "
-        "where insights_skipped_reason is not null group by 1").fetchall())
+    stored = dict(
+        organic.conn.execute(
+            "select insights_skipped_reason, count(*) from social_media_post "
+            "where insights_skipped_reason is not null group by 1"
+        ).fetchall()
+    )
     assert stored["before_business_conversion"] == truth["conversion"]
     # Refused media have a post row but no snapshot rows.
     orphan = organic.conn.execute("""
@@ -83,8 +103,10 @@ def test_reruns_are_idempotent(organic: OrganicEnv) -> None:
     for platform in ("instagram", "facebook"):
         _sync_posts(organic, platform)
         _sync_accounts(organic, platform)
-    first = {t: _dump(organic, t) for t in ("social_media_post", "social_post_insights",
-                                            "social_account_insights")}
+    first = {
+        t: _dump(organic, t)
+        for t in ("social_media_post", "social_post_insights", "social_account_insights")
+    }
     assert all(first.values())
     for platform in ("instagram", "facebook"):
         _sync_posts(organic, platform)
@@ -102,11 +124,14 @@ def test_snapshots_accumulate_one_row_per_post_per_day(organic: OrganicEnv) -> N
     assert grain[0] == grain[1] and grain[2] == 2
     # Old posts are refreshed on the slower cadence: day 2 fetches far fewer posts.
     assert 0 < day2.snapshot_posts < day1.snapshot_posts
-    recent = organic.conn.execute("""
+    recent = organic.conn.execute(
+        """
         select s.post_id, s.metric, array_agg(s.value order by s.snapshot_date)
         from social_post_insights s join social_media_post p using (platform, post_id)
         where p.posted_at >= %s and p.posted_at < %s and p.media_product_type <> 'STORY'
-        group by 1, 2""", (NOW - timedelta(days=RECENT - 1), NOW - timedelta(hours=1))).fetchall()
+        group by 1, 2""",
+        (NOW - timedelta(days=RECENT - 1), NOW - timedelta(hours=1)),
+    ).fetchall()
     assert recent
     for _post, metric, values in recent:
         assert len(values) == 2
@@ -121,24 +146,32 @@ def test_old_posts_come_round_on_the_slower_cadence(organic: OrganicEnv) -> None
     for _ in range(REFRESH):
         counts.append(_sync_posts(organic, "facebook", organic.next_day()).snapshot_posts)
     old_posts = organic.conn.execute(
-        "select count(*) from social_media_post where platform = 'facebook' "
-        "and posted_at < %s", (NOW - timedelta(days=RECENT - 1),)).fetchone()[0]
-    per_post = organic.conn.execute("""
+        "select count(*) from social_media_post where platform = 'facebook' and posted_at < %s",
+        (NOW - timedelta(days=RECENT - 1),),
+    ).fetchone()[0]
+    per_post = organic.conn.execute(
+        """
         select count(distinct snapshot_date) from social_post_insights s
         join social_media_post p using (platform, post_id)
         where p.platform = 'facebook' and p.posted_at < %s - interval '20 days'
-        group by s.post_id""", (NOW,)).fetchall()
+        group by s.post_id""",
+        (NOW,),
+    ).fetchall()
     # Every old post was refreshed exactly once in REFRESH days (plus its first snapshot).
     assert old_posts and {n for (n,) in per_post} == {2}
     assert max(counts) < old_posts + 20
 
 
-@pytest.mark.parametrize(("table", "kind", "bad"), [
-    ("INSTAGRAM_MEDIA_METRICS", "STORY", "impressions"),
-    ("INSTAGRAM_MEDIA_METRICS", "REELS", "plays"),
-])
-def test_deprecated_instagram_metric_fails_naming_it(organic: OrganicEnv, monkeypatch,
-                                                     table: str, kind: str, bad: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "kind", "bad"),
+    [
+        ("INSTAGRAM_MEDIA_METRICS", "STORY", "impressions"),
+        ("INSTAGRAM_MEDIA_METRICS", "REELS", "plays"),
+    ],
+)
+def test_deprecated_instagram_metric_fails_naming_it(
+    organic: OrganicEnv, monkeypatch, table: str, kind: str, bad: str
+) -> None:
     monkeypatch.setitem(getattr(M, table), kind, (*getattr(M, table)[kind], bad))
     with pytest.raises(OrganicMetricError) as info:
         _sync_posts(organic, "instagram")
@@ -146,10 +179,8 @@ def test_deprecated_instagram_metric_fails_naming_it(organic: OrganicEnv, monkey
     assert "everreach/organic/metrics.py" in str(info.value)
 
 
-def test_deprecated_facebook_metrics_fail_naming_them(organic: OrganicEnv,
-                                                      monkeypatch) -> None:
-    monkeypatch.setattr(M, "FACEBOOK_POST_METRICS", (*M.FACEBOOK_POST_METRICS,
-                                                     "post_impressions"))
+def test_deprecated_facebook_metrics_fail_naming_them(organic: OrganicEnv, monkeypatch) -> None:
+    monkeypatch.setattr(M, "FACEBOOK_POST_METRICS", (*M.FACEBOOK_POST_METRICS, "post_impressions"))
     with pytest.raises(OrganicMetricError, match="'post_impressions'"):
         _sync_posts(organic, "facebook")
     monkeypatch.setattr(M, "FACEBOOK_PAGE_METRICS", ("page_media_view", "page_fans"))
@@ -160,13 +191,19 @@ def test_deprecated_facebook_metrics_fail_naming_them(organic: OrganicEnv,
 def test_account_insights_have_followers_each_day(organic: OrganicEnv) -> None:
     ig = _sync_accounts(organic, "instagram")
     fb = _sync_accounts(organic, "facebook")
-    per_day = organic.conn.execute("""
+    per_day = organic.conn.execute(
+        """
         select platform, account_id, array_agg(metric order by metric)
-        from social_account_insights where date = %s group by 1, 2""", (DAY,)).fetchall()
+        from social_account_insights where date = %s group by 1, 2""",
+        (DAY,),
+    ).fetchall()
     assert len(per_day) == len(organic.state.ig_accounts) + len(organic.state.pages)
     for platform, _acct, metrics in per_day:
-        expected = (set(M.INSTAGRAM_ACCOUNT_TIME_SERIES) | set(M.INSTAGRAM_ACCOUNT_TOTAL_VALUE)
-                    if platform == "instagram" else set(M.FACEBOOK_PAGE_METRICS))
+        expected = (
+            set(M.INSTAGRAM_ACCOUNT_TIME_SERIES) | set(M.INSTAGRAM_ACCOUNT_TOTAL_VALUE)
+            if platform == "instagram"
+            else set(M.FACEBOOK_PAGE_METRICS)
+        )
         assert set(metrics) == expected
     assert ig.rows + fb.rows == sum(len(m) for *_x, m in per_day)
 
@@ -175,8 +212,12 @@ def test_follower_count_is_not_asked_beyond_30_days(organic: OrganicEnv) -> None
     old_day = DAY - timedelta(days=40)
     report = _sync_accounts(organic, "instagram", old_day)
     assert report.skipped["follower_count_older_than_30_days"] == len(organic.state.ig_accounts)
-    metrics = {m for (m,) in organic.conn.execute(
-        "select distinct metric from social_account_insights where date = %s", (old_day,))}
+    metrics = {
+        m
+        for (m,) in organic.conn.execute(
+            "select distinct metric from social_account_insights where date = %s", (old_day,)
+        )
+    }
     assert "reach" in metrics and "follower_count" not in metrics
 
 
@@ -188,13 +229,23 @@ def test_old_partition_writes_posts_but_no_mislabelled_snapshot(organic: Organic
 def test_page_token_from_env_that_is_a_user_token_fails_clearly(db, monkeypatch) -> None:
     monkeypatch.setenv("ORGANIC_TEST_PAGE_TOKEN", "a-user-token-not-a-page-token")
     with running_sandbox(small_config(ig_accounts=0)) as sb:
-        configure_accounts(db, sb.sandbox.domains["organic"],
-                           page_settings={"page_token_env_var": "ORGANIC_TEST_PAGE_TOKEN"})
+        configure_accounts(
+            db,
+            sb.sandbox.domains["organic"],
+            page_settings={"page_token_env_var": "ORGANIC_TEST_PAGE_TOKEN"},
+        )
         graph = OrganicGraph(GraphClient("user", base_url=sb.base_url))
         with pytest.raises(PageTokenError) as info:
-            sync.sync_posts(db, graph, "facebook", sync.load_accounts(db, "facebook_page"),
-                            DAY, sb.sandbox.now(), recent_days=RECENT,
-                            old_post_refresh_days=REFRESH)
+            sync.sync_posts(
+                db,
+                graph,
+                "facebook",
+                sync.load_accounts(db, "facebook_page"),
+                DAY,
+                sb.sandbox.now(),
+                recent_days=RECENT,
+                old_post_refresh_days=REFRESH,
+            )
     message = str(info.value)
     assert "requires a Page access token" in message and "ORGANIC_TEST_PAGE_TOKEN" in message
     assert "a-user-token-not-a-page-token" not in message
@@ -205,15 +256,22 @@ def test_page_whose_token_cannot_be_obtained_fails_clearly(db) -> None:
         configure_accounts(db, sb.sandbox.domains["organic"])
         graph = OrganicGraph(GraphClient("user", base_url=sb.base_url))
         with pytest.raises(PageTokenError, match="no Page access token"):
-            sync.sync_account_insights(db, graph, "facebook",
-                                       sync.load_accounts(db, "facebook_page"), DAY,
-                                       sb.sandbox.now())
+            sync.sync_account_insights(
+                db,
+                graph,
+                "facebook",
+                sync.load_accounts(db, "facebook_page"),
+                DAY,
+                sb.sandbox.now(),
+            )
 
 
 def test_named_token_variable_must_be_set(organic: OrganicEnv, monkeypatch) -> None:
     monkeypatch.delenv("ORGANIC_MISSING_TOKEN", raising=False)
-    organic.conn.execute("update meta_platform_config set token_env_var = "
-                         "'ORGANIC_MISSING_TOKEN' where platform = 'instagram_account'")
+    organic.conn.execute(
+        "update meta_platform_config set token_env_var = "
+        "'ORGANIC_MISSING_TOKEN' where platform = 'instagram_account'"
+    )
     with pytest.raises(SettingError, match="ORGANIC_MISSING_TOKEN"):
         _sync_posts(organic, "instagram")
 

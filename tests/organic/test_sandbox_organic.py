@@ -22,8 +22,9 @@ def sb() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def http(sb: RunningSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{sb.base_url}/v25.0",
-                      params={"access_token": "user-token"}) as client:
+    with httpx.Client(
+        base_url=f"{sb.base_url}/v25.0", params={"access_token": "user-token"}
+    ) as client:
         yield client
 
 
@@ -40,8 +41,9 @@ def _media_of_each_kind(state: OrganicState) -> dict[tuple[str, str], str]:
     return out
 
 
-def test_every_media_kind_accepts_exactly_its_metrics(sb: RunningSandbox,
-                                                      http: httpx.Client) -> None:
+def test_every_media_kind_accepts_exactly_its_metrics(
+    sb: RunningSandbox, http: httpx.Client
+) -> None:
     kinds = _media_of_each_kind(_state(sb))
     assert set(kinds) == set(IG_VALID_METRICS)
     every = set().union(*IG_VALID_METRICS.values())
@@ -56,8 +58,9 @@ def test_every_media_kind_accepts_exactly_its_metrics(sb: RunningSandbox,
             assert metric in bad.json()["error"]["message"]
 
 
-def test_deprecated_metric_fails_the_whole_call_naming_it(sb: RunningSandbox,
-                                                           http: httpx.Client) -> None:
+def test_deprecated_metric_fails_the_whole_call_naming_it(
+    sb: RunningSandbox, http: httpx.Client
+) -> None:
     media_id = _media_of_each_kind(_state(sb))[("VIDEO", "REELS")]
     answer = http.get(f"/{media_id}/insights", params={"metric": "views,reach,plays"})
     error = answer.json()["error"]
@@ -67,8 +70,9 @@ def test_deprecated_metric_fails_the_whole_call_naming_it(sb: RunningSandbox,
 
 def test_refused_media_and_album_children(sb: RunningSandbox, http: httpx.Client) -> None:
     state = _state(sb)
-    converted = next(p for a in state.ig_accounts.values() for p in a.media
-                     if p.no_insights == "conversion")
+    converted = next(
+        p for a in state.ig_accounts.values() for p in a.media if p.no_insights == "conversion"
+    )
     err = http.get(f"/{converted.id}/insights", params={"metric": "reach"}).json()["error"]
     assert (err["code"], err["error_subcode"]) == (100, 2108006)
     album = next(p for a in state.ig_accounts.values() for p in a.media if p.children)
@@ -95,8 +99,11 @@ def test_story_insights_vanish_after_24_hours(sb: RunningSandbox, http: httpx.Cl
 
 def test_lifetime_counters_grow_with_the_clock(sb: RunningSandbox, http: httpx.Client) -> None:
     media_id = _media_of_each_kind(_state(sb))[("IMAGE", "FEED")]
-    read = lambda: {d["name"]: d["values"][0]["value"] for d in http.get(  # noqa: E731
-        f"/{media_id}/insights", params={"metric": "views,likes"}).json()["data"]}
+
+    def read() -> dict:
+        answer = http.get(f"/{media_id}/insights", params={"metric": "views,likes"})
+        return {d["name"]: d["values"][0]["value"] for d in answer.json()["data"]}
+
     start = sb.sandbox.now()
     try:
         before = read()
@@ -113,12 +120,19 @@ def test_account_insights_rules(sb: RunningSandbox, http: httpx.Client) -> None:
     day = {"since": "2026-11-18", "until": "2026-11-19", "period": "day"}
     needs_total = http.get(f"/{acct.id}/insights", params={**day, "metric": "views"})
     assert "metric_type=total_value" in needs_total.json()["error"]["message"]
-    total = http.get(f"/{acct.id}/insights",
-                     params={**day, "metric": "views", "metric_type": "total_value"}).json()
+    total = http.get(
+        f"/{acct.id}/insights", params={**day, "metric": "views", "metric_type": "total_value"}
+    ).json()
     assert total["data"][0]["total_value"]["value"] > 0
-    old = http.get(f"/{acct.id}/insights", params={"metric": "follower_count", "period": "day",
-                                                   "since": "2026-09-01",
-                                                   "until": "2026-09-02"})
+    old = http.get(
+        f"/{acct.id}/insights",
+        params={
+            "metric": "follower_count",
+            "period": "day",
+            "since": "2026-09-01",
+            "until": "2026-09-02",
+        },
+    )
     assert "last 30 days" in old.json()["error"]["message"]
 
 
@@ -128,34 +142,50 @@ def test_page_endpoints_require_a_page_token(sb: RunningSandbox, http: httpx.Cli
     assert refused.json()["error"]["code"] == 210
     assert "Page access token" in refused.json()["error"]["message"]
     token = http.get(f"/{page.id}", params={"fields": "access_token"}).json()["access_token"]
-    posts = http.get(f"/{page.id}/posts", params={
-        "access_token": token, "fields": "id,comments.summary(true).limit(0)"}).json()
+    posts = http.get(
+        f"/{page.id}/posts",
+        params={"access_token": token, "fields": "id,comments.summary(true).limit(0)"},
+    ).json()
     assert posts["data"][0]["comments"]["summary"]["total_count"] >= 0
-    too_long = http.get(f"/{page.id}/insights", params={
-        "access_token": token, "metric": "page_media_view", "period": "day",
-        "since": "2026-01-01", "until": "2026-11-01"})
+    too_long = http.get(
+        f"/{page.id}/insights",
+        params={
+            "access_token": token,
+            "metric": "page_media_view",
+            "period": "day",
+            "since": "2026-01-01",
+            "until": "2026-11-01",
+        },
+    )
     assert "90 days" in too_long.json()["error"]["message"]
-    fans = http.get(f"/{page.id}/insights", params={"access_token": token,
-                                                    "metric": "page_fans", "period": "day"})
+    fans = http.get(
+        f"/{page.id}/insights",
+        params={"access_token": token, "metric": "page_fans", "period": "day"},
+    )
     assert "page_fans" in fans.json()["error"]["message"]
 
 
 def test_batch_api_answers_each_item(sb: RunningSandbox) -> None:
     state = _state(sb)
     ok_id = _media_of_each_kind(state)[("IMAGE", "FEED")]
-    bad_id = next(p.id for a in state.ig_accounts.values() for p in a.media
-                  if p.no_insights == "conversion")
-    batch = [{"method": "GET", "relative_url": f"{ok_id}/insights?metric=reach"},
-             {"method": "GET", "relative_url": f"v25.0/{bad_id}/insights?metric=reach"}]
+    bad_id = next(
+        p.id for a in state.ig_accounts.values() for p in a.media if p.no_insights == "conversion"
+    )
+    batch = [
+        {"method": "GET", "relative_url": f"{ok_id}/insights?metric=reach"},
+        {"method": "GET", "relative_url": f"v25.0/{bad_id}/insights?metric=reach"},
+    ]
     calls_before = sb.sandbox.stats["calls"]
-    answer = httpx.post(f"{sb.base_url}/v25.0/", data={"access_token": "t",
-                                                       "batch": json.dumps(batch)})
+    answer = httpx.post(
+        f"{sb.base_url}/v25.0/", data={"access_token": "t", "batch": json.dumps(batch)}
+    )
     items = answer.json()
     assert [i["code"] for i in items] == [200, 400]
     assert json.loads(items[1]["body"])["error"]["error_subcode"] == 2108006
     assert sb.sandbox.stats["calls"] - calls_before == 2  # each item is a Graph call
-    too_many = httpx.post(f"{sb.base_url}/v25.0/", data={"access_token": "t",
-                                                         "batch": json.dumps(batch * 26)})
+    too_many = httpx.post(
+        f"{sb.base_url}/v25.0/", data={"access_token": "t", "batch": json.dumps(batch * 26)}
+    )
     assert "Maximum batch size is 50" in too_many.json()["error"]["message"]
     no_token = httpx.post(f"{sb.base_url}/v25.0/", data={"batch": json.dumps(batch[:1])})
     assert json.loads(no_token.json()[0]["body"])["error"]["code"] == 104
@@ -164,8 +194,9 @@ def test_batch_api_answers_each_item(sb: RunningSandbox) -> None:
 def test_media_count_knob_reaches_ten_thousand() -> None:
     from everreach.sandbox.core import Sandbox
 
-    sandbox = Sandbox(small_config(ig_accounts=2, ig_media_per_account=5_000,
-                                   ig_stories_per_day=0, fb_pages=0))
+    sandbox = Sandbox(
+        small_config(ig_accounts=2, ig_media_per_account=5_000, ig_stories_per_day=0, fb_pages=0)
+    )
     sandbox.load_domains()
     state: OrganicState = sandbox.domains["organic"]
     assert sum(len(a.media) for a in state.ig_accounts.values()) == 10_000

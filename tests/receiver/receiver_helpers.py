@@ -55,8 +55,9 @@ class Rig:
 
     def token(self, sub: str = "agent-1", ttl: int = 300) -> str:
         """A valid user JWT for the send endpoints."""
-        return jwt.encode({"sub": sub, "exp": int(time.time()) + ttl}, JWT_SECRET,
-                          algorithm="HS256")
+        return jwt.encode(
+            {"sub": sub, "exp": int(time.time()) + ttl}, JWT_SECRET, algorithm="HS256"
+        )
 
     def one(self, sql: str, *params: object) -> tuple:
         """The single row of a query."""
@@ -69,14 +70,21 @@ class Rig:
         return self.one(sql, *params)[0]
 
 
-def receiver_settings(database_url: str, graph_base_url: str = "http://127.0.0.1:9",
-                      **overrides: object) -> ReceiverSettings:
+def receiver_settings(
+    database_url: str, graph_base_url: str = "http://127.0.0.1:9", **overrides: object
+) -> ReceiverSettings:
     """Test settings: known secrets, small pool, the sandbox as Graph API."""
     values: dict[str, object] = {
-        "app_secret": APP_SECRET, "database_url": database_url, "verify_token": VERIFY_TOKEN,
-        "jwt_secret": JWT_SECRET, "graph_api_base_url": graph_base_url,
-        "access_token": "sandbox-token", "pool_min_size": 1, "pool_max_size": 4,
-        "request_timeout_seconds": 10.0}
+        "app_secret": APP_SECRET,
+        "database_url": database_url,
+        "verify_token": VERIFY_TOKEN,
+        "jwt_secret": JWT_SECRET,
+        "graph_api_base_url": graph_base_url,
+        "access_token": "sandbox-token",
+        "pool_min_size": 1,
+        "pool_max_size": 4,
+        "request_timeout_seconds": 10.0,
+    }
     values.update(overrides)
     return ReceiverSettings(**values)  # type: ignore[arg-type]
 

@@ -19,8 +19,10 @@ from everreach.sandbox.messaging import build_burst
 from webhook_receiver import rawlog
 from webhook_receiver.rawlog import RawEvent, batch_keys
 
-_TABLES = ("meta_webhook_event, conversation_thread, conversation_message, "
-           "message_delivery_event, messaging_policy_window, user_event")
+_TABLES = (
+    "meta_webhook_event, conversation_thread, conversation_message, "
+    "message_delivery_event, messaging_policy_window, user_event"
+)
 
 _SNAPSHOT = {
     "threads": """
@@ -62,7 +64,7 @@ _BAD = [
     b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},'
     b'"recipient":{"id":"1"},"timestamp":1700000000000,'
     b'"message_edit":{"mid":"m_nowhere","text":"x"}}]}]}',
-    b'not json at all',
+    b"not json at all",
     # NUL in ids: Postgres text cannot hold it; the batch-wide statements must not break
     b'{"object":"instagram","entry":[{"id":"1\\u0000","messaging":[{"sender":{"id":"a\\u0000"},'
     b'"recipient":{"id":"1"},"timestamp":1700000000000,"message":{"mid":"x\\u0000"}}]}]}',
@@ -70,8 +72,9 @@ _BAD = [
 
 
 def _bodies() -> list[bytes]:
-    sandbox = Sandbox(SandboxConfig(app_secret="s", accounts=1, days=1,
-                                    extra={"messaging_contacts": 12}))
+    sandbox = Sandbox(
+        SandboxConfig(app_secret="s", accounts=1, days=1, extra={"messaging_contacts": 12})
+    )
     sandbox.load_domains()
     bodies = build_burst(sandbox, 500, seed=7)
     rng = random.Random(3)
@@ -81,12 +84,11 @@ def _bodies() -> list[bytes]:
 
 
 async def _apply(url: str, bodies: list[bytes], batched: bool) -> None:
-    async with await AsyncConnection.connect(
-            url, options=rawlog.APPLY_SESSION_OPTIONS) as conn:
+    async with await AsyncConnection.connect(url, options=rawlog.APPLY_SESSION_OPTIONS) as conn:
         events = [RawEvent.from_request(b, {}) for b in bodies]
         if batched:
             for n in range(0, len(events), 37):
-                await rawlog.store_and_apply(conn, events[n:n + 37])
+                await rawlog.store_and_apply(conn, events[n : n + 37])
         else:
             for event in events:  # the reference: one body, one savepoint, no pipeline
                 async with conn.transaction(), conn.cursor() as cur:
@@ -98,8 +100,9 @@ def _snapshot(db: psycopg.Connection) -> dict[str, list[tuple]]:
     return {name: db.execute(sql).fetchall() for name, sql in _SNAPSHOT.items()}
 
 
-def test_batched_fast_path_matches_one_at_a_time(db: psycopg.Connection, database_url: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batched_fast_path_matches_one_at_a_time(
+    db: psycopg.Connection, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bodies = _bodies()
     asyncio.run(_apply(database_url, bodies, batched=False))
     reference = _snapshot(db)
@@ -124,35 +127,100 @@ def test_batched_fast_path_matches_one_at_a_time(db: psycopg.Connection, databas
 
 
 def test_batch_keys_cover_locks_and_threads_and_survive_odd_bodies() -> None:
-    echo = {"object": "page", "entry": [{"id": "P", "messaging": [
-        {"sender": {"id": "P"}, "recipient": {"id": "U"}, "timestamp": 1,
-         "message": {"mid": "m1", "is_echo": True}},
-        {"sender": {"id": "U"}, "recipient": {"id": "P"}, "timestamp": 2,
-         "delivery": {"mids": ["m1", 5], "watermark": 3}}]}]}
-    ig = {"object": "instagram", "entry": [{"id": 9, "messaging": [
-        {"sender": {"id": "V"}, "recipient": {"id": "9"}, "timestamp": 1,
-         "read": {"mid": "m2"}},
-        {"sender": {"id": "V"}, "recipient": {"id": "9"}, "timestamp": 1,
-         "message": {"mid": "m3"}}]}]}
-    wa = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
-        "metadata": {"phone_number_id": "N"},
-        "messages": [{"from": "W", "id": "wamid.1"}],
-        "statuses": [{"id": "wamid.2", "status": "read"}]}}]}]}
-    odd = [{"object": "page", "entry": [None, {"id": True}, {"id": "P", "messaging": [
-        1, {"sender": "x", "message": []}, {"read": {"mids": "m"}}]}]},
+    echo = {
+        "object": "page",
+        "entry": [
+            {
+                "id": "P",
+                "messaging": [
+                    {
+                        "sender": {"id": "P"},
+                        "recipient": {"id": "U"},
+                        "timestamp": 1,
+                        "message": {"mid": "m1", "is_echo": True},
+                    },
+                    {
+                        "sender": {"id": "U"},
+                        "recipient": {"id": "P"},
+                        "timestamp": 2,
+                        "delivery": {"mids": ["m1", 5], "watermark": 3},
+                    },
+                ],
+            }
+        ],
+    }
+    ig = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": 9,
+                "messaging": [
+                    {
+                        "sender": {"id": "V"},
+                        "recipient": {"id": "9"},
+                        "timestamp": 1,
+                        "read": {"mid": "m2"},
+                    },
+                    {
+                        "sender": {"id": "V"},
+                        "recipient": {"id": "9"},
+                        "timestamp": 1,
+                        "message": {"mid": "m3"},
+                    },
+                ],
+            }
+        ],
+    }
+    wa = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "value": {
+                            "metadata": {"phone_number_id": "N"},
+                            "messages": [{"from": "W", "id": "wamid.1"}],
+                            "statuses": [{"id": "wamid.2", "status": "read"}],
+                        }
+                    }
+                ]
+            }
+        ],
+    }
+    odd = [
+        {
+            "object": "page",
+            "entry": [
+                None,
+                {"id": True},
+                {
+                    "id": "P",
+                    "messaging": [1, {"sender": "x", "message": []}, {"read": {"mids": "m"}}],
+                },
+            ],
+        },
         {"object": "whatsapp_business_account", "entry": [{"changes": [1, {"value": []}]}]},
-        [], "x", None]
+        [],
+        "x",
+        None,
+    ]
     events = [RawEvent.from_request(orjson.dumps(b), {}) for b in (echo, ig, wa, *odd)]
     threads, locks = batch_keys(events)
-    assert {("messenger", "P", "U"), ("instagram", "9", "V"),
-            ("whatsapp", "N", "W")} <= threads
-    assert {"msg:messenger:m1", "msg:messenger:5", "thread:messenger:P:U",
-            "msg:instagram:m2", "msg:instagram:m3", "thread:instagram:9:V",
-            "msg:whatsapp:wamid.2"} <= locks
+    assert {("messenger", "P", "U"), ("instagram", "9", "V"), ("whatsapp", "N", "W")} <= threads
+    assert {
+        "msg:messenger:m1",
+        "msg:messenger:5",
+        "thread:messenger:P:U",
+        "msg:instagram:m2",
+        "msg:instagram:m3",
+        "thread:instagram:9:V",
+        "msg:whatsapp:wamid.2",
+    } <= locks
 
 
-def test_deferred_rows_left_pending_are_swept_exactly_once(db: psycopg.Connection,
-                                                            database_url: str) -> None:
+def test_deferred_rows_left_pending_are_swept_exactly_once(
+    db: psycopg.Connection, database_url: str
+) -> None:
     """A crash between the 200 and the apply (or an applier too far behind) leaves rows
     ``pending``: the sweep applies each exactly once, and a second sweep changes nothing."""
     from psycopg_pool import AsyncConnectionPool
@@ -160,16 +228,18 @@ def test_deferred_rows_left_pending_are_swept_exactly_once(db: psycopg.Connectio
     bodies = _bodies()[:120]
 
     async def run() -> tuple[int, int]:
-        async with AsyncConnectionPool(database_url, min_size=1, max_size=2,
-                                       kwargs={"options": rawlog.APPLY_SESSION_OPTIONS}
-                                       ) as pool:
+        async with AsyncConnectionPool(
+            database_url, min_size=1, max_size=2, kwargs={"options": rawlog.APPLY_SESSION_OPTIONS}
+        ) as pool:
             # max_queued_events=0: nothing is applied in memory, as after a crash
-            writer = rawlog.EventWriter(pool, apply_mode="deferred", max_queued_events=0,
-                                        sweep_seconds=3600)
+            writer = rawlog.EventWriter(
+                pool, apply_mode="deferred", max_queued_events=0, sweep_seconds=3600
+            )
             writer.start()
             try:
-                outcomes = await asyncio.gather(*(
-                    writer.submit(RawEvent.from_request(b, {})) for b in bodies))
+                outcomes = await asyncio.gather(
+                    *(writer.submit(RawEvent.from_request(b, {})) for b in bodies)
+                )
             finally:
                 await writer.stop()
             assert {o.status for o in outcomes} == {"pending"}
@@ -180,12 +250,15 @@ def test_deferred_rows_left_pending_are_swept_exactly_once(db: psycopg.Connectio
 
     first, second = asyncio.run(run())
     assert (first, second) == (len(bodies), 0)
-    assert db.execute("select count(*) from meta_webhook_event where status = 'pending'"
-                      ).fetchone()[0] == 0
+    assert (
+        db.execute("select count(*) from meta_webhook_event where status = 'pending'").fetchone()[0]
+        == 0
+    )
     assert db.execute("select count(*) from meta_webhook_event").fetchone()[0] == len(bodies)
     got = [r[0] for r in db.execute("select platform_message_id from conversation_message")]
     assert got and len(got) == len(set(got))
     messages = db.execute("select count(*) from conversation_message").fetchone()[0]
-    logged = db.execute("select count(*) from user_event where etype like '%%_received' "
-                        "or etype like '%%_sent'").fetchone()[0]
+    logged = db.execute(
+        "select count(*) from user_event where etype like '%%_received' or etype like '%%_sent'"
+    ).fetchone()[0]
     assert logged == messages  # every message logged once: nothing applied twice

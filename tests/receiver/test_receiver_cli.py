@@ -30,12 +30,20 @@ def test_receiver_command_serves_signed_webhooks(db, database_url: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": database_url, "META_APP_SECRET": APP_SECRET,
-           "META_WEBHOOK_VERIFY_TOKEN": "tok"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "META_APP_SECRET": APP_SECRET,
+        "META_WEBHOOK_VERIFY_TOKEN": "tok",
+    }
     everreach = Path(sys.executable).with_name("everreach")
-    proc = subprocess.Popen([str(everreach), "receiver", "--host", "127.0.0.1", "--port",
-                             str(port)], env=env, start_new_session=True,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(everreach), "receiver", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -48,12 +56,19 @@ def test_receiver_command_serves_signed_webhooks(db, database_url: str) -> None:
             assert time.monotonic() < deadline and proc.poll() is None, "did not start"
             time.sleep(0.1)
         raw = b'{"object":"page","entry":[]}'
-        ok = httpx.post(base + "/api/webhooks/meta", content=raw,
-                        headers={"x-hub-signature-256": sign(APP_SECRET, raw)})
+        ok = httpx.post(
+            base + "/api/webhooks/meta",
+            content=raw,
+            headers={"x-hub-signature-256": sign(APP_SECRET, raw)},
+        )
         assert ok.status_code == 200
-        assert httpx.get(base + "/api/webhooks/meta", params={
-            "hub.mode": "subscribe", "hub.verify_token": "tok", "hub.challenge": "42"}
-        ).text == "42"
+        assert (
+            httpx.get(
+                base + "/api/webhooks/meta",
+                params={"hub.mode": "subscribe", "hub.verify_token": "tok", "hub.challenge": "42"},
+            ).text
+            == "42"
+        )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

@@ -24,8 +24,10 @@ def test_webhook_log_asset_and_stale_check(rig: Rig) -> None:
     body = rig.factory.messaging_body("messenger", [])
     body["entry"][0]["messaging"] = [{"sender": {}}]
     rig.post(body)  # fails to apply …
-    rig.db.execute("update meta_webhook_event set received_at = now() - interval '2 hours' "
-                   "where status = 'failed'")  # … and has been stuck for two hours
+    rig.db.execute(
+        "update meta_webhook_event set received_at = now() - interval '2 hours' "
+        "where status = 'failed'"
+    )  # … and has been stuck for two hours
     result = dg.materialize([meta_webhook_log], resources={"warehouse": warehouse})
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.metadata["stale_unapplied"].value == 1
@@ -39,20 +41,28 @@ def test_replay_job_and_definitions_load(rig: Rig) -> None:
     warehouse = WarehouseResource(database_url=rig.receiver.settings.database_url)
     result = replay_webhook_events_job.execute_in_process(
         resources={"warehouse": warehouse},
-        run_config={"ops": {"replay_webhook_events": {"config": {"failed_only": False}}}})
+        run_config={"ops": {"replay_webhook_events": {"config": {"failed_only": False}}}},
+    )
     assert result.success
     assert result.output_for_node("replay_webhook_events") == {"applied": 15, "replayed": 15}
     merged = dg.Definitions.merge(defs, dg.Definitions(resources={"warehouse": warehouse}))
     assert merged.resolve_job_def("replay_webhook_events_job")
-    assert merged.resolve_assets_def("meta_webhook_log").group_names_by_key[
-        dg.AssetKey("meta_webhook_log")] == "messaging"
+    assert (
+        merged.resolve_assets_def("meta_webhook_log").group_names_by_key[
+            dg.AssetKey("meta_webhook_log")
+        ]
+        == "messaging"
+    )
 
 
 def test_demo_burst_through_a_live_receiver(rig: Rig) -> None:
     logs: list[str] = []
-    ctx = SimpleNamespace(database_url=rig.receiver.settings.database_url,
-                          sandbox_base_url=rig.sandbox.base_url, sandbox=rig.sandbox.sandbox,
-                          log=logs.append)
+    ctx = SimpleNamespace(
+        database_url=rig.receiver.settings.database_url,
+        sandbox_base_url=rig.sandbox.base_url,
+        sandbox=rig.sandbox.sandbox,
+        log=logs.append,
+    )
     lines = run_demo(ctx, count=120)
     assert "120 sent, 120 answered 200, 120 stored, 120 applied, 0 failed" in lines[0], lines
     assert rig.scalar("select count(*) from conversation_message") > 50

@@ -14,34 +14,87 @@ from receiver_helpers import Rig
 
 from everreach.sandbox.messaging import build_burst, serialize
 
-_KEYS = ["object", "entry", "id", "time", "messaging", "standby", "changes", "sender",
-         "recipient", "timestamp", "message", "mid", "text", "is_echo", "is_deleted",
-         "attachments", "type", "payload", "delivery", "read", "watermark", "mids",
-         "postback", "reaction", "referral", "ad_id", "ref", "message_edit", "value",
-         "field", "metadata", "phone_number_id", "messages", "statuses", "status",
-         "from", "contacts", "wa_id", "profile", "name", "errors", "code", "reply_to"]
+_KEYS = [
+    "object",
+    "entry",
+    "id",
+    "time",
+    "messaging",
+    "standby",
+    "changes",
+    "sender",
+    "recipient",
+    "timestamp",
+    "message",
+    "mid",
+    "text",
+    "is_echo",
+    "is_deleted",
+    "attachments",
+    "type",
+    "payload",
+    "delivery",
+    "read",
+    "watermark",
+    "mids",
+    "postback",
+    "reaction",
+    "referral",
+    "ad_id",
+    "ref",
+    "message_edit",
+    "value",
+    "field",
+    "metadata",
+    "phone_number_id",
+    "messages",
+    "statuses",
+    "status",
+    "from",
+    "contacts",
+    "wa_id",
+    "profile",
+    "name",
+    "errors",
+    "code",
+    "reply_to",
+]
 _OBJECTS = ["page", "instagram", "whatsapp_business_account", "user", ""]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=30),
-    st.sampled_from(["1700000000000", "1700000000", "sent", "read", "failed", "text",
-                     "\x00", "9" * 300]))
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.sampled_from(
+        ["1700000000000", "1700000000", "sent", "read", "failed", "text", "\x00", "9" * 300]
+    ),
+)
 json_values = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.sampled_from(_KEYS), children, max_size=6)),
-    max_leaves=25)
+        st.dictionaries(st.sampled_from(_KEYS), children, max_size=6),
+    ),
+    max_leaves=25,
+)
 meta_like = st.builds(
     lambda obj, entries: {"object": obj, "entry": entries},
     st.sampled_from(_OBJECTS),
-    st.one_of(json_values, st.lists(st.dictionaries(st.sampled_from(_KEYS), json_values,
-                                                    max_size=5), max_size=3)))
+    st.one_of(
+        json_values,
+        st.lists(st.dictionaries(st.sampled_from(_KEYS), json_values, max_size=5), max_size=3),
+    ),
+)
 
-_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                            HealthCheck.too_slow])
+_SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _raw_count(rig: Rig) -> int:
@@ -58,8 +111,11 @@ def test_meta_shaped_garbage_is_stored_and_acknowledged(rig: Rig, body: dict) ->
 
 
 @_SETTINGS
-@given(raw=st.one_of(st.binary(max_size=300),
-                     st.text(alphabet=string.printable, max_size=200).map(str.encode)))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=300), st.text(alphabet=string.printable, max_size=200).map(str.encode)
+    )
+)
 def test_arbitrary_bytes_signed_and_unsigned(rig: Rig, raw: bytes) -> None:
     before = _raw_count(rig)
     assert rig.post_raw(raw, signature=None).status_code == 401
@@ -69,8 +125,13 @@ def test_arbitrary_bytes_signed_and_unsigned(rig: Rig, raw: bytes) -> None:
     assert _raw_count(rig) == before + 1
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_truncated_real_bodies(rig: Rig, data: st.DataObject) -> None:
     bodies = build_burst(rig.sandbox.sandbox, 30, seed=3)
@@ -97,8 +158,13 @@ def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_real_bodies_with_one_value_replaced(rig: Rig, data: st.DataObject) -> None:
     import orjson

@@ -13,8 +13,10 @@ from webhook_receiver.settings import ReceiverSettings
 
 
 def _handshake(rig: Rig, token: str, mode: str = "subscribe"):
-    return rig.client.get(rig.receiver.webhook_url, params={
-        "hub.mode": mode, "hub.verify_token": token, "hub.challenge": "1158201444"})
+    return rig.client.get(
+        rig.receiver.webhook_url,
+        params={"hub.mode": mode, "hub.verify_token": token, "hub.challenge": "1158201444"},
+    )
 
 
 def test_handshake_right_wrong_and_empty_token(rig: Rig) -> None:
@@ -27,7 +29,8 @@ def test_handshake_right_wrong_and_empty_token(rig: Rig) -> None:
 
 def test_empty_configured_token_never_matches(rig: Rig) -> None:
     rig.receiver.app.state.settings = ReceiverSettings(
-        app_secret=APP_SECRET, database_url="x", verify_token=None)
+        app_secret=APP_SECRET, database_url="x", verify_token=None
+    )
     try:
         assert _handshake(rig, "").status_code == 403
     finally:
@@ -41,8 +44,17 @@ def test_refuses_to_start_without_app_secret() -> None:
 
 def test_signature_missing_wrong_right_and_reserialized(rig: Rig) -> None:
     state = rig.state
-    body = rig.factory.messaging_body("messenger", [rig.factory.text_message(
-        "messenger", state.contacts["messenger"][0], rig.sandbox.sandbox.now(), "Grüße 😊 https://x.y/z")])
+    body = rig.factory.messaging_body(
+        "messenger",
+        [
+            rig.factory.text_message(
+                "messenger",
+                state.contacts["messenger"][0],
+                rig.sandbox.sandbox.now(),
+                "Grüße 😊 https://x.y/z",
+            )
+        ],
+    )
     raw = serialize(body)
     assert b"\\u00fc" in raw and b"\\/" in raw  # escaped like Meta's
     assert rig.post_raw(raw, signature=None).status_code == 401
@@ -55,7 +67,8 @@ def test_signature_missing_wrong_right_and_reserialized(rig: Rig) -> None:
     response = rig.post_raw(raw)
     assert response.status_code == 200 and response.text == "EVENT_RECEIVED"
     stored, obj, status, headers = rig.one(
-        "select raw_body, object_type, status, headers from meta_webhook_event")
+        "select raw_body, object_type, status, headers from meta_webhook_event"
+    )
     assert bytes(stored) == raw and obj == "page" and status == "applied"
     assert headers["x-hub-signature-256"] == sign(APP_SECRET, raw)
 
@@ -64,8 +77,14 @@ def test_body_limit_3mb_accepted_and_oversize_413(rig: Rig) -> None:
     state = rig.state
     at = rig.sandbox.sandbox.now()
     big_text = "x" * (3 * 1024 * 1024)
-    body = rig.factory.messaging_body("messenger", [rig.factory.text_message(
-        "messenger", state.contacts["messenger"][1], at, big_text[:1900])])
+    body = rig.factory.messaging_body(
+        "messenger",
+        [
+            rig.factory.text_message(
+                "messenger", state.contacts["messenger"][1], at, big_text[:1900]
+            )
+        ],
+    )
     body["padding"] = big_text  # unknown keys are kept in the raw log and ignored
     raw = serialize(body)
     assert len(raw) > 3 * 1024 * 1024
@@ -76,11 +95,16 @@ def test_body_limit_3mb_accepted_and_oversize_413(rig: Rig) -> None:
 
 
 def test_unknown_and_malformed_bodies_are_kept_and_acknowledged(rig: Rig) -> None:
-    for raw in (b"not json", b"[1,2]", b'{"object":"user","entry":[]}',
-                b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{}}]}]}'):
+    for raw in (
+        b"not json",
+        b"[1,2]",
+        b'{"object":"user","entry":[]}',
+        b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{}}]}]}',
+    ):
         assert rig.post_raw(raw).status_code == 200
     rows = rig.db.execute(
-        "select status, error is not null from meta_webhook_event order by id").fetchall()
+        "select status, error is not null from meta_webhook_event order by id"
+    ).fetchall()
     assert rows == [("ignored", True), ("ignored", True), ("ignored", True), ("failed", True)]
 
 
@@ -90,8 +114,9 @@ def test_json_logs_carry_ids_not_message_text(rig: Rig, caplog) -> None:
     from webhook_receiver.logs import JsonFormatter
 
     wa_id = rig.state.contacts["whatsapp"][0]
-    body = rig.factory.whatsapp_body(messages=[rig.factory.wa_message(
-        wa_id, rig.sandbox.sandbox.now(), text="secret words")])
+    body = rig.factory.whatsapp_body(
+        messages=[rig.factory.wa_message(wa_id, rig.sandbox.sandbox.now(), text="secret words")]
+    )
     with caplog.at_level(logging.INFO, logger="webhook_receiver"):
         rig.post(body)
     lines = [JsonFormatter().format(r) for r in caplog.records]

@@ -15,23 +15,25 @@ from webhook_receiver.replay import replay_events
 # (bookkeeping such as updated_at/attempts/applied_at is allowed to move).
 SNAPSHOT = {
     "conversation_thread": "platform, business_account_id, contact_id, contact_name, user_id, "
-                           "referral_source, referral_ad_id, referral_ref, ctwa_clid, referral,"
-                           " first_message_at, last_message_at, last_inbound_at, "
-                           "last_outbound_at",
+    "referral_source, referral_ad_id, referral_ref, ctwa_clid, referral,"
+    " first_message_at, last_message_at, last_inbound_at, "
+    "last_outbound_at",
     "conversation_message": "platform, platform_message_id, direction, message_type, text, "
-                            "payload, is_echo, is_deleted, status, status_rank, error_code, "
-                            "delivered_at, read_at, failed_at, sent_at, edited_at",
+    "payload, is_echo, is_deleted, status, status_rank, error_code, "
+    "delivered_at, read_at, failed_at, sent_at, edited_at",
     "message_delivery_event": "dedup_key, message_id, occurred_at, watermark, error_code",
     "messaging_policy_window": "thread_id, window_type, opened_at, last_user_activity_at, "
-                               "expires_at, opened_by",
+    "expires_at, opened_by",
     "user_event": "user_id, etype, source, props, occurred_at",
 }
 
 
 def snapshot(rig: Rig) -> dict[str, list[tuple]]:
     """Every row of every applied table (ordered), for before/after comparison."""
-    return {table: sorted(map(repr, rig.db.execute(f"select {cols} from {table}").fetchall()))
-            for table, cols in SNAPSHOT.items()}
+    return {
+        table: sorted(map(repr, rig.db.execute(f"select {cols} from {table}").fetchall()))
+        for table, cols in SNAPSHOT.items()
+    }
 
 
 def test_duplicate_and_rebatched_deliveries_give_one_message(rig: Rig) -> None:
@@ -73,11 +75,15 @@ def test_failed_event_is_kept_and_replayed_after_the_fix(rig: Rig) -> None:
     bad["entry"][0]["messaging"][0]["timestamp"] = "yesterday"
     rig.post(bad)
     assert rig.one("select status, error like '%%timestamp%%' from meta_webhook_event") == (
-        "failed", True)
+        "failed",
+        True,
+    )
     # An operator repairs the stored body (as a code fix would make it applicable).
-    rig.db.execute("update meta_webhook_event set raw_body = convert_to(replace("
-                   "convert_from(raw_body, 'UTF8'), '\"yesterday\"', %s), 'UTF8')",
-                   (str(int(now.timestamp() * 1000)),))
+    rig.db.execute(
+        "update meta_webhook_event set raw_body = convert_to(replace("
+        "convert_from(raw_body, 'UTF8'), '\"yesterday\"', %s), 'UTF8')",
+        (str(int(now.timestamp() * 1000)),),
+    )
     counts = replay_events(rig.receiver.settings.database_url, failed_only=True)
     assert counts == {"applied": 1, "replayed": 1}
     assert rig.scalar("select count(*) from conversation_message") == 1
@@ -103,11 +109,16 @@ def test_windows_open_extend_and_expire_at_the_right_instants(rig: Rig) -> None:
     assert not open_at("human_agent", t2 + timedelta(days=7))
     assert not rig.scalar("select is_in_messaging_window(%s)", thread)  # now: 3 days later
     # A postback now reopens both windows from Meta's timestamp.
-    rig.post(f.messaging_body("messenger", [f.user_event("messenger", psid, now, postback={
-        "title": "Menu", "payload": "MENU"})]))
+    rig.post(
+        f.messaging_body(
+            "messenger",
+            [f.user_event("messenger", psid, now, postback={"title": "Menu", "payload": "MENU"})],
+        )
+    )
     assert rig.scalar("select is_in_messaging_window(%s)", thread)
-    opened, by = rig.one("select opened_at, opened_by from messaging_policy_window "
-                         "where window_type = 'standard'")
+    opened, by = rig.one(
+        "select opened_at, opened_by from messaging_policy_window where window_type = 'standard'"
+    )
     assert by == "postback" and abs((opened - now).total_seconds()) < 0.01
 
 
@@ -116,12 +127,23 @@ def test_edit_before_its_message_is_failed_then_replayed(rig: Rig) -> None:
     psid = rig.state.contacts["messenger"][3]
     original = f.text_message("messenger", psid, now - timedelta(minutes=3), "helo")
     mid = original["message"]["mid"]
-    rig.post(f.messaging_body("messenger", [{
-        "sender": {"id": psid}, "recipient": {"id": rig.state.page_id},
-        "timestamp": int((now - timedelta(minutes=2)).timestamp() * 1000),
-        "message_edit": {"mid": mid, "text": "hello", "num_edit": 1}}]))
+    rig.post(
+        f.messaging_body(
+            "messenger",
+            [
+                {
+                    "sender": {"id": psid},
+                    "recipient": {"id": rig.state.page_id},
+                    "timestamp": int((now - timedelta(minutes=2)).timestamp() * 1000),
+                    "message_edit": {"mid": mid, "text": "hello", "num_edit": 1},
+                }
+            ],
+        )
+    )
     assert rig.scalar("select status from meta_webhook_event") == "failed"
     rig.post(f.messaging_body("messenger", [original]))
     assert replay_events(rig.receiver.settings.database_url, failed_only=True) == {
-        "applied": 1, "replayed": 1}
+        "applied": 1,
+        "replayed": 1,
+    }
     assert rig.scalar("select text from conversation_message") == "hello"

@@ -13,37 +13,57 @@ from everreach.sandbox.ads import parse_insights
 from everreach.sandbox.core import Sandbox, SandboxConfig
 
 ALL = ["ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "ADSET_PAUSED", "CAMPAIGN_PAUSED"]
-FULL = ("account_id,account_name,account_currency,campaign_id,campaign_name,adset_id,"
-        "adset_name,ad_id,ad_name,objective,date_start,date_stop,spend,impressions,reach,"
-        "frequency,clicks,inline_link_clicks,ctr,cpc,cpm,actions,action_values")
+FULL = (
+    "account_id,account_name,account_currency,campaign_id,campaign_name,adset_id,"
+    "adset_name,ad_id,ad_name,objective,date_start,date_stop,spend,impressions,reach,"
+    "frequency,clicks,inline_link_clicks,ctr,cpc,cpm,actions,action_values"
+)
 
 
 @pytest.fixture(scope="module")
 def state():
-    sandbox = Sandbox(SandboxConfig(seed=11, accounts=3, campaigns_per_account=3,
-                                    adsets_per_campaign=2, ads_per_adset=3, days=40,
-                                    now=datetime(2026, 3, 15, 10, tzinfo=UTC)))
+    sandbox = Sandbox(
+        SandboxConfig(
+            seed=11,
+            accounts=3,
+            campaigns_per_account=3,
+            adsets_per_campaign=2,
+            ads_per_adset=3,
+            days=40,
+            now=datetime(2026, 3, 15, 10, tzinfo=UTC),
+        )
+    )
     sandbox.load_domains()
     return sandbox.domains["ads"]
 
 
 @pytest.mark.parametrize("level", ["account", "campaign", "adset", "ad"])
-@pytest.mark.parametrize("fields,windows", [
-    (FULL, ["1d_click", "7d_click", "28d_click", "1d_view"]),
-    (FULL, None),
-    ("actions,ad_name,spend,campaign_id,frequency,ad_name", ["28d_click", "7d_view", "28d_click"]),
-    ("action_values,objective,cpm,ctr,cpc,reach", ["1d_view"]),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "fields,windows",
+    [
+        (FULL, ["1d_click", "7d_click", "28d_click", "1d_view"]),
+        (FULL, None),
+        (
+            "actions,ad_name,spend,campaign_id,frequency,ad_name",
+            ["28d_click", "7d_view", "28d_click"],
+        ),
+        ("action_values,objective,cpm,ctr,cpc,reach", ["1d_view"]),
+        (None, None),
+    ],
+)
 @pytest.mark.parametrize("increment", ["1", "7", "all_days"])
 def test_json_slice_equals_reference_rows(state, level, fields, windows, increment):
     time_range = {"since": "2026-01-25", "until": "2026-03-16"}  # before start .. after today
     for acct in state.accounts.values():
         today = state.sandbox.now().astimezone(acct.tz).date()
-        params = {"level": level, "time_increment": increment,
-                  "time_range": json.dumps(time_range),
-                  "filtering": json.dumps([{"field": "ad.effective_status", "operator": "IN",
-                                            "value": ALL}])}
+        params = {
+            "level": level,
+            "time_increment": increment,
+            "time_range": json.dumps(time_range),
+            "filtering": json.dumps(
+                [{"field": "ad.effective_status", "operator": "IN", "value": ALL}]
+            ),
+        }
         if fields:
             params["fields"] = fields
         if windows:

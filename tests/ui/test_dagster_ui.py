@@ -55,7 +55,8 @@ def _register_sandbox_ad_accounts(database_url: str, base_url: str) -> None:
             conn.execute(
                 "insert into meta_platform_config (platform, external_id, name) "
                 "values ('ad_account', %s, %s) on conflict do nothing",
-                (str(acct["account_id"]), acct.get("name")))
+                (str(acct["account_id"]), acct.get("name")),
+            )
 
 
 def _free_port() -> int:
@@ -96,9 +97,22 @@ def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
         _register_sandbox_ad_accounts(database_url, sandbox.base_url)
         log = (home / "dagster-dev.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=project_root(), env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=project_root(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         base = f"http://127.0.0.1:{port}"
@@ -108,7 +122,9 @@ def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
-                    pytest.fail("dagster dev exited: " + (home / "dagster-dev.log").read_text()[-3000:])
+                    pytest.fail(
+                        "dagster dev exited: " + (home / "dagster-dev.log").read_text()[-3000:]
+                    )
                 try:
                     if httpx.get(base + "/server_info", timeout=2).status_code == 200:
                         break
@@ -135,10 +151,17 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=chromium_path, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+            executable_path=chromium_path,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
@@ -168,7 +191,8 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         dialog.get_by_text("Latest", exact=True).click()
         dialog.get_by_role("button", name=re.compile(r"^Launch 1 run$")).click()
         page.get_by_role("link", name="View").or_(
-            page.get_by_role("button", name="View")).first.click()
+            page.get_by_role("button", name="View")
+        ).first.click()
         expect(page).to_have_url(re.compile(r"/runs/"))
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=300_000)
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_run.png"), full_page=True)

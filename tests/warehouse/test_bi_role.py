@@ -34,8 +34,11 @@ def test_bi_role_reads_marts_only(bi_role, db):
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute("select campaign, roas from marts.campaign_roas").fetchall()
         assert rows == [("Spring", Decimal("2.5"))]
-        for query in ("select * from public.campaign", "select * from public.ad_performance",
-                      "select * from auth.users"):
+        for query in (
+            "select * from public.campaign",
+            "select * from public.ad_performance",
+            "select * from auth.users",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(query)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

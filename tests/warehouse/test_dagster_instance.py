@@ -21,8 +21,9 @@ def storage_url(server_url: str):
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-def test_instance_uses_postgres_storage_apart_from_the_warehouse(tmp_path, monkeypatch,
-                                                                   storage_url, database_url):
+def test_instance_uses_postgres_storage_apart_from_the_warehouse(
+    tmp_path, monkeypatch, storage_url, database_url
+):
     from dagster import DagsterInstance, asset, materialize
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))

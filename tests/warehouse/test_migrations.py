@@ -11,10 +11,17 @@ import pytest
 from everreach.warehouse import database, migrate
 
 META_TABLES = {
-    "conversation_thread", "conversation_message", "messaging_policy_window",
-    "message_delivery_event", "meta_platform_config", "social_media_post",
-    "social_post_insights", "social_account_insights", "ad_performance",
-    "meta_conversion_event", "meta_webhook_event",
+    "conversation_thread",
+    "conversation_message",
+    "messaging_policy_window",
+    "message_delivery_event",
+    "meta_platform_config",
+    "social_media_post",
+    "social_post_insights",
+    "social_account_insights",
+    "ad_performance",
+    "meta_conversion_event",
+    "meta_webhook_event",
 }
 
 
@@ -57,16 +64,27 @@ def test_empty_database_gets_every_table_and_rerun_changes_nothing(empty_databas
     assert _schema_fingerprint(empty_database) == before
 
     with psycopg.connect(empty_database) as conn:
-        tables = {r[0] for r in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'public'")}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'public'"
+            )
+        }
         assert META_TABLES <= tables
         assert {"campaign", "user_event"} <= tables
         assert conn.execute("select to_regclass('auth.users')").fetchone()[0] is not None
-        functions = {r[0] for r in conn.execute(
-            "select proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-            "where n.nspname = 'public'")}
-        assert {"is_in_messaging_window", "log_message_as_event",
-                "update_thread_timestamp"} <= functions
+        functions = {
+            r[0]
+            for r in conn.execute(
+                "select proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+                "where n.nspname = 'public'"
+            )
+        }
+        assert {
+            "is_in_messaging_window",
+            "log_message_as_event",
+            "update_thread_timestamp",
+        } <= functions
     assert all(applied for _, applied in migrate.status(empty_database))
 
 
@@ -89,8 +107,12 @@ def test_preexisting_everreach_tables_are_kept_and_extended(empty_database: str)
     with psycopg.connect(empty_database) as conn:
         assert conn.execute("select name from campaign").fetchone()[0] == "Spring sale"
         assert conn.execute("select count(*) from user_event").fetchone()[0] == 1
-        cols = {r[0] for r in conn.execute(
-            "select column_name from information_schema.columns where table_name = 'campaign'")}
+        cols = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns where table_name = 'campaign'"
+            )
+        }
         assert {"meta_campaign_id", "updated_at"} <= cols
         # the Meta campaign id is unique
         conn.execute("update campaign set meta_campaign_id = '123'")

@@ -12,8 +12,10 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def _user(db: psycopg.Connection, phone: str | None = None) -> uuid.UUID:
-    return db.execute("insert into auth.users (email, phone) values (%s, %s) returning id",
-                      (f"{uuid.uuid4().hex[:6]}@example.com", phone)).fetchone()[0]
+    return db.execute(
+        "insert into auth.users (email, phone) values (%s, %s) returning id",
+        (f"{uuid.uuid4().hex[:6]}@example.com", phone),
+    ).fetchone()[0]
 
 
 def _thread(db: psycopg.Connection, platform: str, user_id=None) -> uuid.UUID:
@@ -25,14 +27,23 @@ def _thread(db: psycopg.Connection, platform: str, user_id=None) -> uuid.UUID:
 
 
 def _message(db, thread, platform, direction, at, mid=None, **extra) -> uuid.UUID:
-    cols = {"thread_id": thread, "platform": platform, "direction": direction,
-            "message_type": "text", "text": "hello", "sent_at": at,
-            "platform_message_id": mid or f"m_{uuid.uuid4().hex}",
-            "status": "received" if direction == "inbound" else "sent", **extra}
+    cols = {
+        "thread_id": thread,
+        "platform": platform,
+        "direction": direction,
+        "message_type": "text",
+        "text": "hello",
+        "sent_at": at,
+        "platform_message_id": mid or f"m_{uuid.uuid4().hex}",
+        "status": "received" if direction == "inbound" else "sent",
+        **extra,
+    }
     names = ", ".join(cols)
     marks = ", ".join(["%s"] * len(cols))
-    return db.execute(f"insert into conversation_message ({names}) values ({marks}) "
-                      "returning message_id", list(cols.values())).fetchone()[0]
+    return db.execute(
+        f"insert into conversation_message ({names}) values ({marks}) returning message_id",
+        list(cols.values()),
+    ).fetchone()[0]
 
 
 def _window_open(db, thread, at, kind="standard") -> bool:
@@ -70,27 +81,41 @@ def test_window_reopens_after_it_closed(db):
     _message(db, thread, "whatsapp", "inbound", T0)
     later = T0 + dt.timedelta(days=3)
     _message(db, thread, "whatsapp", "inbound", later)
-    opened = db.execute("select opened_at from messaging_policy_window where thread_id = %s",
-                        (thread,)).fetchone()[0]
+    opened = db.execute(
+        "select opened_at from messaging_policy_window where thread_id = %s", (thread,)
+    ).fetchone()[0]
     assert opened == later
     assert not _window_open(db, thread, T0 + dt.timedelta(days=2))
 
 
-@pytest.mark.parametrize(("platform", "etype_in", "etype_out"), [
-    ("messenger", "messenger_received", "messenger_sent"),
-    ("instagram", "instagram_dm_received", "instagram_dm_sent"),
-    ("whatsapp", "whatsapp_received", "whatsapp_sent"),
-])
+@pytest.mark.parametrize(
+    ("platform", "etype_in", "etype_out"),
+    [
+        ("messenger", "messenger_received", "messenger_sent"),
+        ("instagram", "instagram_dm_received", "instagram_dm_sent"),
+        ("whatsapp", "whatsapp_received", "whatsapp_sent"),
+    ],
+)
 def test_messages_are_logged_once_into_user_event(db, platform, etype_in, etype_out):
     user = _user(db)
     thread = _thread(db, platform, user)
     _message(db, thread, platform, "inbound", T0, mid="in-1")
-    _message(db, thread, platform, "outbound", T0 + dt.timedelta(minutes=5), mid="out-1",
-             window_used="standard")
-    _message(db, thread, platform, "outbound", T0 + dt.timedelta(minutes=6), mid=None,
-             status="failed")  # Meta refused it: not an event
-    rows = db.execute("select etype, props, occurred_at from user_event where user_id = %s "
-                      "order by occurred_at", (user,)).fetchall()
+    _message(
+        db,
+        thread,
+        platform,
+        "outbound",
+        T0 + dt.timedelta(minutes=5),
+        mid="out-1",
+        window_used="standard",
+    )
+    _message(
+        db, thread, platform, "outbound", T0 + dt.timedelta(minutes=6), mid=None, status="failed"
+    )  # Meta refused it: not an event
+    rows = db.execute(
+        "select etype, props, occurred_at from user_event where user_id = %s order by occurred_at",
+        (user,),
+    ).fetchall()
     assert [r[0] for r in rows] == [etype_in, etype_out]
     assert rows[1][1]["message_id"] == "out-1"
     assert rows[1][1]["thread_id"] == str(thread)
@@ -105,7 +130,9 @@ def test_thread_timestamps_follow_messages_in_any_order(db):
     _message(db, thread, "messenger", "outbound", T0 + dt.timedelta(hours=1))
     first, last, last_in, last_out = db.execute(
         "select first_message_at, last_message_at, last_inbound_at, last_outbound_at "
-        "from conversation_thread where thread_id = %s", (thread,)).fetchone()
+        "from conversation_thread where thread_id = %s",
+        (thread,),
+    ).fetchone()
     assert (first, last) == (T0, T0 + dt.timedelta(hours=2))
     assert last_in == T0 + dt.timedelta(hours=2)
     assert last_out == T0 + dt.timedelta(hours=1)
@@ -120,22 +147,32 @@ def test_natural_keys_and_enumerations_are_enforced(db):
         _message(db, thread, "whatsapp", "sideways", T0)
     with pytest.raises(psycopg.errors.UniqueViolation):
         for _ in range(2):
-            db.execute("insert into conversation_thread (platform, business_account_id, "
-                       "contact_id) values ('messenger', 'p', 'c')")
+            db.execute(
+                "insert into conversation_thread (platform, business_account_id, "
+                "contact_id) values ('messenger', 'p', 'c')"
+            )
     with pytest.raises(psycopg.errors.CheckViolation):
-        db.execute("insert into meta_platform_config (platform, external_id, settings) values "
-                   "('ad_account', '1', '{\"access_token\": \"EAAB\"}')")
-    db.execute("insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
-               "action_source) values ('px', 'Purchase', 'e1', now(), 'website')")
+        db.execute(
+            "insert into meta_platform_config (platform, external_id, settings) values "
+            "('ad_account', '1', '{\"access_token\": \"EAAB\"}')"
+        )
+    db.execute(
+        "insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
+        "action_source) values ('px', 'Purchase', 'e1', now(), 'website')"
+    )
     with pytest.raises(psycopg.errors.UniqueViolation):
-        db.execute("insert into meta_conversion_event (pixel_id, event_name, event_id, "
-                   "event_time, action_source) values ('px', 'Purchase', 'e1', now(), 'website')")
+        db.execute(
+            "insert into meta_conversion_event (pixel_id, event_name, event_id, "
+            "event_time, action_source) values ('px', 'Purchase', 'e1', now(), 'website')"
+        )
 
 
 def test_dashboard_queries_run_unchanged(db):
     user = _user(db)
-    campaign = db.execute("insert into campaign (name, meta_campaign_id) values ('Spring', '77') "
-                          "returning campaign_id").fetchone()[0]
+    campaign = db.execute(
+        "insert into campaign (name, meta_campaign_id) values ('Spring', '77') "
+        "returning campaign_id"
+    ).fetchone()[0]
     today = dt.date.today()
     for level, entity, cid in (("campaign", "77", campaign), ("ad", "7701", None)):
         db.execute(
@@ -153,17 +190,23 @@ def test_dashboard_queries_run_unchanged(db):
         """
     ).fetchall()
     # the ad-level row does not double the campaign's spend
-    assert [(r[0], float(r[1]), float(r[2]), float(r[3])) for r in rows] == [("Spring", 10.0, 2.0, 2.5)]
+    assert [(r[0], float(r[1]), float(r[2]), float(r[3])) for r in rows] == [
+        ("Spring", 10.0, 2.0, 2.5)
+    ]
 
     thread = _thread(db, "instagram", user)
     _message(db, thread, "instagram", "inbound", T0)
-    db.execute("insert into user_event (user_id, etype, source, props, occurred_at) values "
-               "(%s, 'meta_conversion_Purchase', 'capi', '{}', %s), (%s, 'page_view', 'app', '{}', %s)",
-               (user, T0 + dt.timedelta(hours=1), user, T0))
+    db.execute(
+        "insert into user_event (user_id, etype, source, props, occurred_at) values "
+        "(%s, 'meta_conversion_Purchase', 'capi', '{}', %s), (%s, 'page_view', 'app', '{}', %s)",
+        (user, T0 + dt.timedelta(hours=1), user, T0),
+    )
     rows = db.execute(
         """
         SELECT ue.occurred_at, ue.etype as event_type, ue.source, ue.props FROM user_event ue
         WHERE user_id = %s AND (ue.etype LIKE 'messenger_%%' OR ue.etype LIKE 'instagram_%%'
           OR ue.etype LIKE 'whatsapp_%%' OR ue.etype LIKE 'meta_conversion_%%') ORDER BY occurred_at DESC;
-        """, (user,)).fetchall()
+        """,
+        (user,),
+    ).fetchall()
     assert [r[1] for r in rows] == ["meta_conversion_Purchase", "instagram_dm_received"]

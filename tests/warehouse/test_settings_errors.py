@@ -34,14 +34,24 @@ def test_unreachable_server_is_a_clear_error_without_password():
 
 def test_cli_prints_one_line_not_a_traceback():
     env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/x", "PATH": ""}
-    proc = subprocess.run([sys.executable, "-m", "everreach.cli", "db", "upgrade"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "everreach.cli", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "cannot connect to the warehouse" in proc.stderr
 
     env["DATABASE_URL"] = "http://nope"
-    proc = subprocess.run([sys.executable, "-m", "everreach.cli", "db", "status"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "everreach.cli", "db", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "setting DATABASE_URL" in proc.stderr
     assert "Traceback" not in proc.stderr

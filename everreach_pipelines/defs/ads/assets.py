@@ -1,6 +1,5 @@
 """Ads assets: ad objects (+ the `campaign` link) and daily `ad_performance`."""
 
-
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -39,8 +38,9 @@ KINDS = {"meta", "postgres", "python"}
 
 #: Transient trouble the client could not ride out (Meta outage, lost connection): retry
 #: the step later with growing, jittered delays. Configuration errors skip retries.
-ADS_RETRY_POLICY = RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL,
-                               jitter=Jitter.PLUS_MINUS)
+ADS_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 
 AD_PERFORMANCE = AssetKey("ad_performance")
 CHECK_NO_DUPLICATES = "no_duplicate_grain_keys"
@@ -61,23 +61,40 @@ def _api_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[
 @multi_asset(
     name="ad_objects",
     specs=[
-        AssetSpec("meta_ad_campaign", description="Meta campaigns of every configured ad "
-                  "account (all statuses): name, status, objective, budgets, times.",
-                  owners=OWNERS, kinds=KINDS),
-        AssetSpec("meta_ad_set", description="Meta ad sets (all statuses) with budgets.",
-                  owners=OWNERS, kinds=KINDS),
-        AssetSpec("meta_ad", description="Meta ads (all statuses) with their parents.",
-                  owners=OWNERS, kinds=KINDS),
-        AssetSpec("campaign", deps=["meta_ad_campaign"],
-                  description="EverReach campaigns: every Meta campaign has a row "
-                  "(meta_campaign_id), kept in step with its Meta name.",
-                  owners=OWNERS, kinds={"postgres"}),
+        AssetSpec(
+            "meta_ad_campaign",
+            description="Meta campaigns of every configured ad "
+            "account (all statuses): name, status, objective, budgets, times.",
+            owners=OWNERS,
+            kinds=KINDS,
+        ),
+        AssetSpec(
+            "meta_ad_set",
+            description="Meta ad sets (all statuses) with budgets.",
+            owners=OWNERS,
+            kinds=KINDS,
+        ),
+        AssetSpec(
+            "meta_ad",
+            description="Meta ads (all statuses) with their parents.",
+            owners=OWNERS,
+            kinds=KINDS,
+        ),
+        AssetSpec(
+            "campaign",
+            deps=["meta_ad_campaign"],
+            description="EverReach campaigns: every Meta campaign has a row "
+            "(meta_campaign_id), kept in step with its Meta name.",
+            owners=OWNERS,
+            kinds={"postgres"},
+        ),
     ],
     group_name=GROUP,
     retry_policy=ADS_RETRY_POLICY,
 )
-def ad_objects(context: AssetExecutionContext, warehouse: WarehouseResource,
-               meta: MetaGraphResource) -> Iterator[MaterializeResult]:
+def ad_objects(
+    context: AssetExecutionContext, warehouse: WarehouseResource, meta: MetaGraphResource
+) -> Iterator[MaterializeResult]:
     """List every campaign, ad set and ad (deleted and archived included) of every
     configured ad account into the raw tables, and upsert Meta campaigns into `campaign`."""
     client = meta.get_client()
@@ -92,15 +109,19 @@ def ad_objects(context: AssetExecutionContext, warehouse: WarehouseResource,
     api = _api_delta(before, client.metrics.as_dict())
     context.log.info(f"ad objects of {len(accounts)} account(s): {result.rows}")
     common = {"accounts": len(accounts), "api_calls": int(api.get("calls", 0))}
-    yield MaterializeResult(asset_key="meta_ad_campaign",
-                            metadata={**common, "rows": result.rows.get("campaign", 0)})
-    yield MaterializeResult(asset_key="meta_ad_set",
-                            metadata={**common, "rows": result.rows.get("adset", 0)})
-    yield MaterializeResult(asset_key="meta_ad",
-                            metadata={**common, "rows": result.rows.get("ad", 0)})
-    yield MaterializeResult(asset_key="campaign",
-                            metadata={"created": result.campaigns_created,
-                                      "renamed": result.campaigns_renamed})
+    yield MaterializeResult(
+        asset_key="meta_ad_campaign", metadata={**common, "rows": result.rows.get("campaign", 0)}
+    )
+    yield MaterializeResult(
+        asset_key="meta_ad_set", metadata={**common, "rows": result.rows.get("adset", 0)}
+    )
+    yield MaterializeResult(
+        asset_key="meta_ad", metadata={**common, "rows": result.rows.get("ad", 0)}
+    )
+    yield MaterializeResult(
+        asset_key="campaign",
+        metadata={"created": result.campaigns_created, "renamed": result.campaigns_renamed},
+    )
 
 
 def _preview(conn: Any, since: date, until: date) -> str:
@@ -111,13 +132,19 @@ def _preview(conn: Any, since: date, until: date) -> str:
                sum(conversions), sum(conversion_value)
         from ad_performance where level = 'campaign' and date between %s and %s
         group by 1, 2, 3 order by 4 desc limit 10
-        """, (since, until)).fetchall()
-    lines = ["| account | campaign | spend | impressions | conversions | value |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+        """,
+        (since, until),
+    ).fetchall()
+    lines = [
+        "| account | campaign | spend | impressions | conversions | value |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for acct, name, cur, spend, imps, conv, value in rows:
         label = (name or "").replace("|", "/")
-        lines.append(f"| {acct} | {label} | {spend:,.2f} {cur or ''} | {imps:,} | "
-                     f"{conv:,.0f} | {value:,.2f} |")
+        lines.append(
+            f"| {acct} | {label} | {spend:,.2f} {cur or ''} | {imps:,} | "
+            f"{conv:,.0f} | {value:,.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -132,17 +159,25 @@ def _preview(conn: Any, since: date, until: date) -> str:
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=31),
     retry_policy=ADS_RETRY_POLICY,
     check_specs=[
-        AssetCheckSpec(CHECK_NO_DUPLICATES, asset=AD_PERFORMANCE,
-                       description="One row per date × account × level × entity."),
-        AssetCheckSpec(CHECK_SPEND_NON_NEGATIVE, asset=AD_PERFORMANCE,
-                       description="No negative spend."),
-        AssetCheckSpec(CHECK_AD_SPEND_MATCHES_ACCOUNT, asset=AD_PERFORMANCE,
-                       description="Per account and day, ad-level spend adds up to the "
-                       "account-level spend within rounding (no ad lost, deleted ones too)."),
+        AssetCheckSpec(
+            CHECK_NO_DUPLICATES,
+            asset=AD_PERFORMANCE,
+            description="One row per date × account × level × entity.",
+        ),
+        AssetCheckSpec(
+            CHECK_SPEND_NON_NEGATIVE, asset=AD_PERFORMANCE, description="No negative spend."
+        ),
+        AssetCheckSpec(
+            CHECK_AD_SPEND_MATCHES_ACCOUNT,
+            asset=AD_PERFORMANCE,
+            description="Per account and day, ad-level spend adds up to the "
+            "account-level spend within rounding (no ad lost, deleted ones too).",
+        ),
     ],
 )
-def ad_performance(context: AssetExecutionContext, warehouse: WarehouseResource,
-                   meta: MetaGraphResource) -> MaterializeResult:
+def ad_performance(
+    context: AssetExecutionContext, warehouse: WarehouseResource, meta: MetaGraphResource
+) -> MaterializeResult:
     """Daily Meta ads insights at account, campaign, ad set and ad level for every configured
     ad account: spend, impressions, reach, frequency, clicks, link clicks, CTR/CPC/CPM as
     Meta reports them, `actions`/`action_values` as jsonb, and conversions derived from the
@@ -161,8 +196,9 @@ def ad_performance(context: AssetExecutionContext, warehouse: WarehouseResource,
         try:
             accounts = configured_accounts(conn, settings)
             context.log.info(f"syncing {since}..{until} for {len(accounts)} ad account(s)")
-            result = sync_ad_performance(client, conn, accounts, since, until, settings,
-                                         log=context.log.info)
+            result = sync_ad_performance(
+                client, conn, accounts, since, until, settings, log=context.log.info
+            )
         except (GraphConfigurationError, SettingError) as exc:
             raise _config_failure(exc) from exc
         duplicates = checks.duplicate_grain_keys(conn, since, until)
@@ -189,17 +225,34 @@ def ad_performance(context: AssetExecutionContext, warehouse: WarehouseResource,
             "preview": MetadataValue.md(preview),
         },
         check_results=[
-            AssetCheckResult(check_name=CHECK_NO_DUPLICATES, passed=duplicates == 0,
-                             metadata={"duplicate_keys": duplicates}),
-            AssetCheckResult(check_name=CHECK_SPEND_NON_NEGATIVE, passed=negative == 0,
-                             metadata={"negative_rows": negative}),
             AssetCheckResult(
-                check_name=CHECK_AD_SPEND_MATCHES_ACCOUNT, passed=not mismatches,
+                check_name=CHECK_NO_DUPLICATES,
+                passed=duplicates == 0,
+                metadata={"duplicate_keys": duplicates},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_SPEND_NON_NEGATIVE,
+                passed=negative == 0,
+                metadata={"negative_rows": negative},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_AD_SPEND_MATCHES_ACCOUNT,
+                passed=not mismatches,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"mismatched_account_days": len(mismatches),
-                          "examples": MetadataValue.json([
-                              {"account": m.ad_account_id, "date": m.date.isoformat(),
-                               "account_spend": float(m.account_spend),
-                               "ad_spend": float(m.ad_spend)} for m in mismatches[:10]])}),
+                metadata={
+                    "mismatched_account_days": len(mismatches),
+                    "examples": MetadataValue.json(
+                        [
+                            {
+                                "account": m.ad_account_id,
+                                "date": m.date.isoformat(),
+                                "account_spend": float(m.account_spend),
+                                "ad_spend": float(m.ad_spend),
+                            }
+                            for m in mismatches[:10]
+                        ]
+                    ),
+                },
+            ),
         ],
     )

@@ -1,6 +1,5 @@
 """Asset checks on `ad_performance` that look at the table as a whole."""
 
-
 from datetime import UTC, datetime, timedelta
 
 from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
@@ -13,19 +12,29 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 MAX_AGE = timedelta(hours=30)
 
 
-@asset_check(asset=AD_PERFORMANCE, name="fresh_within_30_hours",
-             description="ad_performance was written by a sync in the last 30 hours.")
+@asset_check(
+    asset=AD_PERFORMANCE,
+    name="fresh_within_30_hours",
+    description="ad_performance was written by a sync in the last 30 hours.",
+)
 def ad_performance_freshness(warehouse: WarehouseResource) -> AssetCheckResult:
     """Warn when the daily sync has not written `ad_performance` for more than 30 hours."""
     with warehouse.connect() as conn:
         last = checks.last_fetched_at(conn)
     if last is None:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                description="ad_performance is empty",
-                                metadata={"last_fetched_at": "never"})
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description="ad_performance is empty",
+            metadata={"last_fetched_at": "never"},
+        )
     age = datetime.now(UTC) - last
     return AssetCheckResult(
-        passed=age <= MAX_AGE, severity=AssetCheckSeverity.WARN,
-        metadata={"last_fetched_at": last.isoformat(),
-                  "age_hours": round(age.total_seconds() / 3600, 2),
-                  "max_age_hours": MAX_AGE.total_seconds() / 3600})
+        passed=age <= MAX_AGE,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "last_fetched_at": last.isoformat(),
+            "age_hours": round(age.total_seconds() / 3600, 2),
+            "max_age_hours": MAX_AGE.total_seconds() / 3600,
+        },
+    )

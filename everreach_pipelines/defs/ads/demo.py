@@ -32,54 +32,74 @@ def discover_accounts(database_url: str, meta: MetaGraphResource) -> list[str]:
     with connect(database_url) as conn:
         if configured_accounts(conn, settings):
             return []
-        found = list(meta.get_client().paginate(
-            "me/adaccounts", {"fields": "account_id,name,currency,timezone_name",
-                              "limit": 100}))
+        found = list(
+            meta.get_client().paginate(
+                "me/adaccounts", {"fields": "account_id,name,currency,timezone_name", "limit": 100}
+            )
+        )
         for acct in found:
             conn.execute(
                 "insert into meta_platform_config (platform, external_id, name, currency, "
                 "time_zone) values ('ad_account', %s, %s, %s, %s) "
                 "on conflict (platform, external_id) do nothing",
-                (str(acct["account_id"]), acct.get("name"), acct.get("currency"),
-                 acct.get("timezone_name")))
+                (
+                    str(acct["account_id"]),
+                    acct.get("name"),
+                    acct.get("currency"),
+                    acct.get("timezone_name"),
+                ),
+            )
         conn.commit()
     return [str(a["account_id"]) for a in found]
 
 
 def run_demo(ctx: Any) -> list[str]:
     """Materialize ad objects and `ad_performance` for ctx.start_date..ctx.end_date."""
-    kwargs = {k: v for k, v in ctx.graph_client_kwargs.items()
-              if k in MetaGraphResource.model_fields and v is not None}
+    kwargs = {
+        k: v
+        for k, v in ctx.graph_client_kwargs.items()
+        if k in MetaGraphResource.model_fields and v is not None
+    }
     if ctx.sandbox_base_url:
         # The sandbox completes report runs in milliseconds: do not poll every 2 s.
         kwargs.setdefault("poll_interval", 0.05)
     meta = MetaGraphResource(**kwargs)
     added = discover_accounts(ctx.database_url, meta)
     if added:
-        ctx.log(f"no ad account configured: added {len(added)} from me/adaccounts "
-                "to meta_platform_config")
+        ctx.log(
+            f"no ad account configured: added {len(added)} from me/adaccounts "
+            "to meta_platform_config"
+        )
     first, last = partition_range(ctx.start_date, ctx.end_date)
     ctx.log(f"materializing ad objects + ad_performance for {first}..{last}")
     result = materialize(
         [ad_objects, ad_performance],
         resources={"warehouse": WarehouseResource(database_url=ctx.database_url), "meta": meta},
         instance=DagsterInstance.ephemeral(),
-        tags={"dagster/asset_partition_range_start": first,
-              "dagster/asset_partition_range_end": last},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
     )
     lines = []
     # A range run records one materialization per partition, all with the run's metadata.
     for mat in result.asset_materializations_for_node("ad_performance")[:1]:
         md = mat.metadata
         spend = md["spend_by_currency"].value
-        lines.append(f"ad_performance: {md['rows'].value:,} rows over {md['window'].value}, "
-                     f"{md['accounts'].value} account(s), {md['api_calls'].value} API calls")
-        lines.append("spend: " + (", ".join(f"{v:,.2f} {k}" for k, v in spend.items())
-                                  or "none (no delivery)"))
+        lines.append(
+            f"ad_performance: {md['rows'].value:,} rows over {md['window'].value}, "
+            f"{md['accounts'].value} account(s), {md['api_calls'].value} API calls"
+        )
+        lines.append(
+            "spend: "
+            + (", ".join(f"{v:,.2f} {k}" for k, v in spend.items()) or "none (no delivery)")
+        )
     checks = [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()]
     failed = [name for name, passed in checks if not passed]
-    lines.append(f"checks: {len(checks) - len(failed)}/{len(checks)} passed"
-                 + (f" (failed: {', '.join(failed)})" if failed else ""))
+    lines.append(
+        f"checks: {len(checks) - len(failed)}/{len(checks)} passed"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+    )
     return lines
 
 

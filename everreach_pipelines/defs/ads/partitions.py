@@ -13,4 +13,5 @@ ADS_SETTINGS = load_ads_settings()
 #: One partition per day from EVERREACH_ADS_START_DATE to yesterday (UTC). A key is the
 #: same calendar date in every ad account's own time zone.
 ads_daily_partitions = DailyPartitionsDefinition(
-    start_date=ADS_SETTINGS.start_date.isoformat(), end_offset=0)
+    start_date=ADS_SETTINGS.start_date.isoformat(), end_offset=0
+)

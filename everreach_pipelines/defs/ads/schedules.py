@@ -1,6 +1,5 @@
 """The daily ads sync: objects first, then yesterday's insights partition (+ lookback)."""
 
-
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
@@ -22,8 +21,12 @@ ads_daily_job = define_asset_job(
 )
 
 
-@schedule(cron_schedule=ADS_SETTINGS.schedule, job=ads_daily_job, execution_timezone="UTC",
-          name="ads_daily_schedule")
+@schedule(
+    cron_schedule=ADS_SETTINGS.schedule,
+    job=ads_daily_job,
+    execution_timezone="UTC",
+    name="ads_daily_schedule",
+)
 def ads_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
     """Sync the last complete day (EVERREACH_ADS_SCHEDULE, default 04:00 UTC); the run's
     lookback re-reads the days before it."""

@@ -24,7 +24,8 @@ class UserEventPickupConfig(dg.Config):
     etypes: str = Field(
         default="",
         description="Comma list etype[:EventName], e.g. 'purchase:Purchase,lead:Lead'. "
-        "Empty: META_CAPI_CONVERSION_ETYPES, else purchase, lead, signup.")
+        "Empty: META_CAPI_CONVERSION_ETYPES, else purchase, lead, signup.",
+    )
     limit: int = Field(default=10_000, description="At most this many rows per run.")
 
 
@@ -35,24 +36,29 @@ class UserEventPickupConfig(dg.Config):
     "once each into meta_conversion_event (source 'user_event') with the user's "
     "email/phone hashed.",
 )
-def capi_user_event_conversions(context: dg.AssetExecutionContext,
-                                config: UserEventPickupConfig,
-                                warehouse: WarehouseResource) -> dg.MaterializeResult:
+def capi_user_event_conversions(
+    context: dg.AssetExecutionContext, config: UserEventPickupConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Queue the conversion rows of ``user_event`` that are not queued yet."""
     mapping = parse_etype_map(config.etypes or os.environ.get("META_CAPI_CONVERSION_ETYPES"))
     with warehouse.connect() as conn:
-        result = pick_up_user_events(conn, etype_events=mapping,
-                                     settings=CapiSettings.from_env(), limit=config.limit)
-    context.log.info(f"picked up {result.queued} conversions from user_event "
-                     f"({result.duplicates} already queued, {sum(result.skipped.values())} "
-                     "skipped)")
-    return dg.MaterializeResult(metadata={
-        "considered": result.considered,
-        "queued": result.queued,
-        "duplicates": result.duplicates,
-        "skipped_by_field": dict(result.skipped),
-        "etypes": ", ".join(f"{k}→{v}" for k, v in sorted(mapping.items())),
-    })
+        result = pick_up_user_events(
+            conn, etype_events=mapping, settings=CapiSettings.from_env(), limit=config.limit
+        )
+    context.log.info(
+        f"picked up {result.queued} conversions from user_event "
+        f"({result.duplicates} already queued, {sum(result.skipped.values())} "
+        "skipped)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "considered": result.considered,
+            "queued": result.queued,
+            "duplicates": result.duplicates,
+            "skipped_by_field": dict(result.skipped),
+            "etypes": ", ".join(f"{k}→{v}" for k, v in sorted(mapping.items())),
+        }
+    )
 
 
 class DeliveryRunConfig(dg.Config):
@@ -60,13 +66,15 @@ class DeliveryRunConfig(dg.Config):
 
     batch_size: int = Field(default=MAX_BATCH, description="Events per request (≤ 1000).")
     test_event_code: str = Field(
-        default="", description="Send every event in test mode with this code. Empty: "
-        "META_CAPI_TEST_EVENT_CODE, else per event.")
+        default="",
+        description="Send every event in test mode with this code. Empty: "
+        "META_CAPI_TEST_EVENT_CODE, else per event.",
+    )
     pixel_id: str = Field(default="", description="Only this pixel (empty: all).")
     max_events: int = Field(default=0, description="Stop after this many (0: all).")
-    max_attempts: int = Field(default=8,
-                              description="Attempts before a transiently failing event "
-                              "is marked failed.")
+    max_attempts: int = Field(
+        default=8, description="Attempts before a transiently failing event is marked failed."
+    )
 
 
 @dg.asset(
@@ -74,24 +82,34 @@ class DeliveryRunConfig(dg.Config):
     kinds={"postgres", "meta"},
     deps=[capi_user_event_conversions],
     check_specs=[
-        dg.AssetCheckSpec("no_events_rejected_by_meta", asset="capi_event_batches",
-                          description="Meta accepted every event it was sent in this run."),
-        dg.AssetCheckSpec("no_stale_pending_events", asset="capi_event_batches",
-                          description=f"No event has waited more than {STALE_PENDING_HOURS} h "
-                          "(Meta refuses events older than 7 days)."),
+        dg.AssetCheckSpec(
+            "no_events_rejected_by_meta",
+            asset="capi_event_batches",
+            description="Meta accepted every event it was sent in this run.",
+        ),
+        dg.AssetCheckSpec(
+            "no_stale_pending_events",
+            asset="capi_event_batches",
+            description=f"No event has waited more than {STALE_PENDING_HOURS} h "
+            "(Meta refuses events older than 7 days).",
+        ),
     ],
     description="Pending meta_conversion_event rows sent to POST /{pixel-id}/events in "
     "batches of ≤ 1000, bad events isolated by bisection, outcome recorded per event, "
     "each accepted event logged once into user_event as meta_conversion_<EventName>.",
 )
-def capi_event_batches(context: dg.AssetExecutionContext, config: DeliveryRunConfig,
-                       warehouse: WarehouseResource,
-                       meta: MetaGraphResource) -> dg.MaterializeResult:
+def capi_event_batches(
+    context: dg.AssetExecutionContext,
+    config: DeliveryRunConfig,
+    warehouse: WarehouseResource,
+    meta: MetaGraphResource,
+) -> dg.MaterializeResult:
     """Deliver every pending CAPI event; see ``everreach.capi.delivery``."""
     delivery = DeliveryConfig(
         batch_size=config.batch_size,
         test_event_code=config.test_event_code
-        or os.environ.get("META_CAPI_TEST_EVENT_CODE") or None,
+        or os.environ.get("META_CAPI_TEST_EVENT_CODE")
+        or None,
         pixel_id=config.pixel_id or None,
         max_events=config.max_events or None,
         max_attempts=config.max_attempts,
@@ -101,25 +119,36 @@ def capi_event_batches(context: dg.AssetExecutionContext, config: DeliveryRunCon
         stale = conn.execute(
             "select count(*) from meta_conversion_event where status = 'pending' "
             "and created_at < now() - make_interval(hours => %s)",
-            (STALE_PENDING_HOURS,)).fetchone()[0]
+            (STALE_PENDING_HOURS,),
+        ).fetchone()[0]
     context.log.info(f"CAPI delivery: {report.summary()}")
     return dg.MaterializeResult(
         metadata={
-            "requests": report.requests, "sent": report.sent,
+            "requests": report.requests,
+            "sent": report.sent,
             "rejected_local": report.rejected_local,
-            "rejected_by_meta": report.rejected_meta, "failed": report.failed,
-            "deferred": report.deferred, "retries": report.retries,
-            "bisections": report.bisections, "sent_by_pixel": dict(report.pixels),
+            "rejected_by_meta": report.rejected_meta,
+            "failed": report.failed,
+            "deferred": report.deferred,
+            "retries": report.retries,
+            "bisections": report.bisections,
+            "sent_by_pixel": dict(report.pixels),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name="no_events_rejected_by_meta",
                 passed=report.rejected_meta == 0,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rejected_by_meta": report.rejected_meta,
-                          "rejected_local": report.rejected_local}),
+                metadata={
+                    "rejected_by_meta": report.rejected_meta,
+                    "rejected_local": report.rejected_local,
+                },
+            ),
             dg.AssetCheckResult(
-                check_name="no_stale_pending_events", passed=stale == 0,
-                severity=dg.AssetCheckSeverity.WARN, metadata={"stale_pending": stale}),
+                check_name="no_stale_pending_events",
+                passed=stale == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"stale_pending": stale},
+            ),
         ],
     )

@@ -23,8 +23,9 @@ def _interval_seconds() -> int:
     if not raw.isdigit() or int(raw) < 5:
         from everreach.settings import SettingError
 
-        raise SettingError("META_CAPI_SENSOR_INTERVAL_SECONDS", "must be a whole number ≥ 5",
-                           "seconds, e.g. 60")
+        raise SettingError(
+            "META_CAPI_SENSOR_INTERVAL_SECONDS", "must be a whole number ≥ 5", "seconds, e.g. 60"
+        )
     return int(raw)
 
 
@@ -41,8 +42,9 @@ select
     description="Starts CAPI delivery when events are pending (interval: "
     "META_CAPI_SENSOR_INTERVAL_SECONDS, default 60 s).",
 )
-def capi_pending_sensor(context: dg.SensorEvaluationContext,
-                        warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
+def capi_pending_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
     """One run per new set of pending events (the run key is the newest pending id)."""
     with warehouse.connect() as conn:
         newest, count = conn.execute(_WORK).fetchone()

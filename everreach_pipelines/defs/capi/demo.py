@@ -37,34 +37,76 @@ def demo_conversions(now: dt.datetime, run_tag: str) -> list[dict[str, Any]]:
     t = int(now.timestamp())
     ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"
     return [
-        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-order-1001",
-         "event_time": t - 3600, "action_source": "website",
-         "event_source_url": "https://shop.example.com/checkout/thank-you",
-         "email": "Avery.Jordan@example.com", "phone": "+1 (415) 555-0134",
-         "first_name": "Avery", "last_name": "Jordan", "city": "San Francisco",
-         "state": "California", "zip": "94107-1234", "country": "US",
-         "client_ip_address": "203.0.113.24", "client_user_agent": ua,
-         "fbp": "fb.1.1732600000000.1098115397", "value": 129.00, "currency": "USD",
-         "custom_data": {"content_ids": ["sku-42", "sku-7"], "content_type": "product",
-                         "num_items": 2}},
-        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-order-1002",
-         "event_time": t - 1800, "action_source": "website",
-         "event_source_url": "https://shop.example.com/checkout/thank-you",
-         "email": "mina.okafor@example.org", "country": "GB", "zip": "SW1A 1AA",
-         "client_user_agent": ua,
-         "fbc": "fb.1.1732600000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk",
-         "value": 54.90, "currency": "GBP"},
-        {"event_name": "Lead", "event_id": f"demo-{run_tag}-lead-77", "event_time": t - 900,
-         "action_source": "system_generated", "email": "Luis.Ortega@example.com",
-         "first_name": "Luis", "last_name": "Ortega-Núñez", "date_of_birth": "3/14/1986",
-         "gender": "male", "lead_id": "1234567890123456"},
-        {"event_name": "Purchase", "event_id": f"demo-{run_tag}-phone-5",
-         "event_time": t - 600, "action_source": "phone_call",
-         "phone": "(212) 555-0187", "external_id": "crm-5521", "value": 300, "currency": "USD"},
-        {"event_name": "CompleteRegistration", "event_id": f"demo-{run_tag}-signup-9",
-         "event_time": t - 120, "action_source": "website",
-         "event_source_url": "https://app.example.com/signup", "client_user_agent": ua,
-         "email": "new.user@example.com"},
+        {
+            "event_name": "Purchase",
+            "event_id": f"demo-{run_tag}-order-1001",
+            "event_time": t - 3600,
+            "action_source": "website",
+            "event_source_url": "https://shop.example.com/checkout/thank-you",
+            "email": "Avery.Jordan@example.com",
+            "phone": "+1 (415) 555-0134",
+            "first_name": "Avery",
+            "last_name": "Jordan",
+            "city": "San Francisco",
+            "state": "California",
+            "zip": "94107-1234",
+            "country": "US",
+            "client_ip_address": "203.0.113.24",
+            "client_user_agent": ua,
+            "fbp": "fb.1.1732600000000.1098115397",
+            "value": 129.00,
+            "currency": "USD",
+            "custom_data": {
+                "content_ids": ["sku-42", "sku-7"],
+                "content_type": "product",
+                "num_items": 2,
+            },
+        },
+        {
+            "event_name": "Purchase",
+            "event_id": f"demo-{run_tag}-order-1002",
+            "event_time": t - 1800,
+            "action_source": "website",
+            "event_source_url": "https://shop.example.com/checkout/thank-you",
+            "email": "mina.okafor@example.org",
+            "country": "GB",
+            "zip": "SW1A 1AA",
+            "client_user_agent": ua,
+            "fbc": "fb.1.1732600000000.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk",
+            "value": 54.90,
+            "currency": "GBP",
+        },
+        {
+            "event_name": "Lead",
+            "event_id": f"demo-{run_tag}-lead-77",
+            "event_time": t - 900,
+            "action_source": "system_generated",
+            "email": "Luis.Ortega@example.com",
+            "first_name": "Luis",
+            "last_name": "Ortega-Núñez",
+            "date_of_birth": "3/14/1986",
+            "gender": "male",
+            "lead_id": "1234567890123456",
+        },
+        {
+            "event_name": "Purchase",
+            "event_id": f"demo-{run_tag}-phone-5",
+            "event_time": t - 600,
+            "action_source": "phone_call",
+            "phone": "(212) 555-0187",
+            "external_id": "crm-5521",
+            "value": 300,
+            "currency": "USD",
+        },
+        {
+            "event_name": "CompleteRegistration",
+            "event_id": f"demo-{run_tag}-signup-9",
+            "event_time": t - 120,
+            "action_source": "website",
+            "event_source_url": "https://app.example.com/signup",
+            "client_user_agent": ua,
+            "email": "new.user@example.com",
+        },
     ]
 
 
@@ -89,14 +131,19 @@ def run_demo(ctx: DemoContext) -> list[str]:
         # The app retrying its call must not double count: resubmit the same events.
         again = enqueue_conversions(conn, payloads, settings=settings)
         picked = pick_up_user_events(conn, settings=settings)
-        report = deliver_pending(conn, client, config=DeliveryConfig(
-            pixel_id=pixel_id, test_event_code=code))
+        report = deliver_pending(
+            conn, client, config=DeliveryConfig(pixel_id=pixel_id, test_event_code=code)
+        )
         logged = conn.execute(
             "select count(*) from user_event where etype like 'meta_conversion_%%' "
-            "and props->>'pixel_id' = %s", (pixel_id,)).fetchone()[0]
-    lines.append(f"CAPI: {len(queued.queued)} demo conversions queued (PII hashed), "
-                 f"resubmission → {len(again.duplicates)} duplicates, "
-                 f"{picked.queued} picked up from user_event")
+            "and props->>'pixel_id' = %s",
+            (pixel_id,),
+        ).fetchone()[0]
+    lines.append(
+        f"CAPI: {len(queued.queued)} demo conversions queued (PII hashed), "
+        f"resubmission → {len(again.duplicates)} duplicates, "
+        f"{picked.queued} picked up from user_event"
+    )
     lines.append(f"CAPI: pixel {pixel_id}, test mode {code}: {report.summary()}")
     lines.append(f"CAPI: {logged} meta_conversion_* events in user_event for this pixel")
     return lines

@@ -38,13 +38,18 @@ from meta_webhook_event
     group_name=GROUP,
     owners=OWNERS,
     kinds={"postgres"},
-    check_specs=[dg.AssetCheckSpec(
-        "no_stale_unapplied_webhooks", asset="meta_webhook_log",
-        description=f"No webhook has stayed failed or pending for more than "
-        f"{UNAPPLIED_THRESHOLD_MINUTES} minutes.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_stale_unapplied_webhooks",
+            asset="meta_webhook_log",
+            description=f"No webhook has stayed failed or pending for more than "
+            f"{UNAPPLIED_THRESHOLD_MINUTES} minutes.",
+        )
+    ],
 )
-def meta_webhook_log(context: dg.AssetExecutionContext,
-                     warehouse: WarehouseResource) -> dg.MaterializeResult:
+def meta_webhook_log(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Every Meta webhook the receiver stored (meta_webhook_event), raw and as applied.
 
     Written by the webhook receiver, not by Dagster: materializing observes the log —
@@ -56,30 +61,45 @@ def meta_webhook_log(context: dg.AssetExecutionContext,
     total, applied, failed, pending, ignored, stale, oldest_unapplied, newest = row
     context.log.info(f"webhook log: {total} events, {failed} failed, {stale} stale")
     return dg.MaterializeResult(
-        metadata={"events": total, "applied": applied, "failed": failed,
-                  "pending": pending, "ignored": ignored,
-                  "oldest_unapplied": str(oldest_unapplied) if oldest_unapplied else "",
-                  "newest_received": str(newest) if newest else ""},
-        check_results=[dg.AssetCheckResult(
-            check_name="no_stale_unapplied_webhooks", passed=stale == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"stale_unapplied": stale, "threshold_minutes": UNAPPLIED_THRESHOLD_MINUTES},
-            description="Run replay_webhook_events_job (failed_only) after fixing the cause."
-            if stale else None)])
+        metadata={
+            "events": total,
+            "applied": applied,
+            "failed": failed,
+            "pending": pending,
+            "ignored": ignored,
+            "oldest_unapplied": str(oldest_unapplied) if oldest_unapplied else "",
+            "newest_received": str(newest) if newest else "",
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_stale_unapplied_webhooks",
+                passed=stale == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "stale_unapplied": stale,
+                    "threshold_minutes": UNAPPLIED_THRESHOLD_MINUTES,
+                },
+                description="Run replay_webhook_events_job (failed_only) after fixing the cause."
+                if stale
+                else None,
+            )
+        ],
+    )
 
 
 class ReplayConfig(dg.Config):
     """Which stored webhooks to re-apply."""
 
     failed_only: bool = Field(default=True, description="Only events whose apply failed.")
-    since: str = Field(default="", description="ISO time: only events received at or "
-                       "after it (empty: all).")
+    since: str = Field(
+        default="", description="ISO time: only events received at or after it (empty: all)."
+    )
 
 
-@dg.op(description="Re-apply stored raw webhooks (idempotent; replaying twice changes "
-       "nothing).")
-def replay_webhook_events(context: dg.OpExecutionContext, config: ReplayConfig,
-                          warehouse: WarehouseResource) -> dict:
+@dg.op(description="Re-apply stored raw webhooks (idempotent; replaying twice changes nothing).")
+def replay_webhook_events(
+    context: dg.OpExecutionContext, config: ReplayConfig, warehouse: WarehouseResource
+) -> dict:
     """Re-apply the selected webhooks from meta_webhook_event."""
     from webhook_receiver.replay import replay_events
 

@@ -35,31 +35,40 @@ def run_demo(ctx: DemoContext, count: int = DEMO_BURST) -> list[str]:
     from webhook_receiver.testing import running_receiver
 
     sandbox = getattr(ctx, "sandbox", None)
-    secret = messaging.app_secret(sandbox) if sandbox is not None else (
-        os.environ.get("META_APP_SECRET") or messaging.DEFAULT_APP_SECRET)
+    secret = (
+        messaging.app_secret(sandbox)
+        if sandbox is not None
+        else (os.environ.get("META_APP_SECRET") or messaging.DEFAULT_APP_SECRET)
+    )
     settings = ReceiverSettings(
-        app_secret=secret, database_url=ctx.database_url,
+        app_secret=secret,
+        database_url=ctx.database_url,
         verify_token=os.environ.get("META_WEBHOOK_VERIFY_TOKEN"),
         jwt_secret=os.environ.get("API_JWT_SECRET"),
         graph_api_base_url=(ctx.sandbox_base_url or "https://graph.facebook.com").rstrip("/"),
-        pool_min_size=1, pool_max_size=4)
+        pool_min_size=1,
+        pool_max_size=4,
+    )
     with connect(ctx.database_url) as conn:
-        first_id = conn.execute("select coalesce(max(id), 0) from meta_webhook_event"
-                                ).fetchone()[0]
+        first_id = conn.execute("select coalesce(max(id), 0) from meta_webhook_event").fetchone()[0]
     with running_receiver(settings) as receiver:
         ctx.log(f"receiver listening on {receiver.base_url}; emitting {count} webhooks")
         if sandbox is not None:
             result = messaging.emit_burst(sandbox, receiver.webhook_url, count=count, seed=7)
         else:  # the sandbox runs in another process: use its control route
-            response = httpx.post(f"{ctx.sandbox_base_url}/_sandbox/webhooks/emit", json={
-                "target_url": receiver.webhook_url, "count": count, "seed": 7}, timeout=300)
+            response = httpx.post(
+                f"{ctx.sandbox_base_url}/_sandbox/webhooks/emit",
+                json={"target_url": receiver.webhook_url, "count": count, "seed": 7},
+                timeout=300,
+            )
             response.raise_for_status()
             result = response.json()
     with connect(ctx.database_url) as conn:
         received, applied, failed = conn.execute(
             "select count(*), count(*) filter (where status = 'applied'), "
             "count(*) filter (where status = 'failed') from meta_webhook_event where id > %s",
-            (first_id,)).fetchone()
+            (first_id,),
+        ).fetchone()
         threads, messages, statuses, windows = conn.execute(
             "select (select count(*) from conversation_thread), "
             "(select count(*) from conversation_message), "

@@ -47,8 +47,9 @@ PLATFORMS = (("instagram", "instagram_account"), ("facebook", "facebook_page"))
 
 #: Transient trouble the client could not ride out: retry the step later with growing,
 #: jittered delays. Configuration errors (token, metric) raise Failure without retries.
-ORGANIC_RETRY_POLICY = RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL,
-                                   jitter=Jitter.PLUS_MINUS)
+ORGANIC_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 #: A month of partitions per run: a backfill is a few runs, not hundreds.
 ORGANIC_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=31)
 
@@ -79,42 +80,64 @@ def _md_table(rows: list[dict]) -> str:
         return "(no rows)"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |"
-              for r in rows]
+    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
 @multi_asset(
     name="organic_posts",
     specs=[
-        AssetSpec(SOCIAL_MEDIA_POST, group_name=GROUP, owners=OWNERS, kinds=KINDS,
-                  partitions_def=organic_daily_partitions,
-                  description="Instagram media (images, carousels, videos, reels, stories) "
-                  "and Facebook Page posts of every configured account: type, caption, "
-                  "permalink, posting time, and why Meta gives no insights when it refuses."),
-        AssetSpec(SOCIAL_POST_INSIGHTS, group_name=GROUP, owners=OWNERS, kinds=KINDS,
-                  deps=[SOCIAL_MEDIA_POST], partitions_def=organic_daily_partitions,
-                  description="Lifetime post counters (views, reach, likes, comments, "
-                  "shares, saved, interactions, reel watch time, story navigation; Page "
-                  "post media views, reactions, clicks), one snapshot per post per day."),
+        AssetSpec(
+            SOCIAL_MEDIA_POST,
+            group_name=GROUP,
+            owners=OWNERS,
+            kinds=KINDS,
+            partitions_def=organic_daily_partitions,
+            description="Instagram media (images, carousels, videos, reels, stories) "
+            "and Facebook Page posts of every configured account: type, caption, "
+            "permalink, posting time, and why Meta gives no insights when it refuses.",
+        ),
+        AssetSpec(
+            SOCIAL_POST_INSIGHTS,
+            group_name=GROUP,
+            owners=OWNERS,
+            kinds=KINDS,
+            deps=[SOCIAL_MEDIA_POST],
+            partitions_def=organic_daily_partitions,
+            description="Lifetime post counters (views, reach, likes, comments, "
+            "shares, saved, interactions, reel watch time, story navigation; Page "
+            "post media views, reactions, clicks), one snapshot per post per day.",
+        ),
     ],
     check_specs=[
-        AssetCheckSpec(CHECK_NO_DUPLICATE_SNAPSHOTS, asset=SOCIAL_POST_INSIGHTS,
-                       description="One row per platform × post × snapshot date × metric."),
-        AssetCheckSpec(CHECK_SNAPSHOTS_NON_NEGATIVE, asset=SOCIAL_POST_INSIGHTS,
-                       description="No negative counter."),
-        AssetCheckSpec(CHECK_COUNTERS_NOT_DECREASING, asset=SOCIAL_POST_INSIGHTS,
-                       description="A lifetime counter never drops between snapshots "
-                       "(warning: Meta occasionally corrects counts)."),
+        AssetCheckSpec(
+            CHECK_NO_DUPLICATE_SNAPSHOTS,
+            asset=SOCIAL_POST_INSIGHTS,
+            description="One row per platform × post × snapshot date × metric.",
+        ),
+        AssetCheckSpec(
+            CHECK_SNAPSHOTS_NON_NEGATIVE,
+            asset=SOCIAL_POST_INSIGHTS,
+            description="No negative counter.",
+        ),
+        AssetCheckSpec(
+            CHECK_COUNTERS_NOT_DECREASING,
+            asset=SOCIAL_POST_INSIGHTS,
+            description="A lifetime counter never drops between snapshots "
+            "(warning: Meta occasionally corrects counts).",
+        ),
     ],
     partitions_def=organic_daily_partitions,
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
     can_subset=False,
 )
-def organic_posts(context: AssetExecutionContext, config: OrganicSyncConfig,
-                  warehouse: WarehouseResource,
-                  meta: MetaGraphResource) -> Iterator[MaterializeResult]:
+def organic_posts(
+    context: AssetExecutionContext,
+    config: OrganicSyncConfig,
+    warehouse: WarehouseResource,
+    meta: MetaGraphResource,
+) -> Iterator[MaterializeResult]:
     """List IG media/stories and Page posts, and snapshot each recent post's lifetime
     insights every day (older posts every EVERREACH_ORGANIC_OLD_POST_REFRESH_DAYS days).
     Media Meta refuses one by one (posted before the business conversion, not enough
@@ -137,17 +160,24 @@ def organic_posts(context: AssetExecutionContext, config: OrganicSyncConfig,
                 totals["accounts"] += len(accounts)
                 for day in days:
                     report = sync.sync_posts(
-                        conn, graph, platform, accounts, day, as_of,
+                        conn,
+                        graph,
+                        platform,
+                        accounts,
+                        day,
+                        as_of,
                         recent_days=settings.recent_days,
-                        old_post_refresh_days=settings.old_post_refresh_days)
+                        old_post_refresh_days=settings.old_post_refresh_days,
+                    )
                     totals["posts"] += report.posts
                     totals["snapshot_posts"] += report.snapshot_posts
                     totals["rows"] += report.rows
                     skipped.update(report.skipped)
                     by_kind.update(report.by_kind)
                     notes.extend(report.notes)
-                    preview.extend({"platform": platform, "date": str(day), **p}
-                                   for p in report.preview[:5])
+                    preview.extend(
+                        {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
+                    )
             except (GraphConfigurationError, SettingError) as exc:
                 errors.append(str(exc))
                 context.log.error(f"{platform}: {exc}")
@@ -159,10 +189,14 @@ def organic_posts(context: AssetExecutionContext, config: OrganicSyncConfig,
         decreasing = checks.decreasing_counters(conn, first, last)
     stats = graph.stats
     context.log.info(f"organic posts {first}..{last}: {dict(totals)}, skipped {dict(skipped)}")
-    common = {"accounts": totals["accounts"], "window": f"{first}..{last}",
-              "observed_at": as_of.isoformat(timespec="seconds")}
-    yield MaterializeResult(asset_key=SOCIAL_MEDIA_POST,
-                            metadata={**common, "rows": totals["posts"]})
+    common = {
+        "accounts": totals["accounts"],
+        "window": f"{first}..{last}",
+        "observed_at": as_of.isoformat(timespec="seconds"),
+    }
+    yield MaterializeResult(
+        asset_key=SOCIAL_MEDIA_POST, metadata={**common, "rows": totals["posts"]}
+    )
     fetched = max(totals["snapshot_posts"] + sum(skipped.values()), 1)
     yield MaterializeResult(
         asset_key=SOCIAL_POST_INSIGHTS,
@@ -180,17 +214,27 @@ def organic_posts(context: AssetExecutionContext, config: OrganicSyncConfig,
             "preview": MetadataValue.md(_md_table(preview[:10])),
         },
         check_results=[
-            AssetCheckResult(check_name=CHECK_NO_DUPLICATE_SNAPSHOTS,
-                             asset_key=SOCIAL_POST_INSIGHTS, passed=duplicates == 0,
-                             metadata={"duplicate_keys": duplicates}),
-            AssetCheckResult(check_name=CHECK_SNAPSHOTS_NON_NEGATIVE,
-                             asset_key=SOCIAL_POST_INSIGHTS, passed=negative == 0,
-                             metadata={"negative_rows": negative}),
-            AssetCheckResult(check_name=CHECK_COUNTERS_NOT_DECREASING,
-                             asset_key=SOCIAL_POST_INSIGHTS, passed=decreasing == 0,
-                             severity=AssetCheckSeverity.WARN,
-                             metadata={"decreasing_snapshots": decreasing}),
-        ])
+            AssetCheckResult(
+                check_name=CHECK_NO_DUPLICATE_SNAPSHOTS,
+                asset_key=SOCIAL_POST_INSIGHTS,
+                passed=duplicates == 0,
+                metadata={"duplicate_keys": duplicates},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_SNAPSHOTS_NON_NEGATIVE,
+                asset_key=SOCIAL_POST_INSIGHTS,
+                passed=negative == 0,
+                metadata={"negative_rows": negative},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_COUNTERS_NOT_DECREASING,
+                asset_key=SOCIAL_POST_INSIGHTS,
+                passed=decreasing == 0,
+                severity=AssetCheckSeverity.WARN,
+                metadata={"decreasing_snapshots": decreasing},
+            ),
+        ],
+    )
 
 
 @asset(
@@ -202,18 +246,30 @@ def organic_posts(context: AssetExecutionContext, config: OrganicSyncConfig,
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
     check_specs=[
-        AssetCheckSpec(CHECK_NO_DUPLICATE_ACCOUNT_DAYS, asset=SOCIAL_ACCOUNT_INSIGHTS,
-                       description="One row per platform × account × date × metric × period."),
-        AssetCheckSpec(CHECK_ACCOUNT_NON_NEGATIVE, asset=SOCIAL_ACCOUNT_INSIGHTS,
-                       description="No negative daily value."),
-        AssetCheckSpec(CHECK_FOLLOWERS_PRESENT, asset=SOCIAL_ACCOUNT_INSIGHTS,
-                       description="Every account-day has its follower metric (IG "
-                       "follower_count within Meta's 30 days; Page page_follows)."),
+        AssetCheckSpec(
+            CHECK_NO_DUPLICATE_ACCOUNT_DAYS,
+            asset=SOCIAL_ACCOUNT_INSIGHTS,
+            description="One row per platform × account × date × metric × period.",
+        ),
+        AssetCheckSpec(
+            CHECK_ACCOUNT_NON_NEGATIVE,
+            asset=SOCIAL_ACCOUNT_INSIGHTS,
+            description="No negative daily value.",
+        ),
+        AssetCheckSpec(
+            CHECK_FOLLOWERS_PRESENT,
+            asset=SOCIAL_ACCOUNT_INSIGHTS,
+            description="Every account-day has its follower metric (IG "
+            "follower_count within Meta's 30 days; Page page_follows).",
+        ),
     ],
 )
-def social_account_insights(context: AssetExecutionContext, config: OrganicSyncConfig,
-                            warehouse: WarehouseResource,
-                            meta: MetaGraphResource) -> MaterializeResult:
+def social_account_insights(
+    context: AssetExecutionContext,
+    config: OrganicSyncConfig,
+    warehouse: WarehouseResource,
+    meta: MetaGraphResource,
+) -> MaterializeResult:
     """Daily audience of each Instagram business account (reach, views, follower_count,
     profile views, website clicks, accounts engaged, interactions…) and each Facebook Page
     (media views, follows/unfollows, post engagements, Page views), post-2025 metric names.
@@ -231,12 +287,12 @@ def social_account_insights(context: AssetExecutionContext, config: OrganicSyncC
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
                 for day in days:
-                    report = sync.sync_account_insights(conn, graph, platform, accounts, day,
-                                                        as_of)
+                    report = sync.sync_account_insights(conn, graph, platform, accounts, day, as_of)
                     totals["rows"] += report.rows
                     skipped.update(report.skipped)
-                    preview.extend({"platform": platform, "date": str(day), **p}
-                                   for p in report.preview[:5])
+                    preview.extend(
+                        {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
+                    )
             except (GraphConfigurationError, SettingError) as exc:
                 errors.append(str(exc))
                 context.log.error(f"{platform}: {exc}")
@@ -259,16 +315,28 @@ def social_account_insights(context: AssetExecutionContext, config: OrganicSyncC
             "preview": MetadataValue.md(_md_table(preview[:10])),
         },
         check_results=[
-            AssetCheckResult(check_name=CHECK_NO_DUPLICATE_ACCOUNT_DAYS,
-                             passed=duplicates == 0, metadata={"duplicate_keys": duplicates}),
-            AssetCheckResult(check_name=CHECK_ACCOUNT_NON_NEGATIVE, passed=negative == 0,
-                             metadata={"negative_rows": negative}),
-            AssetCheckResult(check_name=CHECK_FOLLOWERS_PRESENT, passed=not missing,
-                             metadata={"missing_account_days": len(missing),
-                                       "examples": MetadataValue.json([
-                                           {"platform": p, "account": a, "date": str(d)}
-                                           for p, a, d in missing[:10]])}),
-        ])
+            AssetCheckResult(
+                check_name=CHECK_NO_DUPLICATE_ACCOUNT_DAYS,
+                passed=duplicates == 0,
+                metadata={"duplicate_keys": duplicates},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_ACCOUNT_NON_NEGATIVE,
+                passed=negative == 0,
+                metadata={"negative_rows": negative},
+            ),
+            AssetCheckResult(
+                check_name=CHECK_FOLLOWERS_PRESENT,
+                passed=not missing,
+                metadata={
+                    "missing_account_days": len(missing),
+                    "examples": MetadataValue.json(
+                        [{"platform": p, "account": a, "date": str(d)} for p, a, d in missing[:10]]
+                    ),
+                },
+            ),
+        ],
+    )
 
 
 def _settings() -> OrganicSettings:

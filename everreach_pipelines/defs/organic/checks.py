@@ -17,14 +17,17 @@ def duplicate_snapshot_keys(conn: psycopg.Connection, first: date, last: date) -
     return conn.execute(
         "select count(*) - count(distinct (platform, post_id, snapshot_date, metric)) "
         "from social_post_insights where snapshot_date between %s and %s",
-        (first, last)).fetchone()[0]
+        (first, last),
+    ).fetchone()[0]
 
 
 def negative_snapshot_values(conn: psycopg.Connection, first: date, last: date) -> int:
     """Snapshot rows with a negative counter in the window."""
     return conn.execute(
         "select count(*) from social_post_insights where snapshot_date between %s and %s "
-        "and value < 0", (first, last)).fetchone()[0]
+        "and value < 0",
+        (first, last),
+    ).fetchone()[0]
 
 
 def decreasing_counters(conn: psycopg.Connection, first: date, last: date) -> int:
@@ -39,7 +42,9 @@ def decreasing_counters(conn: psycopg.Connection, first: date, last: date) -> in
             and (platform, post_id) in (select platform, post_id from social_post_insights
                                         where snapshot_date between %(first)s and %(last)s)
         ) s where snapshot_date >= %(first)s and value < prev
-        """, {"first": first, "last": last, "skip": list(NON_COUNTER_METRICS)}).fetchone()[0]
+        """,
+        {"first": first, "last": last, "skip": list(NON_COUNTER_METRICS)},
+    ).fetchone()[0]
 
 
 def duplicate_account_keys(conn: psycopg.Connection, first: date, last: date) -> int:
@@ -47,18 +52,21 @@ def duplicate_account_keys(conn: psycopg.Connection, first: date, last: date) ->
     return conn.execute(
         "select count(*) - count(distinct (platform, account_id, date, metric, period)) "
         "from social_account_insights where date between %s and %s",
-        (first, last)).fetchone()[0]
+        (first, last),
+    ).fetchone()[0]
 
 
 def negative_account_values(conn: psycopg.Connection, first: date, last: date) -> int:
     """Account rows with a negative value in the window."""
     return conn.execute(
-        "select count(*) from social_account_insights where date between %s and %s "
-        "and value < 0", (first, last)).fetchone()[0]
+        "select count(*) from social_account_insights where date between %s and %s and value < 0",
+        (first, last),
+    ).fetchone()[0]
 
 
-def account_days_without_followers(conn: psycopg.Connection, first: date,
-                                   last: date) -> list[tuple[str, str, date]]:
+def account_days_without_followers(
+    conn: psycopg.Connection, first: date, last: date
+) -> list[tuple[str, str, date]]:
     """Account-days with metrics but no follower metric.
 
     Instagram keeps ``follower_count`` for 30 days only: days older than that when they
@@ -78,6 +86,12 @@ def account_days_without_followers(conn: psycopg.Connection, first: date,
           and not (d.platform = 'instagram'
                    and (d.fetched_at at time zone 'UTC')::date - d.date > %(days)s)
         order by 1, 2, 3
-        """, {"first": first, "last": last, "ig": FOLLOWER_METRIC["instagram"],
-              "fb": FOLLOWER_METRIC["facebook"], "days": INSTAGRAM_FOLLOWER_COUNT_DAYS}
+        """,
+        {
+            "first": first,
+            "last": last,
+            "ig": FOLLOWER_METRIC["instagram"],
+            "fb": FOLLOWER_METRIC["facebook"],
+            "days": INSTAGRAM_FOLLOWER_COUNT_DAYS,
+        },
     ).fetchall()

@@ -27,16 +27,18 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 def register_sandbox_accounts(database_url: str, sandbox_base_url: str) -> tuple[int, int]:
     """Add the sandbox's IG accounts and Pages to meta_platform_config (idempotent)."""
     listing = httpx.get(f"{sandbox_base_url}/_sandbox/organic/accounts", timeout=10).json()
-    rows = ([("instagram_account", a["id"], a["name"], a["page_id"])
-             for a in listing["instagram_accounts"]]
-            + [("facebook_page", p["id"], p["name"], None) for p in listing["facebook_pages"]])
+    rows = [
+        ("instagram_account", a["id"], a["name"], a["page_id"])
+        for a in listing["instagram_accounts"]
+    ] + [("facebook_page", p["id"], p["name"], None) for p in listing["facebook_pages"]]
     with connect(database_url) as conn:
         for platform, external_id, name, parent in rows:
             conn.execute(
                 "insert into meta_platform_config (platform, external_id, name, "
                 "parent_external_id, settings) values (%s, %s, %s, %s, %s) "
                 "on conflict (platform, external_id) do nothing",
-                (platform, external_id, name, parent, Jsonb({"source": "sandbox demo"})))
+                (platform, external_id, name, parent, Jsonb({"source": "sandbox demo"})),
+            )
         conn.commit()
     return len(listing["instagram_accounts"]), len(listing["facebook_pages"])
 
@@ -50,10 +52,15 @@ def _partition_keys(start: date, end: date) -> list[str]:
 
 def run_demo(ctx: Any) -> list[str]:
     """Materialize organic posts/snapshots and account insights for ctx's date range."""
-    kwargs = {k: v for k, v in ctx.graph_client_kwargs.items()
-              if k in MetaGraphResource.model_fields and v is not None}
-    resources = {"warehouse": WarehouseResource(database_url=ctx.database_url),
-                 "meta": MetaGraphResource(**kwargs)}
+    kwargs = {
+        k: v
+        for k, v in ctx.graph_client_kwargs.items()
+        if k in MetaGraphResource.model_fields and v is not None
+    }
+    resources = {
+        "warehouse": WarehouseResource(database_url=ctx.database_url),
+        "meta": MetaGraphResource(**kwargs),
+    }
     instance = DagsterInstance.ephemeral()
     lines: list[str] = []
     if ctx.sandbox_base_url:
@@ -64,12 +71,18 @@ def run_demo(ctx: Any) -> list[str]:
         return lines + ["no partition in range"]
     ctx.log(f"social_account_insights for {keys[0]}..{keys[-1]}")
     result = materialize(
-        [social_account_insights], resources=resources, instance=instance,
-        tags={"dagster/asset_partition_range_start": keys[0],
-              "dagster/asset_partition_range_end": keys[-1]})
+        [social_account_insights],
+        resources=resources,
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        },
+    )
     md = result.asset_materializations_for_node("social_account_insights")[0].metadata
-    lines.append(f"social_account_insights: {md['rows'].value:,} rows, "
-                 f"{md['api_calls'].value} API calls")
+    lines.append(
+        f"social_account_insights: {md['rows'].value:,} rows, {md['api_calls'].value} API calls"
+    )
     checks = list(result.get_asset_check_evaluations())
 
     sandbox = ctx.sandbox
@@ -85,9 +98,12 @@ def run_demo(ctx: Any) -> list[str]:
             else:
                 as_of = datetime.now(UTC)
             run = materialize(
-                [organic_posts], resources=resources, instance=instance, partition_key=key,
-                run_config={"ops": {"organic_posts": {"config": {
-                    "as_of": as_of.isoformat()}}}})
+                [organic_posts],
+                resources=resources,
+                instance=instance,
+                partition_key=key,
+                run_config={"ops": {"organic_posts": {"config": {"as_of": as_of.isoformat()}}}},
+            )
             for mat in run.asset_materializations_for_node("organic_posts"):
                 if mat.asset_key.path == ["social_post_insights"]:
                     totals["rows"] += mat.metadata["rows"].value
@@ -98,15 +114,20 @@ def run_demo(ctx: Any) -> list[str]:
         if restore is not None:
             sandbox.set_now(restore[0] + timedelta(seconds=time.monotonic() - restore[1]))
     with connect(ctx.database_url) as conn:
-        posts = conn.execute("select platform, count(*) from social_media_post group by 1 "
-                             "order by 1").fetchall()
+        posts = conn.execute(
+            "select platform, count(*) from social_media_post group by 1 order by 1"
+        ).fetchall()
     lines.append("social_media_post: " + ", ".join(f"{n:,} {p}" for p, n in posts))
-    lines.append(f"social_post_insights: {totals['rows']:,} snapshot rows over "
-                 f"{len(snapshot_keys)} day(s), {totals['skipped']} refused items skipped, "
-                 f"{totals['calls']} API calls")
+    lines.append(
+        f"social_post_insights: {totals['rows']:,} snapshot rows over "
+        f"{len(snapshot_keys)} day(s), {totals['skipped']} refused items skipped, "
+        f"{totals['calls']} API calls"
+    )
     failed = sorted({c.check_name for c in checks if not c.passed})
-    lines.append(f"checks: {sum(c.passed for c in checks)}/{len(checks)} passed"
-                 + (f" (failed: {', '.join(failed)})" if failed else ""))
+    lines.append(
+        f"checks: {sum(c.passed for c in checks)}/{len(checks)} passed"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+    )
     return lines
 
 

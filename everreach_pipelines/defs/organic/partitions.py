@@ -15,7 +15,8 @@ ORGANIC_SETTINGS = OrganicSettings.from_env()
 
 #: One partition per UTC day from EVERREACH_ORGANIC_START_DATE to yesterday.
 organic_daily_partitions = DailyPartitionsDefinition(
-    start_date=ORGANIC_SETTINGS.start_date.isoformat(), end_offset=0)
+    start_date=ORGANIC_SETTINGS.start_date.isoformat(), end_offset=0
+)
 
 
 class OrganicSyncConfig(Config):
@@ -24,7 +25,8 @@ class OrganicSyncConfig(Config):
     as_of: str = Field(
         default="",
         description="When the lifetime counters are observed (ISO timestamp, UTC if naive). "
-        "Empty: now. The demo sets it to the sandbox clock it moved.")
+        "Empty: now. The demo sets it to the sandbox clock it moved.",
+    )
 
     def observed_at(self) -> datetime:
         """The observation time (aware, UTC)."""

@@ -22,8 +22,12 @@ organic_daily_job = define_asset_job(
 )
 
 
-@schedule(cron_schedule=ORGANIC_SETTINGS.schedule, job=organic_daily_job,
-          execution_timezone="UTC", name="organic_daily_schedule")
+@schedule(
+    cron_schedule=ORGANIC_SETTINGS.schedule,
+    job=organic_daily_job,
+    execution_timezone="UTC",
+    name="organic_daily_schedule",
+)
 def organic_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     """Sync the last complete day (EVERREACH_ORGANIC_SCHEDULE, default 03:30 UTC).
 
