@@ -25,6 +25,14 @@ TELEMETRY_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
 for _key, _value in TELEMETRY_ENV.items():
     os.environ.setdefault(_key, _value)
 
+# `prepare_if_dev()` below runs `dbt` by name: make this environment's dbt the one found
+# even when its bin/ folder is not on PATH (a venv used without activating it).
+_ENV_BIN = str(Path(sys.executable).parent)
+if (Path(_ENV_BIN) / "dbt").exists() and _ENV_BIN not in os.environ.get("PATH", "").split(
+    os.pathsep
+):
+    os.environ["PATH"] = _ENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # In `dagster dev` the manifest is (re)built from the models on load; deployments run
 # `dbt parse` (or `dagster-dbt project prepare-and-package`) before packaging.
