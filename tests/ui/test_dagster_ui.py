@@ -4,7 +4,7 @@ Starts `dagster dev` from `workspace.yaml` on 127.0.0.1 (its own Dagster instanc
 Postgres, the session's warehouse database, the local sandbox as Meta), opens the asset
 lineage, checks every domain group is there with described assets, launches the latest
 partition of `ad_performance` from the asset page's "Materialize…" dialog, waits for the
-run to succeed, and saves a screenshot of the asset graph to `artifacts/`.
+run to succeed, and saves screenshots of the run and of the asset graph to `artifacts/`.
 
 Needs Chromium (Debian's `chromium` package). `.ci/run` installs it and sets
 EVERREACH_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping.
@@ -188,19 +188,34 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         page.goto(f"{dagster_ui}/assets/{LAUNCH_ASSET}")
         page.get_by_role("button", name="Materialize…").click()
         dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
-        dialog.get_by_text("Latest", exact=True).click()
+        # The ad objects (campaign rows) upstream are not materialized yet: the UI asks
+        # first; ad_performance creates the campaign rows it needs, so go ahead.
+        warning = page.get_by_role("dialog").filter(has_text="Are you sure?")
+        expect(warning.or_(dialog).first).to_be_visible()
+        if warning.count():
+            warning.get_by_role("button", name="Confirm").click()
+        try:
+            dialog.get_by_text("Latest", exact=True).click()
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "dagster_ui_failure.png"), full_page=True)
+            raise
         dialog.get_by_role("button", name=re.compile(r"^Launch 1 run$")).click()
-        page.get_by_role("link", name="View").or_(
-            page.get_by_role("button", name="View")
+        page.get_by_role("link", name="View", exact=True).or_(
+            page.get_by_role("button", name="View", exact=True)
         ).first.click()
         expect(page).to_have_url(re.compile(r"/runs/"))
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=300_000)
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_run.png"), full_page=True)
 
-        # 4. the graph with the materialized asset
-        page.goto(dagster_ui + "/asset-groups")
+        # 4. the asset graph around the run's asset, now materialized
+        page.get_by_role("link", name="View asset lineage").or_(
+            page.get_by_role("button", name="View asset lineage")
+        ).first.click()
         expect(page.get_by_text(LAUNCH_ASSET).first).to_be_visible(timeout=120_000)
-        time.sleep(2)  # let the graph finish its layout animation
+        # the node shows the new materialization and its passed checks
+        expect(page.get_by_text("Latest event").first).to_be_visible(timeout=120_000)
+        expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
+        time.sleep(3)  # let the graph finish its layout animation
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_graph.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "dagster_ui_asset_graph.png").stat().st_size > 10_000
