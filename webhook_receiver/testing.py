@@ -8,15 +8,12 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 
+from everreach.serving import serve_in_thread
 from webhook_receiver.app import WEBHOOK_PATH, create_app
 from webhook_receiver.settings import ReceiverSettings
 
@@ -40,28 +37,5 @@ class RunningReceiver:
 def running_receiver(settings: ReceiverSettings) -> Iterator[RunningReceiver]:
     """Serve a receiver for the duration of the block (lifespan included)."""
     app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=30
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"receiver-{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the receiver did not start")
-        time.sleep(0.005)
-    try:
+    with serve_in_thread(app, name="receiver", lifespan="on", start_timeout=15) as port:
         yield RunningReceiver(f"http://127.0.0.1:{port}", app, settings, port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()

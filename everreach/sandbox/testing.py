@@ -9,16 +9,12 @@ test can move its clock, change fault knobs or read ``stats``/``received``) and 
 from __future__ import annotations
 
 import dataclasses
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
 from everreach.sandbox.core import Sandbox, SandboxConfig, create_app
+from everreach.serving import serve_in_thread
 
 
 @dataclasses.dataclass
@@ -49,34 +45,8 @@ def running_sandbox(
     cfg = build_config(config, **config_kwargs)
     sandbox = Sandbox(cfg)
     app = create_app(sandbox=sandbox)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=30,
-            limit_concurrency=None,
-        )
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise RuntimeError("the sandbox server did not start")
-        time.sleep(0.005)
-    try:
+    # idle keep-alive client connections need no grace period on the way out
+    with serve_in_thread(
+        app, name="sandbox", lifespan="off", start_timeout=10, force_exit=True
+    ) as port:
         yield RunningSandbox(f"http://127.0.0.1:{port}", sandbox, cfg, port)
-    finally:
-        server.should_exit = True
-        server.force_exit = True  # idle keep-alive client connections need no grace period
-        thread.join(timeout=10)
-        sock.close()
