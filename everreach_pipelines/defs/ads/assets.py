@@ -28,6 +28,7 @@ from everreach.ads.settings import load_ads_settings
 from everreach.ads.sync import configured_accounts, plan_window, sync_ad_performance
 from everreach.meta import GraphConfigurationError
 from everreach.settings import SettingError
+from everreach_pipelines.charts import Panel, Series, chart_markdown
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
@@ -46,6 +47,8 @@ AD_PERFORMANCE = AssetKey("ad_performance")
 CHECK_NO_DUPLICATES = "no_duplicate_grain_keys"
 CHECK_SPEND_NON_NEGATIVE = "spend_non_negative"
 CHECK_AD_SPEND_MATCHES_ACCOUNT = "ad_spend_matches_account_spend"
+#: Metadata key of the window's daily spend vs Meta-reported conversion value chart.
+CHART_SPEND_VS_VALUE = "spend_vs_conversion_value_chart"
 
 
 def _config_failure(exc: Exception) -> Failure:
@@ -148,6 +151,40 @@ def _preview(conn: Any, since: date, until: date) -> str:
     return "\n".join(lines)
 
 
+def _spend_rows(conn: Any, since: date, until: date) -> list[tuple]:
+    """(currency, date, spend, conversion value) of the window's campaign-level rows."""
+    return conn.execute(
+        """
+        select coalesce(account_currency, '?'), date, sum(spend), sum(conversion_value)
+        from ad_performance where level = 'campaign' and date between %s and %s
+        group by 1, 2 order by 1, 2
+        """,
+        (since, until),
+    ).fetchall()
+
+
+def _spend_chart(rows: list[tuple], since: date, until: date) -> MetadataValue | None:
+    """Daily spend vs Meta-reported conversion value over the window, one panel per
+    currency (at most 4); None when the window has no rows."""
+    by_currency: dict[str, list[tuple[date, float, float]]] = {}
+    for cur, day, spend, value in rows:
+        by_currency.setdefault(cur, []).append((day, float(spend), float(value)))
+    panels = [
+        Panel(
+            title=f"{cur}: spend vs Meta-reported conversion value",
+            ylabel=cur,
+            series=[
+                Series("spend", [(d, s) for d, s, _ in points]),
+                Series("conversion value", [(d, v) for d, _, v in points], linestyle="--"),
+            ],
+        )
+        for cur, points in sorted(by_currency.items())[:4]
+    ]
+    return chart_markdown(
+        f"ad_performance daily spend vs conversion value {since}..{until}", panels
+    )
+
+
 @asset(
     key=AD_PERFORMANCE,
     deps=["meta_ad_campaign", "campaign"],
@@ -205,6 +242,9 @@ def ad_performance(
         negative = checks.negative_spend_rows(conn, since, until)
         mismatches = checks.ad_vs_account_spend(conn, since, until)
         preview = _preview(conn, since, until)
+        spend_rows = _spend_rows(conn, since, until)
+    # Rendered after the connection is back in the pool.
+    chart = _spend_chart(spend_rows, since, until)
     api = _api_delta(before, client.metrics.as_dict())
     spend = {cur or "unknown": float(v) for cur, v in sorted(result.spend_by_currency.items())}
     return MaterializeResult(
@@ -223,6 +263,7 @@ def ad_performance(
             "async_jobs": int(api.get("async_jobs", 0)),
             "campaigns_created": result.load.campaigns_created,
             "preview": MetadataValue.md(preview),
+            **({CHART_SPEND_VS_VALUE: chart} if chart is not None else {}),
         },
         check_results=[
             AssetCheckResult(

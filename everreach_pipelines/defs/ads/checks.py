@@ -1,4 +1,5 @@
-"""Asset checks on `ad_performance` that look at the table as a whole."""
+"""Asset checks that look at the ads tables as a whole: freshness of `ad_performance` and
+of the raw ad object tables."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,6 +7,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
 from everreach.ads import checks
 from everreach_pipelines.defs.ads.assets import AD_PERFORMANCE
+from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 #: A daily sync plus slack for a late or retried run.
@@ -38,3 +40,18 @@ def ad_performance_freshness(warehouse: WarehouseResource) -> AssetCheckResult:
             "max_age_hours": MAX_AGE.total_seconds() / 3600,
         },
     )
+
+
+#: The raw ad object tables: every daily sync re-lists all objects and stamps `synced_at`.
+ad_object_freshness = [
+    freshness_check(
+        asset=table,
+        name="fresh_within_30_hours",
+        table=table,
+        column="synced_at",
+        max_age=MAX_AGE,
+        description=f"The daily ads sync rewrote {table} in the last 30 hours "
+        f"(newest {table}.synced_at).",
+    )
+    for table in ("meta_ad_campaign", "meta_ad_set", "meta_ad")
+]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from everreach_pipelines.defs.capi.assets import capi_event_batches, capi_user_event_conversions
+from everreach_pipelines.defs.capi.assets import (
+    capi_event_batches,
+    capi_event_batches_freshness,
+    capi_user_event_conversions,
+)
 from everreach_pipelines.defs.capi.automation import (
     capi_delivery_job,
     capi_pending_sensor,
@@ -13,6 +17,7 @@ from everreach_pipelines.defs.capi.automation import (
 
 defs = dg.Definitions(
     assets=[capi_user_event_conversions, capi_event_batches],
+    asset_checks=[capi_event_batches_freshness],
     jobs=[capi_delivery_job],
     sensors=[capi_pending_sensor],
     schedules=[capi_sweep_schedule],

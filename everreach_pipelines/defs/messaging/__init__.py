@@ -9,6 +9,7 @@ import dagster as dg
 
 from everreach_pipelines.defs.messaging.assets import (
     meta_webhook_log,
+    meta_webhook_log_freshness,
     meta_webhook_log_schedule,
     replay_failed_webhooks_schedule,
     replay_webhook_events_job,
@@ -16,6 +17,7 @@ from everreach_pipelines.defs.messaging.assets import (
 
 defs = dg.Definitions(
     assets=[meta_webhook_log],
+    asset_checks=[meta_webhook_log_freshness],
     jobs=[replay_webhook_events_job],
     schedules=[replay_failed_webhooks_schedule, meta_webhook_log_schedule],
 )

@@ -13,12 +13,18 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
+from everreach_pipelines.charts import Panel, Series, chart_markdown
+from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 GROUP = "messaging"
 OWNERS = ["team:messaging"]
 #: Events failed or pending longer than this fail the check (replay or fix them).
 UNAPPLIED_THRESHOLD_MINUTES = 60
+#: Metadata key of the webhook volume / apply lag chart (last 24 h).
+CHART_VOLUME_AND_LAG = "webhook_volume_and_apply_lag_chart"
+#: No webhook received for longer than this warns (subscription, token or receiver down).
+WEBHOOK_MAX_AGE = timedelta(hours=24)
 
 _LOG_STATS = """
 select
@@ -32,6 +38,50 @@ select
     max(received_at)
 from meta_webhook_event
 """
+
+
+#: Per hour of the last 24 h (received_at index): events, and the p50 / p99 of
+#: applied_at − received_at in seconds over the applied ones. The null-hour row (grouping
+#: set ()) carries the 24 h totals.
+_HOURLY = """
+select
+    date_trunc('hour', received_at) as hour,
+    count(*),
+    percentile_cont(0.5) within group (order by extract(epoch from applied_at - received_at))
+        filter (where applied_at is not null),
+    percentile_cont(0.99) within group (order by extract(epoch from applied_at - received_at))
+        filter (where applied_at is not null)
+from meta_webhook_event
+where received_at >= %s
+group by grouping sets ((date_trunc('hour', received_at)), ())
+order by 1 nulls last
+"""
+
+
+def _lag_chart(hourly: list[tuple]) -> dg.MetadataValue | None:
+    """Webhooks per hour (bars) over apply lag p50/p99 per hour; None without rows."""
+    rows = [r for r in hourly if r[0] is not None]
+    return chart_markdown(
+        "meta_webhook_event, last 24 h",
+        [
+            Panel(
+                "webhooks received per hour",
+                [Series("events", [(h, n) for h, n, _, _ in rows], kind="bar")],
+            ),
+            Panel(
+                "apply lag (applied_at - received_at), seconds",
+                [
+                    Series("p50", [(h, p50) for h, _, p50, _ in rows if p50 is not None]),
+                    Series(
+                        "p99",
+                        [(h, p99) for h, _, _, p99 in rows if p99 is not None],
+                        linestyle="--",
+                    ),
+                ],
+                ylabel="s",
+            ),
+        ],
+    )
 
 
 @dg.asset(
@@ -55,9 +105,14 @@ def meta_webhook_log(
     Written by the webhook receiver, not by Dagster: materializing observes the log —
     counts by status, the oldest unapplied event — and checks nothing is stuck.
     """
-    cutoff = datetime.now(UTC) - timedelta(minutes=UNAPPLIED_THRESHOLD_MINUTES)
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(minutes=UNAPPLIED_THRESHOLD_MINUTES)
     with warehouse.connect() as conn:
         row = conn.execute(_LOG_STATS, (cutoff,)).fetchone()
+        hourly = conn.execute(_HOURLY, (now - timedelta(hours=24),)).fetchall()
+    totals = [r for r in hourly if r[0] is None]
+    day_p50, day_p99 = (totals[0][2], totals[0][3]) if totals else (None, None)
+    chart = _lag_chart(hourly)
     total, applied, failed, pending, ignored, stale, oldest_unapplied, newest = row
     context.log.info(f"webhook log: {total} events, {failed} failed, {stale} stale")
     return dg.MaterializeResult(
@@ -69,6 +124,15 @@ def meta_webhook_log(
             "ignored": ignored,
             "oldest_unapplied": str(oldest_unapplied) if oldest_unapplied else "",
             "newest_received": str(newest) if newest else "",
+            **(
+                {
+                    "apply_lag_p50_seconds_24h": round(float(day_p50), 3),
+                    "apply_lag_p99_seconds_24h": round(float(day_p99), 3),
+                }
+                if day_p50 is not None
+                else {}
+            ),
+            **({CHART_VOLUME_AND_LAG: chart} if chart is not None else {}),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -85,6 +149,18 @@ def meta_webhook_log(
             )
         ],
     )
+
+
+meta_webhook_log_freshness = freshness_check(
+    asset=meta_webhook_log,
+    name="fresh_within_24_hours",
+    table="meta_webhook_event",
+    column="received_at",
+    max_age=WEBHOOK_MAX_AGE,
+    description="Meta delivered at least one webhook in the last 24 hours (newest "
+    "meta_webhook_event.received_at; an index lookup). Silence usually means the app's "
+    "subscription, the Page/WABA token or the receiver is down.",
+)
 
 
 class ReplayConfig(dg.Config):

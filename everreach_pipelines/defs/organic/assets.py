@@ -29,8 +29,10 @@ from dagster import (
 from everreach.meta.errors import GraphConfigurationError
 from everreach.organic import sync
 from everreach.organic.fetch import OrganicGraph
+from everreach.organic.metrics import FOLLOWER_METRIC
 from everreach.organic.settings import OrganicSettings
 from everreach.settings import SettingError
+from everreach_pipelines.charts import Panel, Series, chart_markdown, markdown_table
 from everreach_pipelines.defs.organic import checks
 from everreach_pipelines.defs.organic.partitions import (
     OrganicSyncConfig,
@@ -62,6 +64,12 @@ CHECK_COUNTERS_NOT_DECREASING = "lifetime_counters_not_decreasing"
 CHECK_NO_DUPLICATE_ACCOUNT_DAYS = "no_duplicate_grain_keys"
 CHECK_ACCOUNT_NON_NEGATIVE = "values_non_negative"
 CHECK_FOLLOWERS_PRESENT = "follower_count_present_each_account_day"
+#: Metadata key of the follower trend chart on `social_account_insights`.
+CHART_FOLLOWER_TREND = "follower_trend_chart"
+#: The follower chart covers this many days up to the run's last day.
+FOLLOWER_CHART_DAYS = 30
+#: At most this many accounts are drawn (the legend stays readable).
+FOLLOWER_CHART_MAX_ACCOUNTS = 8
 
 
 def _days(context: AssetExecutionContext) -> list[date]:
@@ -76,12 +84,48 @@ def _failure(errors: list[str]) -> Failure:
 
 
 def _md_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no rows)"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(rows)
+
+
+def _follower_rows(conn: Any, last: date) -> list[tuple]:
+    """(platform, account, date, value) of each account's follower metric (IG
+    follower_count, Page page_follows) over the FOLLOWER_CHART_DAYS days up to `last`
+    (the date index bounds the scan)."""
+    return conn.execute(
+        """
+        select platform, account_id, date, max(value)
+        from social_account_insights
+        where date between %(first)s and %(last)s
+          and metric = case platform when 'instagram' then %(ig)s else %(fb)s end
+        group by 1, 2, 3 order by 1, 2, 3
+        """,
+        {
+            "first": last - timedelta(days=FOLLOWER_CHART_DAYS - 1),
+            "last": last,
+            "ig": FOLLOWER_METRIC["instagram"],
+            "fb": FOLLOWER_METRIC["facebook"],
+        },
+    ).fetchall()
+
+
+def _follower_chart(rows: list[tuple], last: date) -> MetadataValue | None:
+    """One line per account (a panel per platform); None when there are no rows."""
+    series: dict[str, dict[str, list[tuple[date, float | None]]]] = {}
+    for platform, account, day, value in rows:
+        per_platform = series.setdefault(platform, {})
+        if account in per_platform or len(per_platform) < FOLLOWER_CHART_MAX_ACCOUNTS:
+            per_platform.setdefault(account, []).append(
+                (day, float(value) if value is not None else None)
+            )
+    panels = [
+        Panel(
+            title=f"{platform}: {FOLLOWER_METRIC[platform]} per day",
+            series=[Series(account, points) for account, points in accounts.items()],
+        )
+        for platform, accounts in sorted(series.items())
+    ]
+    first = last - timedelta(days=FOLLOWER_CHART_DAYS - 1)
+    return chart_markdown(f"follower trend {first}..{last}", panels)
 
 
 @multi_asset(
@@ -302,6 +346,8 @@ def social_account_insights(
         duplicates = checks.duplicate_account_keys(conn, first, last)
         negative = checks.negative_account_values(conn, first, last)
         missing = checks.account_days_without_followers(conn, first, last)
+        follower_rows = _follower_rows(conn, last)
+    chart = _follower_chart(follower_rows, last)
     stats = graph.stats
     return MaterializeResult(
         metadata={
@@ -313,6 +359,7 @@ def social_account_insights(
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
             "preview": MetadataValue.md(_md_table(preview[:10])),
+            **({CHART_FOLLOWER_TREND: chart} if chart is not None else {}),
         },
         check_results=[
             AssetCheckResult(
