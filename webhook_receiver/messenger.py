@@ -348,23 +348,8 @@ async def _receipt(
     event_type: str,
     webhook_event_id: int | None,
 ) -> None:
-    mids = _list(receipt.get("mids"), f"{event_type}.mids")
-    for mid in mids:
-        await record_receipt(
-            cur,
-            Receipt(
-                platform=platform,
-                event_type=event_type,
-                occurred_at=at,
-                business_id=business_id,
-                contact_id=contact,
-                platform_message_id=require_id(mid, "mids[]"),
-                raw=receipt,
-                webhook_event_id=webhook_event_id,
-            ),
-        )
-    if "mid" in receipt:  # Instagram's read names the last message read
-        mid = require_id(receipt.get("mid"), f"{event_type}.mid")
+
+    async def record(mid: str) -> None:
         await record_receipt(
             cur,
             Receipt(
@@ -378,6 +363,13 @@ async def _receipt(
                 webhook_event_id=webhook_event_id,
             ),
         )
+
+    mids = _list(receipt.get("mids"), f"{event_type}.mids")
+    for mid in mids:
+        await record(require_id(mid, "mids[]"))
+    if "mid" in receipt:  # Instagram's read names the last message read
+        mid = require_id(receipt.get("mid"), f"{event_type}.mid")
+        await record(mid)
         # …and everything the business sent before it is read too.
         await cur.execute(
             "select sent_at from conversation_message where platform = %s "

@@ -34,7 +34,7 @@ from everreach.organic.fetch import (
     parse_insight_values,
 )
 from everreach.settings import SettingError
-from everreach.warehouse.bulk import copy_rows, create_temp_like
+from everreach.warehouse.bulk import copy_rows, create_temp_like, insert_via_stage
 
 #: Lifetime counters can only be read "now": a partition older than this (relative to the
 #: observation time) gets no post snapshot rather than a mislabelled one.
@@ -642,15 +642,9 @@ def write_snapshots(
             )
         if not rows:
             return 0
-        create_temp_like(cur, "organic_snapshot_stage", "social_post_insights", SNAPSHOT_COLUMNS)
-        copy_rows(cur, "organic_snapshot_stage", SNAPSHOT_COLUMNS, rows)
-        cur.execute(
-            "insert into social_post_insights (platform, post_id, snapshot_date, "
-            "metric, value, value_breakdown, fetched_at) select platform, post_id, "
-            "snapshot_date, metric, value, value_breakdown, fetched_at "
-            "from organic_snapshot_stage"
+        return insert_via_stage(
+            cur, "social_post_insights", SNAPSHOT_COLUMNS, rows, "organic_snapshot_stage"
         )
-        return cur.rowcount
 
 
 def write_skips(conn: psycopg.Connection, platform: str, skips: Mapping[str, str | None]) -> None:
@@ -684,12 +678,6 @@ def write_account_insights(
         )
         if not rows:
             return 0
-        create_temp_like(cur, "organic_account_stage", "social_account_insights", ACCOUNT_COLUMNS)
-        copy_rows(cur, "organic_account_stage", ACCOUNT_COLUMNS, rows)
-        cur.execute(
-            "insert into social_account_insights (platform, account_id, date, metric, "
-            "period, value, value_breakdown, fetched_at) select platform, account_id, "
-            "date, metric, period, value, value_breakdown, fetched_at "
-            "from organic_account_stage"
+        return insert_via_stage(
+            cur, "social_account_insights", ACCOUNT_COLUMNS, rows, "organic_account_stage"
         )
-        return cur.rowcount

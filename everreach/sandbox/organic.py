@@ -816,32 +816,53 @@ def _handle_ig_user(
         else:
             rows = [p for p in acct.stories if now - STORY_LIFETIME < p.posted_at <= now]
         return sandbox.page(
-            request, _RenderedMedia(state, rows, fields, now), default_limit=25, max_limit=100
+            request,
+            _RenderedPosts(
+                state,
+                rows,
+                fields,
+                now,
+                allowed=IG_MEDIA_FIELDS,
+                node_type="ShadowIGMedia",
+                render=_render_media,
+            ),
+            default_limit=25,
+            max_limit=100,
         )
     if edge == "insights":
         return sandbox.json_response(_ig_user_insights(sandbox, state, acct, params, now))
     raise OrganicError(100, f"(#100) Unknown edge {edge} on IGUser")
 
 
-class _RenderedMedia:
-    """A lazily rendered list of media for :meth:`Sandbox.page`."""
+class _RenderedPosts:
+    """A lazily rendered list of IG media or Page posts for :meth:`Sandbox.page`."""
 
-    def __init__(self, state: OrganicState, posts: list[Post], fields: list, at: datetime) -> None:
+    def __init__(
+        self,
+        state: OrganicState,
+        posts: list[Post],
+        fields: list,
+        at: datetime,
+        *,
+        allowed: Any,
+        node_type: str,
+        render: Any,
+    ) -> None:
         self.state, self.posts, self.fields, self.at = state, posts, fields, at
+        self.render = render
         # Validate the field list once, even for an empty page.
         for name, _m, _s in fields:
-            if name not in IG_MEDIA_FIELDS:
+            if name not in allowed:
                 raise OrganicError(
                     100,
-                    f"(#100) Tried accessing nonexisting field ({name}) "
-                    "on node type (ShadowIGMedia)",
+                    f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})",
                 )
 
     def __len__(self) -> int:
         return len(self.posts)
 
     def __getitem__(self, item: slice) -> list[dict]:
-        return [_render_media(self.state, p, self.fields, self.at) for p in self.posts[item]]
+        return [self.render(self.state, p, self.fields, self.at) for p in self.posts[item]]
 
 
 def _insight(name: str, period: str, value: Any, node_id: str) -> dict:
@@ -1076,28 +1097,22 @@ def _handle_page(
         fields = _fields(params, "id,created_time,message")
         rows = [p for p in page.posts if p.posted_at <= now]
         return sandbox.page(
-            request, _RenderedPosts(state, rows, fields, now), default_limit=25, max_limit=100
+            request,
+            _RenderedPosts(
+                state,
+                rows,
+                fields,
+                now,
+                allowed=FB_POST_FIELDS,
+                node_type="PagePost",
+                render=_render_fb_post,
+            ),
+            default_limit=25,
+            max_limit=100,
         )
     if edge == "insights":
         return sandbox.json_response(_page_insights(sandbox, state, page, params, now))
     raise OrganicError(100, f"(#100) Unknown edge {edge} on Page")
-
-
-class _RenderedPosts:
-    def __init__(self, state: OrganicState, posts: list[Post], fields: list, at: datetime) -> None:
-        self.state, self.posts, self.fields, self.at = state, posts, fields, at
-        for name, _m, _s in fields:
-            if name not in FB_POST_FIELDS:
-                raise OrganicError(
-                    100,
-                    f"(#100) Tried accessing nonexisting field ({name}) on node type (PagePost)",
-                )
-
-    def __len__(self) -> int:
-        return len(self.posts)
-
-    def __getitem__(self, item: slice) -> list[dict]:
-        return [_render_fb_post(self.state, p, self.fields, self.at) for p in self.posts[item]]
 
 
 def _check_fb_metrics(

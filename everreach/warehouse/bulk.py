@@ -37,3 +37,26 @@ def create_temp_like(
             "create temporary table {} on commit drop as select {} from {} with no data"
         ).format(sql.Identifier(temp_name), cols, sql.Identifier(*table.split(".")))
     )
+
+
+def insert_via_stage(
+    cur: psycopg.Cursor,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    stage: str,
+) -> int:
+    """COPY `rows` into a temporary stage like `table`, then insert them in one statement.
+
+    Runs inside the caller's transaction (the stage is dropped at commit), so a caller can
+    delete a window and insert its replacement atomically. Returns the rows inserted.
+    """
+    create_temp_like(cur, stage, table, columns)
+    copy_rows(cur, stage, columns, rows)
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    cur.execute(
+        sql.SQL("insert into {} ({}) select {} from {}").format(
+            sql.Identifier(*table.split(".")), cols, cols, sql.Identifier(stage)
+        )
+    )
+    return cur.rowcount
