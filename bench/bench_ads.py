@@ -13,12 +13,17 @@ run:
 2. the limit: a raw `COPY` of the very same rows (exported to a file first) into the same,
    emptied `ad_performance` table — same indexes, constraints and foreign keys.
 
+The sandbox stands in for Meta, whose servers do not share this machine's 2 cores: a
+warm-up pass (timed and printed, not part of the figure) makes it render and cache every
+page once, so the end-to-end run pays for serving bytes, not for synthesizing them.
+
 The ratio (1) / (2) is the figure (target ≥ 0.5). Two more figures split it: the same
 requests with the rows parsed and dropped (the source's own ceiling on this machine), and
 the loading side alone (the recorded rows replayed through shaping, COPY into the stage
 table and the delete + insert transaction, no HTTP). The end-to-end line is split into
-its two steps (see `everreach.ads.load`): streaming into the temp table, and the short
-replace transaction. Peak memory is sampled during a small
+the time the loading connection waited for rows and the time it spent in the database
+(see `everreach.ads.load`: one transaction, chunks staged and inserted while the next
+rows stream). Peak memory is sampled during a small
 run and the full run: streamed loading keeps it flat whatever the row count.
 """
 
@@ -107,6 +112,11 @@ def start_sandbox(days: int) -> tuple[subprocess.Popen, str]:
             str(ADS),
             "--days",
             str(days),
+            # Hold every rendered insights page (≈ 1.1 KB per row): after the warm-up
+            # pass the sandbox serves cached JSON, as Meta's servers would, instead of
+            # spending this machine's 2 cores on synthesizing it.
+            "--extra",
+            f'{{"ads_render_cache_mb": {max(256, days * 2)}}}',
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -249,9 +259,11 @@ def main() -> None:
 
         columns = ", ".join(AD_PERFORMANCE_COLUMNS)
         small_rows, small_s, small_mem, _ = run_sync(url, base, small_days)
-        rows, e2e_s, mem, load = run_sync(url, base, days)
         with tempfile.TemporaryDirectory() as tmp:
             recorded = Path(tmp) / "insights.jsonl"
+            # Warm-up: the sandbox renders (and caches) every page once.
+            _, cold_s = fetch_only(base, days, recorded)
+            rows, e2e_s, mem, load = run_sync(url, base, days)
             fetched, fetch_s = fetch_only(base, days, recorded)
             assert fetched == rows, (fetched, rows)
             replayed, replay_s = replay_load(url, recorded, days)
@@ -264,12 +276,16 @@ def main() -> None:
         print(f"raw COPY    same rows → ad_performance: {copy_s:5.1f} s  {copy_rate:10,.0f} rows/s")
         print(f"ratio: {e2e_rate / copy_rate:.2f} (target ≥ 0.50)")
         print(
-            f"  of which: stream → COPY into the temp stage table {load.stage_seconds:5.1f} s "
-            f"(API calls included, no lock); delete + INSERT … SELECT transaction "
-            f"{load.replace_seconds:5.1f} s"
+            f"  of which: this connection waited for rows {load.source_wait_seconds:5.1f} s, "
+            f"in the database (delete, COPY into the stage, INSERT … SELECT, "
+            f"{load.chunks} chunks) {load.database_seconds:5.1f} s"
         )
         print(
-            f"source alone: sandbox → parsed rows, no database: {fetch_s:5.1f} s  "
+            f"warm-up: sandbox rendering every page (cold) → parsed rows: {cold_s:5.1f} s  "
+            f"{rows / cold_s:10,.0f} rows/s"
+        )
+        print(
+            f"source alone: sandbox (warm) → parsed rows, no database: {fetch_s:5.1f} s  "
             f"{rows / fetch_s:10,.0f} rows/s (end to end runs at {fetch_s / e2e_s:.2f} of it)"
         )
         print(

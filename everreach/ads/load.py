@@ -1,28 +1,34 @@
 """Set-based, idempotent loading of `ad_performance` and the `campaign` link.
 
-`replace_ad_performance` works in two steps:
+`replace_ad_performance` replaces account date windows in **one transaction**:
 
-1. **Stage** (no lock on `ad_performance`): the rows are streamed, page by page as the
-   Graph API answers, through `COPY` into a session temporary table
-   (`_ad_performance_stage`, no indexes, no WAL). Memory stays flat whatever the row
-   count; the network calls happen here, while no row of `ad_performance` is locked.
-2. **Replace**, in one short transaction: create any campaign the rows name that
-   `campaign` lacks, take a per-account advisory lock, `DELETE` each account's date window,
-   `INSERT … SELECT` the staged rows (the EverReach campaign uuids are joined in from
-   `campaign` in SQL), commit.
+1. create the listed campaigns `campaign` lacks, take a per-account advisory lock and
+   `DELETE` each account's window;
+2. stream the rows, as the Graph API answers, in chunks: each chunk is `COPY`ed into a
+   session temporary table (`_ad_performance_stage`, no indexes, no WAL), then moved with one
+   `INSERT … SELECT` (EverReach campaign uuids joined in from `campaign` in SQL; a campaign
+   only the rows name gets its `campaign` row first) and the stage is emptied;
+3. commit.
 
-Readers keep seeing the old rows until the commit (MVCC). A failure while staging — an
-expired token halfway through, a lost connection — never reaches step 2, so
-`ad_performance` is untouched; a failure in step 2 rolls it back. A day is never half
-written, and re-running the same window leaves the same rows. When the caller already has
-a transaction open, both steps are savepoints inside it (still atomic).
+The chunks overlap the two halves of the work: while Postgres inserts a chunk (index and
+foreign-key maintenance), this process keeps fetching and shaping the next rows in the
+read-ahead thread. Memory stays flat whatever the row count (one chunk in the stage, a
+bounded read-ahead queue).
+
+Readers keep seeing the old rows until the commit (MVCC). Any failure — an expired token
+halfway through the stream, a lost connection, a bad row — rolls the whole transaction
+back, so `ad_performance` is left exactly as it was: a day is never half written, and
+re-running the same window leaves the same rows. The price of the overlap is that the
+transaction (and the deleted rows' locks) stays open while the API streams; writers of the
+same account wait on the advisory lock anyway, readers are never blocked. When the caller
+already has a transaction open, the load is a savepoint inside it (still atomic).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -54,10 +60,11 @@ class LoadStats:
     #: Spend of the account-level rows (the account's total), by currency.
     spend_by_currency: dict[str, Decimal] = field(default_factory=dict)
     campaigns_created: int = 0
-    #: Wall seconds of step 1 (streaming the rows into the stage table, API calls included)
-    #: and of step 2 (the short delete + insert transaction).
-    stage_seconds: float = 0.0
-    replace_seconds: float = 0.0
+    chunks: int = 0
+    #: Wall seconds this connection waited for rows (API calls and shaping not yet ahead
+    #: of it), and spent in the database (delete, COPY into the stage, INSERT … SELECT).
+    source_wait_seconds: float = 0.0
+    database_seconds: float = 0.0
 
 
 def lock_key(account_id: str) -> str:
@@ -98,15 +105,19 @@ def ensure_campaigns(
 
 
 STAGE_TABLE = "_ad_performance_stage"
+#: Rows per stage chunk: large enough that the per-chunk statements cost nothing, small
+#: enough that Postgres starts inserting early and the temp table stays in memory.
+CHUNK_ROWS = 5_000
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in AD_PERFORMANCE_COLUMNS)
-_STAGE_COPY_SQL = sql.SQL("copy {} ({}) from stdin").format(sql.Identifier(STAGE_TABLE), _COLUMNS)
+_STAGE = sql.Identifier(STAGE_TABLE)
+_STAGE_COPY_SQL = sql.SQL("copy {} ({}) from stdin").format(_STAGE, _COLUMNS)
 # The staged rows with the EverReach campaign uuids filled in from `campaign`.
 _INSERT_SQL = sql.SQL(
     "insert into ad_performance ({cols}) select {sel} from {stage} s "
     "left join campaign c on c.meta_campaign_id = s.meta_campaign_id"
 ).format(
     cols=_COLUMNS,
-    stage=sql.Identifier(STAGE_TABLE),
+    stage=_STAGE,
     sel=sql.SQL(", ").join(
         sql.SQL("case when s.level = 'campaign' then c.campaign_id end")
         if col == "campaign_id"
@@ -116,6 +127,21 @@ _INSERT_SQL = sql.SQL(
         for col in AD_PERFORMANCE_COLUMNS
     ),
 )
+# Campaigns the staged rows name that `campaign` lacks (created on Meta after the listing).
+_LATE_CAMPAIGNS_SQL = sql.SQL(
+    """
+    select s.meta_campaign_id, min(s.ad_account_id),
+           min(s.entity_name) filter (where s.level = 'campaign')
+    from {} s
+    where s.meta_campaign_id is not null and not exists
+          (select 1 from campaign c where c.meta_campaign_id = s.meta_campaign_id)
+    group by s.meta_campaign_id
+    """
+).format(_STAGE)
+_CHUNK_STATS_SQL = sql.SQL(
+    "select level, ad_account_id, coalesce(account_currency, ''), count(*), "
+    "sum(spend) filter (where level = 'account') from {} group by 1, 2, 3"
+).format(_STAGE)
 
 
 def _prepare_stage(cur: psycopg.Cursor) -> None:
@@ -123,136 +149,134 @@ def _prepare_stage(cur: psycopg.Cursor) -> None:
     cur.execute(
         sql.SQL(
             "create temporary table if not exists {} as select {} from ad_performance with no data"
-        ).format(sql.Identifier(STAGE_TABLE), _COLUMNS)
+        ).format(_STAGE, _COLUMNS)
     )
-    cur.execute(sql.SQL("truncate {}").format(sql.Identifier(STAGE_TABLE)))
+    cur.execute(sql.SQL("truncate {}").format(_STAGE))
 
 
-def stage_records(
-    conn: psycopg.Connection, records: Iterable[Sequence] | Iterable[str], *, text: bool = False
-) -> int:
-    """Step 1: stream `records` through COPY into the session's stage table (emptied first).
+def _delete_windows(cur: psycopg.Cursor, windows: Sequence[AccountWindow]) -> int:
+    # Sorted, so two loads of overlapping account sets cannot deadlock.
+    for account_id in sorted({w.account_id for w in windows}):
+        cur.execute(
+            "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key(account_id),)
+        )
+    if not windows:
+        return 0
+    cur.execute(
+        """
+        delete from ad_performance ap
+        using unnest(%s::text[], %s::date[], %s::date[]) as w (account, since, until)
+        where ap.ad_account_id = w.account and ap.date between w.since and w.until
+        """,
+        ([w.account_id for w in windows], [w.since for w in windows], [w.until for w in windows]),
+    )
+    return cur.rowcount
 
-    `records` are value sequences, or with `text=True` ready lines of COPY text format
-    (`transform.copy_line`), written in batches. Runs in its own (lock-free) transaction
-    while the rows arrive; returns the number of rows.
-    """
+
+def _copy_chunk(
+    cur: psycopg.Cursor, rows: Iterator[Sequence] | Iterator[str], limit: int, text: bool
+) -> tuple[int, float]:
+    """COPY up to `limit` of `rows` into the stage; returns (rows, seconds spent waiting on
+    the `rows` iterator)."""
     count = 0
-    with conn.transaction(), conn.cursor() as cur:
-        _prepare_stage(cur)
-        # The socket writes happen in psycopg's writer thread, beside the row shaping.
-        with cur.copy(_STAGE_COPY_SQL, writer=QueuedLibpqWriter(cur)) as copy:
-            if text:
-                batch: list[str] = []
-                for line in records:
-                    batch.append(line)  # type: ignore[arg-type]
-                    if len(batch) >= 1000:
-                        copy.write("".join(batch))
-                        count += len(batch)
-                        batch.clear()
-                if batch:
+    waited = 0.0
+    clock = time.perf_counter
+    # The socket writes happen in psycopg's writer thread, beside the row shaping.
+    with cur.copy(_STAGE_COPY_SQL, writer=QueuedLibpqWriter(cur)) as copy:
+        if text:
+            batch: list[str] = []
+            while count < limit:
+                started = clock()
+                line = next(rows, None)
+                waited += clock() - started
+                if line is None:
+                    break
+                batch.append(line)  # type: ignore[arg-type]
+                count += 1
+                if len(batch) >= 1000:
                     copy.write("".join(batch))
-                    count += len(batch)
-            else:
-                write = copy.write_row
-                for rec in records:
-                    write(rec)
-                    count += 1
-    return count
+                    batch.clear()
+            if batch:
+                copy.write("".join(batch))
+        else:
+            write = copy.write_row
+            while count < limit:
+                started = clock()
+                rec = next(rows, None)
+                waited += clock() - started
+                if rec is None:
+                    break
+                write(rec)
+                count += 1
+    return count, waited
+
+
+def _insert_chunk(cur: psycopg.Cursor, stats: LoadStats, campaign_ids: dict[str, str]) -> None:
+    """Move the staged chunk into `ad_performance` (creating late campaigns), count it,
+    and empty the stage."""
+    cur.execute(_LATE_CAMPAIGNS_SQL)
+    late = cur.fetchall()
+    if late:
+        mapping, created = ensure_campaigns(cur, late)
+        campaign_ids.update(mapping)
+        stats.campaigns_created += created
+    cur.execute(_INSERT_SQL)
+    stats.rows += cur.rowcount
+    cur.execute(_CHUNK_STATS_SQL)
+    for level, account, currency, n, spend in cur.fetchall():
+        stats.rows_by_level[level] += n
+        stats.rows_by_account[account] += n
+        if spend is not None:
+            total = stats.spend_by_currency.get(currency, Decimal(0))
+            stats.spend_by_currency[currency] = total + Decimal(spend)
+    cur.execute(sql.SQL("truncate {}").format(_STAGE))
+    stats.chunks += 1
 
 
 def replace_ad_performance(
     conn: psycopg.Connection,
     windows: Sequence[AccountWindow],
-    records: Iterable[Sequence],
+    records: Iterable[Sequence] | Iterable[str],
     campaign_ids: dict[str, str],
     *,
     campaigns: Iterable[tuple[str, str, str | None]] = (),
     text: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> LoadStats:
-    """Replace `windows` of `ad_performance` with `records`, atomically.
+    """Replace `windows` of `ad_performance` with `records`, atomically (module docstring).
 
     `records` are sequences in `AD_PERFORMANCE_COLUMNS` order (see `transform.to_record`;
     `campaign_id`/`parent_campaign_id` are ignored: they are resolved from
-    `meta_campaign_id` in SQL), consumed as a stream into a temporary stage table (memory
-    does not grow with their number); every record must lie in its account's window.
+    `meta_campaign_id` in SQL), or with `text=True` ready lines of COPY text format
+    (`transform.copy_line`). They are consumed as a stream, `chunk_rows` at a time, so
+    memory does not grow with their number; every record must lie in its account's window.
     `campaigns` (meta id, account, name) are ensured in `campaign` and added to
     `campaign_ids`; a Meta campaign that only the rows name (created on Meta after the
-    listing) gets its `campaign` row too, named after its campaign-level row. Then one
-    short transaction deletes the windows and inserts the staged rows (module docstring).
-    With `text=True`, `records` are COPY text lines (`transform.copy_line`) instead.
+    listing) gets its `campaign` row too, named after its campaign-level row.
     """
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
     stats = LoadStats()
-    campaigns = list(campaigns)
-    started = time.perf_counter()
-    stage_records(conn, records, text=text)  # a failure here leaves ad_performance untouched
-    stats.stage_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    stage = sql.Identifier(STAGE_TABLE)
+    rows = iter(records)
+    clock = time.perf_counter
+    started = clock()
     try:
         with conn.transaction(), conn.cursor() as cur:
+            _prepare_stage(cur)
             mapping, created = ensure_campaigns(cur, campaigns)
             campaign_ids.update(mapping)
             stats.campaigns_created += created
-            # Campaigns the rows name that `campaign` lacks (sorted: no deadlocks).
-            cur.execute(
-                sql.SQL(
-                    """
-                select s.meta_campaign_id, min(s.ad_account_id),
-                       min(s.entity_name) filter (where s.level = 'campaign')
-                from {} s
-                where s.meta_campaign_id is not null and not exists
-                      (select 1 from campaign c where c.meta_campaign_id = s.meta_campaign_id)
-                group by s.meta_campaign_id
-                """
-                ).format(stage)
-            )
-            late = cur.fetchall()
-            if late:
-                mapping, created = ensure_campaigns(cur, late)
-                campaign_ids.update(mapping)
-                stats.campaigns_created += created
-            # Sorted, so two loads of overlapping account sets cannot deadlock.
-            for account_id in sorted({w.account_id for w in windows}):
-                cur.execute(
-                    "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key(account_id),)
-                )
-            if windows:
-                cur.execute(
-                    """
-                    delete from ad_performance ap
-                    using unnest(%s::text[], %s::date[], %s::date[])
-                          as w (account, since, until)
-                    where ap.ad_account_id = w.account and ap.date between w.since and w.until
-                    """,
-                    (
-                        [w.account_id for w in windows],
-                        [w.since for w in windows],
-                        [w.until for w in windows],
-                    ),
-                )
-                stats.deleted = cur.rowcount
-            cur.execute(_INSERT_SQL)
-            stats.rows = cur.rowcount
-            cur.execute(
-                sql.SQL("select level, ad_account_id, count(*) from {} group by 1, 2").format(stage)
-            )
-            for level, account, n in cur.fetchall():
-                stats.rows_by_level[level] += n
-                stats.rows_by_account[account] += n
-            cur.execute(
-                sql.SQL(
-                    "select coalesce(account_currency, ''), sum(spend) from {} "
-                    "where level = 'account' group by 1"
-                ).format(stage)
-            )
-            stats.spend_by_currency = {code: Decimal(total) for code, total in cur.fetchall()}
-        stats.replace_seconds = time.perf_counter() - started
+            stats.deleted = _delete_windows(cur, windows)
+            while True:
+                count, waited = _copy_chunk(cur, rows, chunk_rows, text)
+                stats.source_wait_seconds += waited
+                if count:
+                    _insert_chunk(cur, stats, campaign_ids)
+                if count < chunk_rows:
+                    break
     finally:
-        if not conn.closed and conn.info.transaction_status in (
-            psycopg.pq.TransactionStatus.IDLE,
-            psycopg.pq.TransactionStatus.INTRANS,
-        ):
-            with conn.transaction():  # free the temp space (a savepoint inside a caller's)
-                conn.execute(sql.SQL("truncate {}").format(stage))
+        close = getattr(rows, "close", None)
+        if close is not None:  # stop a read-ahead thread at once, also after a failure
+            close()
+    stats.database_seconds = clock() - started - stats.source_wait_seconds
     return stats

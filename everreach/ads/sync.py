@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from everreach.ads.load import AccountWindow, LoadStats, replace_ad_performance
+from everreach.ads.load import CHUNK_ROWS, AccountWindow, LoadStats, replace_ad_performance
 from everreach.ads.prefetch import prefetch
 from everreach.ads.settings import AdsSettings, normalize_account_id
 from everreach.ads.transform import (
@@ -227,35 +227,40 @@ def sync_ad_performance(
     for account, token, _, _ in plan:
         campaigns.extend(list_campaigns(client, account, token))
 
-    def raw_rows() -> Iterator[tuple[int, str, dict]]:
+    contexts = [
+        AccountContext(info.account_id, info.currency, info.timezone) for _, _, info, _ in plan
+    ]
+
+    def lines() -> Iterator[str]:
+        # Runs in the read-ahead thread: fetch, parse and shape into COPY text there, so
+        # the rows keep coming while Postgres inserts the previous chunk.
         for index, (account, token, _, window) in enumerate(plan):
+            context = contexts[index]
             for level in LEVELS:
                 params = insights_params(level, window.since, window.until, settings, page_limit)
                 count = 0
                 for row in client.insights(account.node_id, params, token=token):
                     count += 1
-                    yield index, level, row
+                    yield copy_line(
+                        to_record(row, level, context, rule, window.since, window.until)
+                    )
                 log(
                     f"act_{account.account_id} {level}: {count} rows "
                     f"({window.since}..{window.until})"
                 )
 
-    contexts = [
-        AccountContext(info.account_id, info.currency, info.timezone) for _, _, info, _ in plan
-    ]
-
-    def records() -> Iterator[list]:
-        # Pages are fetched ahead in a thread while rows are shaped and COPYed here.
-        for index, level, row in prefetch(raw_rows(), batch=page_limit):
-            window = plan[index][3]
-            yield copy_line(
-                to_record(row, level, contexts[index], rule, window.since, window.until)
-            )
-
+    # Read ahead about a stage chunk of shaped rows (a few MB of COPY text), so a chunk's
+    # INSERT … SELECT never stalls the API stream.
+    depth = max(4, CHUNK_ROWS // page_limit)
     # Millions of short-lived row dicts: collect cycles less often while they stream.
     with relaxed_gc():
         result.load = replace_ad_performance(
-            conn, result.windows, records(), {}, campaigns=campaigns, text=True
+            conn,
+            result.windows,
+            prefetch(lines(), batch=page_limit, depth=depth),
+            {},
+            campaigns=campaigns,
+            text=True,
         )
     result.api = client.metrics.as_dict()
     return result

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -113,7 +114,7 @@ class ConversionRule:
                 continue
             for key in keys:
                 value = entry.get(key)
-                if value is not None and value != "":
+                if value:
                     total += _decimal(value)
         return total
 
@@ -122,7 +123,7 @@ def _decimal(value: Any) -> Decimal:
     if value is None or value == "":
         return _ZERO
     try:
-        return Decimal(str(value))
+        return Decimal(value if type(value) is str else str(value))
     except InvalidOperation as exc:
         raise InsightRowError(f"not a number: {value!r}") from exc
 
@@ -134,6 +135,15 @@ class AccountContext:
     account_id: str  # without act_
     currency: str | None
     timezone: str | None
+
+
+@lru_cache(maxsize=4096)
+def _day(text: Any) -> date:
+    """`date_start` as a date (a sync sees a few hundred distinct days: parsed once each)."""
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise InsightRowError(f"bad date_start {text!r}") from exc
 
 
 def _json(value: Any) -> str:
@@ -160,10 +170,9 @@ def to_record(
     day = row.get("date_start")
     if day is None or row.get("date_stop", day) != day:
         raise InsightRowError(f"insights row is not daily: {day!r}..{row.get('date_stop')!r}")
-    try:
-        row_date = date.fromisoformat(day)
-    except ValueError as exc:
-        raise InsightRowError(f"bad date_start {day!r}") from exc
+    if type(day) is not str:
+        raise InsightRowError(f"bad date_start {day!r}")
+    row_date = _day(day)
     if not since <= row_date <= until:
         raise InsightRowError(f"insights row for {day} outside the requested {since}..{until}")
     meta_campaign = row.get("campaign_id")
