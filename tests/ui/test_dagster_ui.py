@@ -1,10 +1,14 @@
-"""The Dagster UI, driven in headless Chromium: groups, descriptions, a partition launched.
+"""The Dagster UI, driven in headless Chromium: groups, descriptions, a partition launched,
+its charts shown.
 
 Starts `dagster dev` from `workspace.yaml` on 127.0.0.1 (its own Dagster instance on
 Postgres, the session's warehouse database, the local sandbox as Meta), opens the asset
 lineage, checks every domain group is there with described assets, launches the latest
 partition of `ad_performance` from the asset page's "Materialize…" dialog, waits for the
-run to succeed, and saves screenshots of the run and of the asset graph to `artifacts/`.
+run to succeed, finds the sync's progress line in the run's logs, checks the asset's
+Overview shows the inline spend sparkline and that the full chart opens from
+"[Show Markdown]" (both images decoded: naturalWidth > 0), and saves screenshots of the
+run, its progress line, the asset graph and the charts to `artifacts/`.
 
 Needs Chromium (Debian's `chromium` package). `.ci/run` installs it and sets
 EVERREACH_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping.
@@ -40,6 +44,9 @@ GROUP_SAMPLES = {  # group -> an asset whose page must show its description
     "marts": None,  # dbt models: checked through the lineage page only
 }
 LAUNCH_ASSET = "ad_performance"
+#: Metadata keys of LAUNCH_ASSET's inline sparkline and full chart (defs/ads/assets.py).
+SPARK_KEY = "spend_vs_conversion_value"
+CHART_KEY = "spend_vs_conversion_value_chart"
 ARTIFACTS = project_root() / "artifacts"
 
 
@@ -206,6 +213,14 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         expect(page).to_have_url(re.compile(r"/runs/"))
         expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=300_000)
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_run.png"), full_page=True)
+        # the run's logs carry the sync's progress line (steps done/total, rows, rate)
+        log_filter = page.get_by_placeholder(re.compile(r"^Filter"))
+        log_filter.fill("fetches")
+        expect(
+            page.get_by_text(re.compile(r"account×level fetches \(100%\)")).first
+        ).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_run_progress.png"))
+        log_filter.fill("")
 
         # 4. the asset graph around the run's asset, now materialized
         page.get_by_role("link", name="View asset lineage").or_(
@@ -217,5 +232,32 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
         time.sleep(3)  # let the graph finish its layout animation
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_graph.png"), full_page=True)
+
+        # 5. the materialization's charts: the sparkline inline in the Overview's metadata
+        # table, the full chart in the "[Show Markdown]" dialog; both decoded by the browser
+        page.goto(f"{dagster_ui}/assets/{LAUNCH_ASSET}")
+        spark_row = page.locator("tr").filter(has=page.get_by_text(SPARK_KEY, exact=True))
+        spark = spark_row.locator("img").first
+        expect(spark).to_be_visible(timeout=120_000)
+        _expect_decoded(page, spark)
+        spark_row.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_chart_inline.png"))
+        chart_row = page.locator("tr").filter(has=page.get_by_text(CHART_KEY, exact=True))
+        chart_row.get_by_text("[Show Markdown]").click()
+        chart = page.get_by_role("dialog").locator("img").first
+        expect(chart).to_be_visible()
+        _expect_decoded(page, chart, min_width=400)
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_chart.png"))
         browser.close()
     assert (ARTIFACTS / "dagster_ui_asset_graph.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "dagster_ui_chart.png").stat().st_size > 10_000
+
+
+def _expect_decoded(page, img, min_width: int = 1) -> None:
+    """The <img> loaded and decoded (a stripped or broken src has naturalWidth 0)."""
+    handle = img.element_handle()
+    page.wait_for_function(
+        "([el, w]) => el.complete && el.naturalWidth >= w", arg=[handle, min_width]
+    )
+    src = handle.get_attribute("src") or ""
+    assert src.startswith("data:image/"), src[:80]

@@ -1,6 +1,7 @@
 """Ads assets: ad objects (+ the `campaign` link) and daily `ad_performance`."""
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,9 +27,17 @@ from everreach.ads import checks
 from everreach.ads.objects import sync_ad_objects
 from everreach.ads.settings import load_ads_settings
 from everreach.ads.sync import configured_accounts, plan_window, sync_ad_performance
+from everreach.ads.transform import LEVELS
 from everreach.meta import GraphConfigurationError
+from everreach.progress import Progress
 from everreach.settings import SettingError
-from everreach_pipelines.charts import Panel, Series, chart_markdown
+from everreach_pipelines.charts import (
+    FULL_CHART_HINT,
+    Panel,
+    Series,
+    chart_markdown,
+    sparkline_markdown,
+)
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
@@ -49,11 +58,33 @@ CHECK_SPEND_NON_NEGATIVE = "spend_non_negative"
 CHECK_AD_SPEND_MATCHES_ACCOUNT = "ad_spend_matches_account_spend"
 #: Metadata key of the window's daily spend vs Meta-reported conversion value chart.
 CHART_SPEND_VS_VALUE = "spend_vs_conversion_value_chart"
+#: Metadata key of its inline sparkline (main currency), shown on the asset's Overview.
+SPARK_SPEND_VS_VALUE = "spend_vs_conversion_value"
 
 
 def _config_failure(exc: Exception) -> Failure:
     """A failure a person must fix (token, permission, setting): retrying cannot help."""
     return Failure(description=str(exc), allow_retries=False)
+
+
+#: What sync_ad_performance logs after each account × level it fetched, and for an
+#: account it skips (its local today is before the window).
+_FETCHED = re.compile(r"^act_\S+ \w+: (\d+) rows")
+_SKIPPED = re.compile(r"^act_\S+: .* skipped$")
+
+
+def _sync_progress(progress: Progress, debug: Callable[[str], None]) -> Callable[[str], None]:
+    """The sync's `log` callback: every message at debug level, and one step of
+    `progress` per account × level fetched (all four levels for a skipped account)."""
+
+    def log(message: str) -> None:
+        debug(message)
+        if match := _FETCHED.match(message):
+            progress.advance(rows=int(match.group(1)), note=message)
+        elif _SKIPPED.match(message):
+            progress.advance(len(LEVELS), note=message)
+
+    return log
 
 
 def _api_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
@@ -185,6 +216,26 @@ def _spend_chart(rows: list[tuple], since: date, until: date) -> MetadataValue |
     )
 
 
+def _spend_sparkline(rows: list[tuple], since: date, until: date) -> MetadataValue | None:
+    """The same two series for the currency with the most spend, small enough to show
+    inline in the UI's metadata table; None when the window has no rows."""
+    totals: dict[str, float] = {}
+    for cur, _, spend, _ in rows:
+        totals[cur] = totals.get(cur, 0.0) + float(spend)
+    if not totals:
+        return None
+    main = max(totals, key=lambda c: totals[c])
+    points = [(day, float(spend), float(value)) for cur, day, spend, value in rows if cur == main]
+    return sparkline_markdown(
+        f"{main} daily spend vs conversion value",
+        [
+            Series("spend", [(d, s) for d, s, _ in points]),
+            Series("conversion value", [(d, v) for d, _, v in points]),
+        ],
+        caption=[f"{main} per day, {since}..{until}", FULL_CHART_HINT],
+    )
+
+
 @asset(
     key=AD_PERFORMANCE,
     deps=["meta_ad_campaign", "campaign"],
@@ -232,10 +283,27 @@ def ad_performance(
     with warehouse.connect() as conn:
         try:
             accounts = configured_accounts(conn, settings)
-            context.log.info(f"syncing {since}..{until} for {len(accounts)} ad account(s)")
-            result = sync_ad_performance(
-                client, conn, accounts, since, until, settings, log=context.log.info
+            partitions = len(context.partition_keys)
+            context.log.info(
+                f"syncing {since}..{until} for {len(accounts)} ad account(s): {partitions} "
+                f"partition(s) {first}..{last} plus the {settings.lookback_days}-day lookback"
             )
+            progress = Progress(
+                f"ad_performance {first}..{last} ({partitions} partition(s))",
+                total=len(accounts) * len(LEVELS),
+                unit="account×level fetches",
+                sink=context.log.info,
+            )
+            result = sync_ad_performance(
+                client,
+                conn,
+                accounts,
+                since,
+                until,
+                settings,
+                log=_sync_progress(progress, context.log.debug),
+            )
+            progress.finish(f"{result.rows:,} rows loaded")
         except (GraphConfigurationError, SettingError) as exc:
             raise _config_failure(exc) from exc
         duplicates = checks.duplicate_grain_keys(conn, since, until)
@@ -245,6 +313,7 @@ def ad_performance(
         spend_rows = _spend_rows(conn, since, until)
     # Rendered after the connection is back in the pool.
     chart = _spend_chart(spend_rows, since, until)
+    spark = _spend_sparkline(spend_rows, since, until)
     api = _api_delta(before, client.metrics.as_dict())
     spend = {cur or "unknown": float(v) for cur, v in sorted(result.spend_by_currency.items())}
     return MaterializeResult(
@@ -262,8 +331,9 @@ def ad_performance(
             "throttle_wait_seconds": round(api.get("throttle_wait_seconds", 0.0), 2),
             "async_jobs": int(api.get("async_jobs", 0)),
             "campaigns_created": result.load.campaigns_created,
-            "preview": MetadataValue.md(preview),
+            **({SPARK_SPEND_VS_VALUE: spark} if spark is not None else {}),
             **({CHART_SPEND_VS_VALUE: chart} if chart is not None else {}),
+            "preview": MetadataValue.md(preview),
         },
         check_results=[
             AssetCheckResult(

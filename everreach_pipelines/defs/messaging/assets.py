@@ -13,7 +13,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from everreach_pipelines.charts import Panel, Series, chart_markdown
+from everreach_pipelines.charts import (
+    FULL_CHART_HINT,
+    Panel,
+    Series,
+    chart_markdown,
+    sparkline_markdown,
+)
 from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -23,6 +29,8 @@ OWNERS = ["team:messaging"]
 UNAPPLIED_THRESHOLD_MINUTES = 60
 #: Metadata key of the webhook volume / apply lag chart (last 24 h).
 CHART_VOLUME_AND_LAG = "webhook_volume_and_apply_lag_chart"
+#: Metadata key of its inline sparkline, shown on the asset's Overview.
+SPARK_VOLUME_AND_LAG = "webhook_volume_and_apply_lag"
 #: No webhook received for longer than this warns (subscription, token or receiver down).
 WEBHOOK_MAX_AGE = timedelta(hours=24)
 
@@ -84,6 +92,21 @@ def _lag_chart(hourly: list[tuple]) -> dg.MetadataValue | None:
     )
 
 
+def _lag_sparkline(hourly: list[tuple]) -> dg.MetadataValue | None:
+    """Events per hour and p99 apply lag, each on its own scale, small enough to show
+    inline; None without rows."""
+    rows = [r for r in hourly if r[0] is not None]
+    return sparkline_markdown(
+        "webhooks per hour and p99 apply lag, last 24 h",
+        [
+            Series("events/h", [(h, n) for h, n, _, _ in rows]),
+            Series("p99 lag s", [(h, p99) for h, _, _, p99 in rows if p99 is not None]),
+        ],
+        caption=["last 24 h, each on its own scale", FULL_CHART_HINT],
+        shared_scale=False,
+    )
+
+
 @dg.asset(
     group_name=GROUP,
     owners=OWNERS,
@@ -113,6 +136,7 @@ def meta_webhook_log(
     totals = [r for r in hourly if r[0] is None]
     day_p50, day_p99 = (totals[0][2], totals[0][3]) if totals else (None, None)
     chart = _lag_chart(hourly)
+    spark = _lag_sparkline(hourly)
     total, applied, failed, pending, ignored, stale, oldest_unapplied, newest = row
     context.log.info(f"webhook log: {total} events, {failed} failed, {stale} stale")
     return dg.MaterializeResult(
@@ -132,6 +156,7 @@ def meta_webhook_log(
                 if day_p50 is not None
                 else {}
             ),
+            **({SPARK_VOLUME_AND_LAG: spark} if spark is not None else {}),
             **({CHART_VOLUME_AND_LAG: chart} if chart is not None else {}),
         },
         check_results=[
@@ -182,7 +207,10 @@ def replay_webhook_events(
     since = datetime.fromisoformat(config.since) if config.since else None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    counts = replay_events(warehouse.url(), since=since, failed_only=config.failed_only)
+    # Progress (events done, rate, ETA) shows in the run's logs every few seconds.
+    counts = replay_events(
+        warehouse.url(), since=since, failed_only=config.failed_only, log=context.log.info
+    )
     context.log.info(f"replayed: {counts}")
     context.add_output_metadata({k: int(v) for k, v in counts.items()})
     return counts

@@ -31,8 +31,16 @@ from everreach.organic import sync
 from everreach.organic.fetch import OrganicGraph
 from everreach.organic.metrics import FOLLOWER_METRIC
 from everreach.organic.settings import OrganicSettings
+from everreach.progress import Progress
 from everreach.settings import SettingError
-from everreach_pipelines.charts import Panel, Series, chart_markdown, markdown_table
+from everreach_pipelines.charts import (
+    FULL_CHART_HINT,
+    Panel,
+    Series,
+    chart_markdown,
+    markdown_table,
+    sparkline_markdown,
+)
 from everreach_pipelines.defs.organic import checks
 from everreach_pipelines.defs.organic.partitions import (
     OrganicSyncConfig,
@@ -66,6 +74,8 @@ CHECK_ACCOUNT_NON_NEGATIVE = "values_non_negative"
 CHECK_FOLLOWERS_PRESENT = "follower_count_present_each_account_day"
 #: Metadata key of the follower trend chart on `social_account_insights`.
 CHART_FOLLOWER_TREND = "follower_trend_chart"
+#: Metadata key of its inline sparkline (first accounts), shown on the asset's Overview.
+SPARK_FOLLOWER_TREND = "follower_trend"
 #: The follower chart covers this many days up to the run's last day.
 FOLLOWER_CHART_DAYS = 30
 #: At most this many accounts are drawn (the legend stays readable).
@@ -76,6 +86,16 @@ def _days(context: AssetExecutionContext) -> list[date]:
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
+
+
+def _progress(context: AssetExecutionContext, what: str, days: list[date]) -> Progress:
+    """Platform × day steps of a run, reported in the run's logs (every few seconds)."""
+    return Progress(
+        f"{what} {days[0]}..{days[-1]} ({len(days)} partition(s))",
+        total=len(PLATFORMS) * len(days),
+        unit="platform×day",
+        sink=context.log.info,
+    )
 
 
 def _failure(errors: list[str]) -> Failure:
@@ -126,6 +146,26 @@ def _follower_chart(rows: list[tuple], last: date) -> MetadataValue | None:
     ]
     first = last - timedelta(days=FOLLOWER_CHART_DAYS - 1)
     return chart_markdown(f"follower trend {first}..{last}", panels)
+
+
+def _follower_sparkline(rows: list[tuple], last: date) -> MetadataValue | None:
+    """The first three accounts' follower lines, each scaled to its own range (their sizes
+    differ by orders of magnitude), small enough to show inline; None without rows."""
+    series: dict[str, list[tuple[date, float | None]]] = {}
+    for platform, account, day, value in rows:
+        name = f"{platform} {account}"
+        if name in series or len(series) < 3:
+            series.setdefault(name, []).append((day, float(value) if value is not None else None))
+    first = last - timedelta(days=FOLLOWER_CHART_DAYS - 1)
+    return sparkline_markdown(
+        "follower trend",
+        [Series(name, points) for name, points in series.items()],
+        caption=[
+            f"{first}..{last}, each on its own scale",
+            FULL_CHART_HINT,
+        ],
+        shared_scale=False,
+    )
 
 
 @multi_asset(
@@ -197,6 +237,7 @@ def organic_posts(
     notes: list[str] = []
     errors: list[str] = []
     preview: list[dict] = []
+    progress = _progress(context, "organic posts", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
@@ -222,9 +263,11 @@ def organic_posts(
                     preview.extend(
                         {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
                     )
+                    progress.advance(rows=report.rows, note=f"{platform} {day}")
             except (GraphConfigurationError, SettingError) as exc:
                 errors.append(str(exc))
                 context.log.error(f"{platform}: {exc}")
+        progress.finish()
         if errors:
             raise _failure(errors)
         first, last = days[0], days[-1]
@@ -325,6 +368,7 @@ def social_account_insights(
     skipped: Counter = Counter()
     errors: list[str] = []
     preview: list[dict] = []
+    progress = _progress(context, "social_account_insights", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
@@ -337,9 +381,11 @@ def social_account_insights(
                     preview.extend(
                         {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
                     )
+                    progress.advance(rows=report.rows, note=f"{platform} {day}")
             except (GraphConfigurationError, SettingError) as exc:
                 errors.append(str(exc))
                 context.log.error(f"{platform}: {exc}")
+        progress.finish()
         if errors:
             raise _failure(errors)
         first, last = days[0], days[-1]
@@ -348,6 +394,7 @@ def social_account_insights(
         missing = checks.account_days_without_followers(conn, first, last)
         follower_rows = _follower_rows(conn, last)
     chart = _follower_chart(follower_rows, last)
+    spark = _follower_sparkline(follower_rows, last)
     stats = graph.stats
     return MaterializeResult(
         metadata={
@@ -358,8 +405,9 @@ def social_account_insights(
             "skipped_by_reason": dict(skipped),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
-            "preview": MetadataValue.md(_md_table(preview[:10])),
+            **({SPARK_FOLLOWER_TREND: spark} if spark is not None else {}),
             **({CHART_FOLLOWER_TREND: chart} if chart is not None else {}),
+            "preview": MetadataValue.md(_md_table(preview[:10])),
         },
         check_results=[
             AssetCheckResult(
