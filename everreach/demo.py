@@ -68,6 +68,8 @@ class DemoContext:
     start_date: dt.date
     end_date: dt.date
     log: Callable[[str], None] = field(default=lambda msg: click.echo(f"    {msg}"))
+    #: The Dagster instance stages record their runs in (None: a throw-away one).
+    instance: Any = None
     results: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -96,6 +98,20 @@ def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]
             "app_secret": getattr(handle.config, "app_secret", None),
         }
         yield handle.base_url, handle.sandbox, kwargs
+
+
+def _dagster_instance(url: str) -> Any:
+    """The project's Dagster instance (what `everreach dev` shows), so the demo's runs and
+    materializations are in the UI afterwards; a throw-away one if it cannot be opened."""
+    from everreach.dev import project_instance
+
+    try:
+        instance = project_instance(url)
+    except Exception as exc:  # the demo must not fail on the UI's bookkeeping
+        click.echo(f"dagster: runs not recorded for the UI ({type(exc).__name__}: {exc})")
+        return None
+    click.echo(f"dagster: runs recorded in {instance.root_directory} (open with `everreach dev`)")
+    return instance
 
 
 @click.command()
@@ -135,6 +151,7 @@ def demo(days: int, seed: int) -> None:
             graph_client_kwargs=client_kwargs,
             start_date=start,
             end_date=end,
+            instance=_dagster_instance(url),
         )
         # Progress: stages done, elapsed, and an ETA weighted by each stage's usual share
         # (the ads and organic stages also report their own progress as they fetch).

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,6 +30,8 @@ storage:
       env: EVERREACH_DAGSTER_PG_URL
 telemetry:
   enabled: false
+python_logs:
+  python_log_level: INFO
 nux:
   enabled: false
 run_coordinator:
@@ -59,6 +62,16 @@ def dagster_environment(warehouse_url: str) -> dict[str, str]:
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     return env
+
+
+def project_instance(warehouse_url: str, *, dbname: str = "dagster") -> Any:
+    """The project's Dagster instance (the one `everreach dev` serves: storage in database
+    `dbname` on the warehouse's server), for in-process runs such as `everreach demo`'s,
+    so they show in the UI afterwards."""
+    from dagster import DagsterInstance
+
+    os.environ["EVERREACH_DAGSTER_PG_URL"] = database.dagster_storage_url(warehouse_url, dbname)
+    return DagsterInstance.from_config(str(dagster_home()))
 
 
 @click.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+import pytest
 from dagster import AssetKey, Definitions, build_schedule_context
 
 from everreach_pipelines.defs.ads import defs
@@ -62,14 +63,27 @@ def test_freshness_check_reads_the_table(db: psycopg.Connection, database_url: s
     assert ad_performance_freshness(warehouse=warehouse).passed is False
 
 
-def test_run_demo_materializes_the_range(
-    db: psycopg.Connection, database_url: str, ads_sandbox
-) -> None:  # noqa: ANN001 - fixture
+def test_run_demo_materializes_the_range_into_the_project_instance(
+    db: psycopg.Connection,
+    database_url: str,
+    ads_sandbox,  # noqa: ANN001 - fixture
+    tmp_path,  # noqa: ANN001 - fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uuid
     from types import SimpleNamespace
 
     from ads_helpers import TOKEN
 
+    from everreach.dev import project_instance
+    from everreach.warehouse.database import with_database
     from everreach_pipelines.defs.ads.demo import run_demo
+
+    # The demo records its runs where `everreach dev` looks (here: a private home + db).
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("EVERREACH_DAGSTER_PG_URL", "restored-after-the-test")
+    dagster_db = f"dagster_demo_{uuid.uuid4().hex[:8]}"
+    instance = project_instance(database_url, dbname=dagster_db)
 
     # Nothing configured: the demo adds the token's ad accounts (me/adaccounts) first.
     end = datetime.now(UTC).date()
@@ -86,8 +100,16 @@ def test_run_demo_materializes_the_range(
             "app_secret": None,
         },
         log=lambda _msg: None,
+        instance=instance,
     )
-    lines = run_demo(ctx)
+    try:
+        lines = run_demo(ctx)
+        assert instance.get_latest_materialization_event(AssetKey("ad_performance"))
+        assert len(instance.get_runs()) == 1
+    finally:
+        instance.dispose()
+        with psycopg.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{dagster_db}" with (force)')
     rows = db.execute("select count(*), min(date), max(date) from ad_performance").fetchone()
     assert rows[0] > 0
     assert rows[2] == end - timedelta(days=1)

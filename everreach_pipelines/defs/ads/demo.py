@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 
 from everreach.ads.settings import load_ads_settings
 from everreach.ads.sync import configured_accounts
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
+from everreach_pipelines.demo_instance import demo_instance
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -75,7 +76,7 @@ def run_demo(ctx: Any) -> list[str]:
     result = materialize(
         [ad_objects, ad_performance],
         resources={"warehouse": WarehouseResource(database_url=ctx.database_url), "meta": meta},
-        instance=DagsterInstance.ephemeral(),
+        instance=demo_instance(ctx),
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,

@@ -14,12 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 from psycopg.types.json import Jsonb
 
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.organic.assets import organic_posts, social_account_insights
 from everreach_pipelines.defs.organic.partitions import organic_daily_partitions
+from everreach_pipelines.demo_instance import demo_instance
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -61,7 +62,7 @@ def run_demo(ctx: Any) -> list[str]:
         "warehouse": WarehouseResource(database_url=ctx.database_url),
         "meta": MetaGraphResource(**kwargs),
     }
-    instance = DagsterInstance.ephemeral()
+    instance = demo_instance(ctx)
     lines: list[str] = []
     if ctx.sandbox_base_url:
         n_ig, n_pages = register_sandbox_accounts(ctx.database_url, ctx.sandbox_base_url)
