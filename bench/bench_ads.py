@@ -84,6 +84,12 @@ class PeakRss:
         self.peak = max(self.peak, _rss_mb())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -132,20 +138,27 @@ def start_sandbox(days: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the sandbox did not start")
 
 
-def run_sync(url: str, base: str, days: int) -> tuple[int, float, PeakRss, object]:
-    """Sync `days` days of the sandbox account; returns (rows, seconds, memory, load stats)."""
+def run_sync(
+    url: str, base: str, days: int, sandbox_pid: int
+) -> tuple[int, float, PeakRss, object, dict[str, float]]:
+    """Sync `days` days of the sandbox account; returns (rows, seconds, memory, load stats,
+    CPU seconds used by this process, its Postgres backend and the sandbox)."""
     client = GraphClient("bench-token", base_url=base, poll_interval=0.05, page_limit=2000)
     today = datetime.now(UTC).date()
     since, until = today - timedelta(days=days), today - timedelta(days=1)
     with psycopg.connect(url) as conn, PeakRss() as mem:
         conn.execute("truncate ad_performance")
         conn.commit()
+        backend = conn.info.backend_pid
+        pids = {"this process": os.getpid(), "Postgres": backend, "sandbox": sandbox_pid}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         result = sync_ad_performance(
             client, conn, [AdAccount(ACCOUNT_ID)], since, until, AdsSettings(), page_limit=2000
         )
         elapsed = time.perf_counter() - started
-    return result.rows, elapsed, mem, result.load
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    return result.rows, elapsed, mem, result.load, cpu
 
 
 def fetch_only(base: str, days: int, record_to: Path) -> tuple[int, float]:
@@ -210,7 +223,7 @@ def replay_load(url: str, recorded: Path, days: int) -> tuple[int, float]:
         return stats.rows, time.perf_counter() - started
 
 
-def raw_copy(url: str, columns: str) -> tuple[int, float]:
+def raw_copy(url: str, columns: str) -> tuple[int, float, float]:
     """Export ad_performance to a file, empty it, and time COPY of the file back in."""
     with tempfile.TemporaryDirectory() as tmp, psycopg.connect(url) as conn:
         path = Path(tmp) / "rows.copy"
@@ -222,6 +235,7 @@ def raw_copy(url: str, columns: str) -> tuple[int, float]:
                 out.write(chunk)
         conn.execute("truncate ad_performance")
         conn.commit()
+        backend_cpu = cpu_seconds(conn.info.backend_pid)
         started = time.perf_counter()
         with conn.cursor() as cur, path.open("rb") as src:
             with cur.copy(f"copy ad_performance ({columns}) from stdin") as copy:
@@ -229,8 +243,9 @@ def raw_copy(url: str, columns: str) -> tuple[int, float]:
                     copy.write(chunk)
             conn.commit()
             elapsed = time.perf_counter() - started
+            backend_cpu = cpu_seconds(conn.info.backend_pid) - backend_cpu
             rows = cur.execute("select count(*) from ad_performance").fetchone()[0]
-    return rows, elapsed
+    return rows, elapsed, backend_cpu
 
 
 def main() -> None:
@@ -258,17 +273,17 @@ def main() -> None:
         from everreach.ads.transform import AD_PERFORMANCE_COLUMNS
 
         columns = ", ".join(AD_PERFORMANCE_COLUMNS)
-        small_rows, small_s, small_mem, _ = run_sync(url, base, small_days)
+        small_rows, small_s, small_mem, _, _ = run_sync(url, base, small_days, proc.pid)
         with tempfile.TemporaryDirectory() as tmp:
             recorded = Path(tmp) / "insights.jsonl"
             # Warm-up: the sandbox renders (and caches) every page once.
             _, cold_s = fetch_only(base, days, recorded)
-            rows, e2e_s, mem, load = run_sync(url, base, days)
+            rows, e2e_s, mem, load, cpu = run_sync(url, base, days, proc.pid)
             fetched, fetch_s = fetch_only(base, days, recorded)
             assert fetched == rows, (fetched, rows)
             replayed, replay_s = replay_load(url, recorded, days)
             assert replayed == rows, (replayed, rows)
-        copied, copy_s = raw_copy(url, columns)
+        copied, copy_s, copy_cpu = raw_copy(url, columns)
         assert copied == rows, (copied, rows)
         e2e_rate, copy_rate = rows / e2e_s, rows / copy_s
         print(f"rows: {rows:,} ({days} days × {ROWS_PER_DAY:,} rows/day, 4 levels)")
@@ -279,6 +294,12 @@ def main() -> None:
             f"  of which: this connection waited for rows {load.source_wait_seconds:5.1f} s, "
             f"in the database (delete, COPY into the stage, INSERT … SELECT, "
             f"{load.chunks} chunks) {load.database_seconds:5.1f} s"
+        )
+        print(
+            "  CPU during it: "
+            + ", ".join(f"{name} {sec:.1f} s" for name, sec in cpu.items())
+            + f" (2 cores × {e2e_s:.1f} s = {2 * e2e_s:.1f} s available); "
+            f"the raw COPY's Postgres backend used {copy_cpu:.1f} s"
         )
         print(
             f"warm-up: sandbox rendering every page (cold) → parsed rows: {cold_s:5.1f} s  "
