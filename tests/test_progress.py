@@ -91,21 +91,22 @@ def test_demo_progress_line_weighs_stages() -> None:
     assert progress_line(6, 6, 100, 100, 115.0) == "demo: 6/6 stages, elapsed 1m55s"
 
 
-def test_ads_sync_messages_become_steps() -> None:
-    """The ads asset's log callback: a fetched account × level is one step with its rows, a
-    skipped account all four levels; every message still goes to the debug log."""
+def test_ads_sync_steps_become_progress() -> None:
+    """The ads asset's step callback: a fetched account × level is one step with its rows,
+    a skipped account all four levels."""
     from everreach_pipelines.defs.ads.assets import _sync_progress
 
-    clock, lines, debug = Clock(), [], []
+    clock, lines = Clock(), []
     progress = Progress("ads", total=8, sink=lines.append, every=0, clock=clock)
-    log = _sync_progress(progress, debug.append)
+    step = _sync_progress(progress)
     clock.now += 1
-    log("act_1 campaign: 120 rows (2026-10-01..2026-10-31)")
-    log("act_2: 2026-11-30..2026-11-30 is after its local today; skipped")
-    log("something else")
+    step("1", "campaign", 120)
+    step("2", None, 0)
     assert (progress.done, progress.rows) == (5, 120)
-    assert len(debug) == 3 and len(lines) == 2
-    assert lines[0].startswith("ads: 1/8 steps (12%), 120 rows (120 rows/s), elapsed 1s, ETA 7s")
+    assert len(lines) == 2
+    assert lines[0] == (
+        "ads: 1/8 steps (12%), 120 rows (120 rows/s), elapsed 1s, ETA 7s — act_1 campaign: 120 rows"
+    )
 
 
 # --- where the reporter is wired in (real database and sandbox) ----------------------------

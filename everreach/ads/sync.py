@@ -54,6 +54,10 @@ STATUS_FILTER: dict[str, tuple[str, list[str]]] = {
 ACCOUNT_FIELDS = "account_id,name,currency,timezone_name,account_status"
 
 
+#: Progress callback: (ad account id, level — None for a skipped account —, rows fetched).
+StepCallback = Callable[[str, str | None, int], None]
+
+
 @dataclass(frozen=True)
 class AdAccount:
     """An ad account to sync and where its token comes from."""
@@ -202,14 +206,19 @@ def sync_ad_performance(
     page_limit: int = 500,
     now: datetime | None = None,
     log: Callable[[str], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> SyncResult:
     """Replace `since..until` (account-local dates) of `ad_performance` for `accounts`.
 
     Every account's token and description are checked before anything is written, so a
     bad token fails fast; a failure during the stream leaves `ad_performance` untouched. An
     account without delivery, a paused account, or days without data give zero rows.
+    `log` gets a line per account × level fetched; `on_step` (for progress) is called after
+    each of them, and once with level None for an account whose window is skipped. Both
+    are called from the read-ahead thread.
     """
     log = log or (lambda _msg: None)
+    step = on_step or (lambda _account, _level, _rows: None)
     rule = ConversionRule.of(settings.conversion_action_types, settings.attribution_windows)
     result = SyncResult()
     plan: list[tuple[AdAccount, str | None, AccountInfo, AccountWindow]] = []
@@ -220,6 +229,7 @@ def sync_ad_performance(
         window = account_window(info, since, until, now)
         if window is None:
             log(f"act_{account.account_id}: {since}..{until} is after its local today; skipped")
+            step(account.account_id, None, 0)
             continue
         plan.append((account, token, info, window))
     result.windows = [w for *_, w in plan]
@@ -248,6 +258,7 @@ def sync_ad_performance(
                     f"act_{account.account_id} {level}: {count} rows "
                     f"({window.since}..{window.until})"
                 )
+                step(account.account_id, level, count)
 
     # Read ahead about a stage chunk of shaped rows (a few MB of COPY text), so a chunk's
     # INSERT … SELECT never stalls the API stream.
@@ -278,6 +289,7 @@ def plan_window(
 __all__ = [
     "AccountInfo",
     "AdAccount",
+    "StepCallback",
     "SyncResult",
     "account_token",
     "account_window",

@@ -1,7 +1,6 @@
 """Ads assets: ad objects (+ the `campaign` link) and daily `ad_performance`."""
 
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -26,7 +25,12 @@ from dagster import (
 from everreach.ads import checks
 from everreach.ads.objects import sync_ad_objects
 from everreach.ads.settings import load_ads_settings
-from everreach.ads.sync import configured_accounts, plan_window, sync_ad_performance
+from everreach.ads.sync import (
+    StepCallback,
+    configured_accounts,
+    plan_window,
+    sync_ad_performance,
+)
 from everreach.ads.transform import LEVELS
 from everreach.meta import GraphConfigurationError
 from everreach.progress import Progress
@@ -67,24 +71,17 @@ def _config_failure(exc: Exception) -> Failure:
     return Failure(description=str(exc), allow_retries=False)
 
 
-#: What sync_ad_performance logs after each account × level it fetched, and for an
-#: account it skips (its local today is before the window).
-_FETCHED = re.compile(r"^act_\S+ \w+: (\d+) rows")
-_SKIPPED = re.compile(r"^act_\S+: .* skipped$")
+def _sync_progress(progress: Progress) -> StepCallback:
+    """The sync's `on_step` callback: one step of `progress` per account × level fetched,
+    all four levels at once for an account whose window is skipped."""
 
+    def step(account_id: str, level: str | None, rows: int) -> None:
+        if level is None:
+            progress.advance(len(LEVELS), note=f"act_{account_id}: skipped (after its today)")
+        else:
+            progress.advance(rows=rows, note=f"act_{account_id} {level}: {rows:,} rows")
 
-def _sync_progress(progress: Progress, debug: Callable[[str], None]) -> Callable[[str], None]:
-    """The sync's `log` callback: every message at debug level, and one step of
-    `progress` per account × level fetched (all four levels for a skipped account)."""
-
-    def log(message: str) -> None:
-        debug(message)
-        if match := _FETCHED.match(message):
-            progress.advance(rows=int(match.group(1)), note=message)
-        elif _SKIPPED.match(message):
-            progress.advance(len(LEVELS), note=message)
-
-    return log
+    return step
 
 
 def _api_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
@@ -301,7 +298,8 @@ def ad_performance(
                 since,
                 until,
                 settings,
-                log=_sync_progress(progress, context.log.debug),
+                log=context.log.debug,
+                on_step=_sync_progress(progress),
             )
             progress.finish(f"{result.rows:,} rows loaded")
         except (GraphConfigurationError, SettingError) as exc:
