@@ -8,7 +8,8 @@ partition of `ad_performance` from the asset page's "Materialize…" dialog, wai
 run to succeed, finds the sync's progress line in the run's logs, checks the asset's
 Overview shows the inline spend sparkline and that the full chart opens from
 "[Show Markdown]" (both images decoded: naturalWidth > 0), and saves screenshots of the
-run, its progress line, the asset graph and the charts to `artifacts/`.
+run, its progress line, the materialized node, the ads group's asset graph
+(`dagster_ui_asset_graph.png`) and the charts to `artifacts/`.
 
 Needs Chromium (Debian's `chromium` package). `.ci/run` installs it and sets
 EVERREACH_REQUIRE_BROWSER=1 so a missing browser fails instead of skipping.
@@ -44,6 +45,7 @@ GROUP_SAMPLES = {  # group -> an asset whose page must show its description
     "marts": None,  # dbt models: checked through the lineage page only
 }
 LAUNCH_ASSET = "ad_performance"
+LOCATION = "everreach_pipelines"  # workspace.yaml's location_name
 #: Metadata keys of LAUNCH_ASSET's inline sparkline and full chart (defs/ads/assets.py).
 SPARK_KEY = "spend_vs_conversion_value"
 CHART_KEY = "spend_vs_conversion_value_chart"
@@ -231,6 +233,17 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         expect(page.get_by_text("Latest event").first).to_be_visible(timeout=120_000)
         expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
         time.sleep(3)  # let the graph finish its layout animation
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_node.png"), full_page=True)
+        # the whole ads group's graph: the materialized asset beside the ad objects
+        page.goto(f"{dagster_ui}/locations/__repository__@{LOCATION}/asset-groups/ads")
+        try:
+            expect(page.get_by_text("meta_ad_campaign").first).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(LAUNCH_ASSET, exact=True).first).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "dagster_ui_failure.png"), full_page=True)
+            raise
+        time.sleep(3)
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_graph.png"), full_page=True)
 
         # 5. the materialization's charts: the sparkline inline in the Overview's metadata
