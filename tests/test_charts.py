@@ -134,3 +134,26 @@ def test_sparkline_scales_and_empty_input() -> None:
     assert a_shared != b_shared  # "a" is flat next to "b" on one scale
     assert sparkline_markdown("empty", []) is None
     assert sparkline_markdown("empty", [Series("a", [(date(2026, 1, 1), None)])]) is None
+
+
+def test_marts_roas_charts_sparkline_of_main_currency_and_one_panel_per_campaign() -> None:
+    from everreach_pipelines.defs.dbt.charts import CHART_KEY, SPARK_KEY, roas_charts
+
+    today = date(2026, 11, 26)
+    days = [today - timedelta(days=i) for i in range(5)]
+    rows = [
+        (cid, name, cur, day, spend, revenue)
+        for cid, name, cur, spend, revenue in (
+            ("c1", "Spring sale", "EUR", 100.0, 250.0),
+            ("c2", None, "EUR", 40.0, 0.0),
+            ("c3", "US launch", "USD", 20.0, 10.0),
+        )
+        for day in days
+    ]
+    charts = roas_charts(rows, today)
+    assert set(charts) == {SPARK_KEY, CHART_KEY}
+    spark = charts[SPARK_KEY].value
+    assert len(spark) < UI_INLINE_MARKDOWN_LIMIT
+    assert "EUR per day" in spark and "last 140" in spark  # EUR spend of c1 + c2 per day
+    assert png_of(charts[CHART_KEY]).startswith(PNG_SIGNATURE)
+    assert roas_charts([], today) == {}

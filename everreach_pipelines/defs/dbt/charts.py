@@ -1,0 +1,153 @@
+"""Pictures for the marts: daily spend vs attributed revenue per campaign.
+
+Attached to the materialization of `campaign_attribution_roas` (the mart BI reads for
+attributed ROAS): an inline sparkline of all campaigns' daily spend vs attributed revenue
+in the main currency, and a full chart with one panel per top campaign. Spend comes from
+campaign-level `marts.ad_performance_daily` rows (account-local dates); revenue from
+`marts.attribution_touch_credits` under one attribution model, by the conversion's UTC
+date.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from dagster import MetadataValue
+
+from everreach_pipelines.charts import (
+    FULL_CHART_HINT,
+    Panel,
+    Series,
+    chart_markdown,
+    sparkline_markdown,
+)
+
+#: The dbt model whose materialization carries the charts.
+CHART_MODEL_NAME = "campaign_attribution_roas"
+CHART_KEY = "spend_vs_attributed_revenue_chart"
+SPARK_KEY = "spend_vs_attributed_revenue"
+#: The attribution model charted (the marts hold all five; linear is the neutral one).
+ATTRIBUTION_MODEL = "linear"
+DAYS = 30
+TOP_CAMPAIGNS = 4
+
+_DAILY_SQL = """
+with spend as (
+    select campaign_id, report_date as day, min(currency) as currency, sum(spend) as spend
+    from marts.ad_performance_daily
+    where report_level = 'campaign' and report_date >= %(since)s
+    group by campaign_id, report_date
+),
+
+revenue as (
+    select
+        campaign_id,
+        (converted_at at time zone 'UTC')::date as day,
+        sum(credited_revenue) as revenue
+    from marts.attribution_touch_credits
+    where
+        attribution_model = %(model)s
+        and campaign_id is not null
+        and converted_at >= %(since)s::date
+    group by campaign_id, (converted_at at time zone 'UTC')::date
+),
+
+daily as (
+    select
+        coalesce(s.campaign_id, r.campaign_id) as campaign_id,
+        coalesce(s.day, r.day) as day,
+        s.currency,
+        coalesce(s.spend, 0) as spend,
+        coalesce(r.revenue, 0) as revenue
+    from spend as s
+    full join revenue as r on r.campaign_id = s.campaign_id and r.day = s.day
+),
+
+ranked as (
+    select campaign_id, min(currency) as currency, sum(spend) as total
+    from daily
+    group by campaign_id
+)
+
+select d.campaign_id::text, c.name, k.currency, d.day, d.spend, d.revenue, k.total
+from daily as d
+inner join ranked as k on k.campaign_id = d.campaign_id
+left join campaign as c on c.campaign_id = d.campaign_id
+order by k.total desc, d.campaign_id, d.day
+"""
+
+
+def daily_spend_and_revenue(
+    conn: psycopg.Connection, today: date, *, days: int = DAYS, model: str = ATTRIBUTION_MODEL
+) -> list[tuple[str, str | None, str | None, date, float, float]]:
+    """(campaign id, name, spend currency, day, spend, attributed revenue) for the last
+    `days` days, campaigns with the most spend first."""
+    rows = conn.execute(
+        _DAILY_SQL, {"since": today - timedelta(days=days - 1), "model": model}
+    ).fetchall()
+    return [(cid, name, cur, day, float(s), float(r)) for cid, name, cur, day, s, r, _ in rows]
+
+
+def roas_charts(rows: list[tuple], today: date, *, days: int = DAYS) -> dict[str, MetadataValue]:
+    """The sparkline (all campaigns of the main currency) and the full chart (one panel
+    per top campaign); empty when there is nothing to draw."""
+    if not rows:
+        return {}
+    campaigns: dict[str, dict[str, Any]] = {}
+    totals: dict[str, float] = defaultdict(float)
+    by_day: dict[str, dict[date, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for cid, name, cur, day, spend, revenue in rows:
+        entry = campaigns.setdefault(cid, {"name": name or cid, "currency": cur, "points": []})
+        entry["points"].append((day, spend, revenue))
+        currency = cur or entry["currency"] or "?"
+        totals[currency] += spend
+        by_day[currency][day][0] += spend
+        by_day[currency][day][1] += revenue
+    since = today - timedelta(days=days - 1)
+    panels = [
+        Panel(
+            title=f"{c['name'][:48]} ({c['currency'] or '?'})",
+            ylabel=c["currency"] or "",
+            series=[
+                Series("spend", [(d, s) for d, s, _ in c["points"]]),
+                Series(
+                    f"attributed revenue ({ATTRIBUTION_MODEL})",
+                    [(d, r) for d, _, r in c["points"]],
+                    linestyle="--",
+                ),
+            ],
+        )
+        for c in list(campaigns.values())[:TOP_CAMPAIGNS]
+    ]
+    out: dict[str, MetadataValue] = {}
+    main = max(totals, key=lambda k: totals[k])
+    days_main = sorted(by_day[main].items())
+    spark = sparkline_markdown(
+        f"{main} daily spend vs attributed revenue",
+        [
+            Series("spend", [(d, v[0]) for d, v in days_main]),
+            Series(f"revenue ({ATTRIBUTION_MODEL})", [(d, v[1]) for d, v in days_main]),
+        ],
+        caption=[f"{main} per day, {since}..{today}", FULL_CHART_HINT],
+    )
+    if spark is not None:
+        out[SPARK_KEY] = spark
+    chart = chart_markdown(
+        f"Top campaigns: daily spend vs attributed revenue, {since}..{today}", panels
+    )
+    if chart is not None:
+        out[CHART_KEY] = chart
+    return out
+
+
+__all__ = [
+    "ATTRIBUTION_MODEL",
+    "CHART_KEY",
+    "CHART_MODEL_NAME",
+    "SPARK_KEY",
+    "daily_spend_and_revenue",
+    "roas_charts",
+]
