@@ -7,13 +7,18 @@ from pathlib import Path
 
 from everreach.settings import SETTINGS, project_root
 
-# Derived from DATABASE_URL by the code itself for dbt's profile; documented in dbt_project.
+# Set by the code itself for dbt: the profile's connection (derived from DATABASE_URL,
+# documented in dbt_project) and the partition window.
 DERIVED = {
     "EVERREACH_PG_HOST",
     "EVERREACH_PG_PORT",
     "EVERREACH_PG_USER",
     "EVERREACH_PG_PASSWORD",
     "EVERREACH_PG_DBNAME",
+    # the marts' partition window, set by the Dagster asset for its dbt subprocess
+    # (everreach_pipelines/defs/dbt/project.py window_env; documented in defs/dbt/README.md)
+    "EVERREACH_DBT_MIN_DATE",
+    "EVERREACH_DBT_MAX_DATE",
 }
 PACKAGES = ("everreach", "everreach_pipelines", "webhook_receiver")
 

@@ -19,16 +19,37 @@
     md5({{ expr }})::uuid
 {%- endmacro %}
 
+{#- The partition window's start: the `min_date` var (runs by hand) or, without it, the
+    EVERREACH_DBT_MIN_DATE environment variable (how Dagster passes it). Read only at run time:
+    a changed env var leaves dbt's partial parse valid, where a changed `--vars` makes every
+    daily run re-parse the whole project. '' = no window. -#}
+{% macro window_start() -%}
+    {{- return(var('min_date', '') or env_var('EVERREACH_DBT_MIN_DATE', '')) -}}
+{%- endmacro %}
+
+{#- A timestamp the database computes once, when the model is compiled, written into the SQL
+    as a literal. Postgres plans `column >= <literal>` from the column's statistics; given a
+    subquery, or `'...'::timestamptz - interval ...` (not constant-folded: it depends on the
+    time zone), it assumes a third of the table matches and scans all of it. NULL becomes
+    -infinity. -#}
+{% macro timestamptz_literal(expression) -%}
+    {%- if execute -%}
+        {%- set value = run_query('select (' ~ expression ~ ')::text').columns[0].values()[0] -%}
+        '{{ value if value is not none else "-infinity" }}'::timestamptz
+    {%- else -%}
+        ({{ expression }})
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The lower bound of `column` that an incremental run re-reads: the partition window's start
-    (Dagster's `min_date` var) or, without one, the newest value already loaded; both minus the
+    (`window_start()`) or, without one, the newest value already loaded; both minus the
     late-arrival lookback, so events written late (or re-written) are picked up again. -#}
 {% macro incremental_cutoff(column) -%}
-    {%- if var('min_date', '') -%}
-        ('{{ var("min_date") }}'::timestamptz - interval '{{ var("late_arrival_lookback_days") }} days')
+    {%- set lookback = "interval '" ~ var('late_arrival_lookback_days') ~ " days'" -%}
+    {%- if window_start() -%}
+        {{ timestamptz_literal("'" ~ window_start() ~ "'::timestamptz - " ~ lookback) }}
     {%- else -%}
-        (select coalesce(max(loaded.{{ column }}), '-infinity'::timestamptz)
-                - interval '{{ var("late_arrival_lookback_days") }} days'
-         from {{ this }} as loaded)
+        {{ timestamptz_literal("select max(" ~ column ~ ") - " ~ lookback ~ " from " ~ this) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -42,9 +63,10 @@
     array[{%- for etype in var('conversion_etypes') -%}'{{ etype | replace("'", "''") }}'{{ ", " if not loop.last }}{%- endfor -%}]::text[]
 {%- endmacro %}
 
-{#- The newest touchpoints load the calling person-level model has already processed. -#}
+{#- The newest touchpoints load the calling person-level model has already processed (read when
+    the model is compiled, before its pre-hooks delete anything). -#}
 {% macro last_touchpoints_load() -%}
-    (select coalesce(max(loaded.dbt_loaded_at), '-infinity'::timestamptz) from {{ this }} as loaded)
+    {{ timestamptz_literal("select max(dbt_loaded_at) from " ~ this) }}
 {%- endmacro %}
 
 {#- Persons whose touchpoints were (re)written since the calling model's last load (their whole
@@ -83,4 +105,51 @@
     {%- else -%}
     select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of `attribution_touch_credits` (keyed by conversion): drop the rows of anonymous
+    identities stitched to a user since the last load, and of conversions whose touchpoint was
+    rewritten since then (one that is no longer a conversion, or no longer this person's, would
+    keep its old rows; the others are recomputed). One hook, so both deletes read the same last
+    load as the model; two statements, so each goes through its own index. -#}
+{% macro delete_stitched_persons_and_rewritten_conversions() -%}
+    {%- if is_incremental() -%}
+    {%- set last_load = last_touchpoints_load() -%}
+    delete from {{ this }}
+    where person_id in (
+        select anonymous_id from {{ ref('touchpoints') }}
+        where dbt_loaded_at > {{ last_load }}
+            and anonymous_id is not null and person_id <> anonymous_id
+    );
+    delete from {{ this }}
+    where conversion_event_id in (
+        select event_id from {{ ref('touchpoints') }}
+        where dbt_loaded_at > {{ last_load }}
+    )
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook: ANALYZE the model's table when it has no statistics yet, i.e. when it was just
+    (re)built. The incremental runs' plans (index probes for a day of rows, not scans of ten
+    million) rest on them, and autovacuum may be off or not have got there before the next run.
+    An incremental run leaves the statistics as they are: nothing to pay there. -#}
+{% macro analyze_if_without_statistics() -%}
+    do $analyze$
+    begin
+        if not exists (
+            select 1 from pg_catalog.pg_stats
+            where schemaname = '{{ this.schema }}' and tablename = '{{ this.identifier }}'
+        ) then
+            execute 'analyze {{ this }}';
+        end if;
+    end
+    $analyze$
+{%- endmacro %}
+
+{#- Project pre-hook: more sort memory for an incremental model's batch (a day's rows sort in
+    memory instead of spilling to disk); full builds keep the server's setting. -#}
+{% macro incremental_work_mem() -%}
+    {%- if is_incremental() -%}set local work_mem = '64MB'{%- else -%}select 1{%- endif -%}
 {%- endmacro %}

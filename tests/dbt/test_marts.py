@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 import dbt_seed as s
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
+
+from everreach_pipelines.defs.dbt.project import run_dbt, window_env
 
 MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 HALF_LIFE_DAYS = 7
@@ -339,4 +342,88 @@ def test_incremental_run_equals_full_refresh(
         == 9
     )
     dbt("run", "--full-refresh")
+    assert _snapshot(conn) == incremental
+
+
+def test_daily_runs_with_late_and_rewritten_events_equal_full_refresh(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """Three daily runs the way Dagster passes the partition window (environment, not vars):
+    an append-only day, a day with a late event between stored steps and rewritten events
+    (a touch moved later in time, a purchase that stopped being one), then another append-only
+    day without a window. Journeys and credits take their incremental shortcuts (extending
+    stored journeys, recomputing only conversions at or after the earliest change); the result
+    must equal a full refresh. (Runs after the test above: it changes the data.)"""
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def daily_run(*, with_window: bool = True) -> None:
+        env = window_env(today, today + timedelta(days=1)) if with_window else None
+        run_dbt(database_url, ["run"], target_path=target, log_path=logs, env=env)
+
+    def add(user, etype: str, at: datetime, props: dict | None = None) -> int:
+        return conn.execute(
+            "insert into user_event (user_id, etype, props, occurred_at) values (%s, %s, %s, %s) "
+            "returning id",
+            (user, etype, Jsonb(props or {}), at),
+        ).fetchone()[0]
+
+    def journey(person) -> list[tuple]:
+        return conn.execute(
+            "select step_number, event_type, is_last_step from marts.user_journeys "
+            "where person_id = %s order by step_number",
+            (person,),
+        ).fetchall()
+
+    # day 1, append-only: u1 clicks and buys again after every stored step; u5 buys again
+    add(s.U1, "ad_click", s.T + 2 * s.DAY, {"meta_campaign_id": s.META_A})
+    u1_purchase_3 = add(s.U1, "purchase", s.T + 2 * s.DAY + timedelta(hours=1), {"value": 40})
+    add(s.U5, "purchase", s.T + 3 * s.DAY, {"value": 15})
+    daily_run()
+    steps = journey(s.U1)
+    assert [n for n, *_ in steps] == list(range(1, 8))
+    assert [last for *_, last in steps] == [False] * 6 + [True]
+    assert conn.execute(
+        "select campaign_id, credited_conversions from marts.attribution_touch_credits "
+        "where conversion_event_id = %s and attribution_model = 'last_touch'",
+        (u1_purchase_3,),
+    ).fetchall() == [(s.CAMPAIGN_A, Decimal(1))]
+
+    # day 2: a late click of u1 between its stored steps (renumbers the journey and re-credits
+    # the purchases after it); u3's click at T-3d is re-written as happening at T+5h (its old
+    # time still matters: the lead at T loses it); u2's purchase is re-written as a page view
+    late_click = add(s.U1, "ad_click", s.T - s.DAY, {"meta_campaign_id": s.META_B})
+    conn.execute(
+        "update user_event set occurred_at = %s, inserted_at = now() "
+        "where user_id = %s and etype = 'ad_click' and occurred_at = %s",
+        (s.T + timedelta(hours=5), s.U3, s.T - 3 * s.DAY),
+    )
+    conn.execute(
+        "update user_event set etype = 'page_view', inserted_at = now() where id = %s",
+        (built["u2_purchase"],),
+    )
+    daily_run()
+    steps = journey(s.U1)
+    assert [n for n, *_ in steps] == list(range(1, 9))
+    assert conn.execute(
+        "select step_number from marts.user_journeys where event_id = %s", (late_click,)
+    ).fetchone() == (4,)
+    assert conn.execute(
+        "select touch_count, campaign_id from marts.attribution_touch_credits "
+        "where conversion_event_id = %s and attribution_model = 'last_touch'",
+        (built["u3_lead"],),
+    ).fetchall() == [(1, s.CAMPAIGN_B)]
+    assert not conn.execute(
+        "select 1 from marts.attribution_touch_credits where conversion_event_id = %s",
+        (built["u2_purchase"],),
+    ).fetchall()
+
+    # day 3, append-only, the cutoff derived from the tables themselves
+    add(s.U5, "ad_click", s.T + 4 * s.DAY, {"meta_campaign_id": s.META_B})
+    add(s.U5, "purchase", s.T + 4 * s.DAY + timedelta(hours=2), {"value": 25})
+    daily_run(with_window=False)
+    incremental = _snapshot(conn)
+
+    dbt = partial(run_dbt, database_url, target_path=target, log_path=logs)
+    dbt(["run", "--full-refresh"])
     assert _snapshot(conn) == incremental

@@ -5,24 +5,28 @@ with ad_objects as (
     from {{ ref('stg_meta__ads') }}
 ),
 
+-- ads known only from insights (filtered before the newest row per ad is picked: the object
+-- sync knows nearly every ad, so few of a year's daily rows are left to sort)
 insight_ads as (
-    select distinct on (meta_ad_id)
-        meta_ad_id,
-        meta_adset_id,
-        meta_campaign_id
-    from {{ ref('stg_meta__ad_performance') }}
-    where report_level = 'ad' and meta_ad_id is not null and meta_campaign_id is not null
-    order by meta_ad_id, report_date desc
+    select distinct on (performance.meta_ad_id)
+        performance.meta_ad_id,
+        performance.meta_adset_id,
+        performance.meta_campaign_id
+    from {{ ref('stg_meta__ad_performance') }} as performance
+    where
+        performance.report_level = 'ad'
+        and performance.meta_ad_id is not null
+        and performance.meta_campaign_id is not null
+        and not exists (
+            select 1 from ad_objects where ad_objects.meta_ad_id = performance.meta_ad_id
+        )
+    order by performance.meta_ad_id, performance.report_date desc
 ),
 
 unioned as (
     select * from ad_objects
     union all
-    select insight_ads.*
-    from insight_ads
-    where not exists (
-        select 1 from ad_objects where ad_objects.meta_ad_id = insight_ads.meta_ad_id
-    )
+    select * from insight_ads
 )
 
 select

@@ -1,3 +1,6 @@
+-- analyzed as soon as it is built: `touchpoints` plans its incremental read from its statistics
+{{ config(post_hook="{{ analyze_if_without_statistics() }}") }}
+
 -- One row per messaging contact (thread): the EverReach user it is stitched to when the
 -- evidence allows, else a stable anonymous identity. Evidence, strongest first:
 --   thread_user     the receiver / app already linked the thread to a user
@@ -5,10 +8,6 @@
 --   whatsapp_phone  a WhatsApp wa_id equal to exactly one user's normalized phone
 with threads as (
     select * from {{ ref('stg_meta__conversation_threads') }}
-),
-
-users as (
-    select * from {{ ref('stg_auth__users') }}
 ),
 
 -- refs seen on referral events of the thread (a referral can arrive after the first message)
@@ -21,11 +20,24 @@ event_refs as (
     order by thread_id, occurred_at desc, event_id desc
 ),
 
+-- users read twice, not through one shared CTE (one used twice is materialized in full: every
+-- column of a million users, the SHA-256 of each id among them): here only the users some
+-- ref names (looked up by id), below only those with a phone
+ref_users as (
+    select user_id, created_at from {{ ref('stg_auth__users') }}
+    where user_id in (
+        select {{ safe_uuid('referral_ref') }} from threads
+        union
+        select {{ safe_uuid('referral_ref') }} from event_refs
+    )
+),
+
 phones as (
     -- a phone shared by two users proves nothing
     select phone_normalized, min(user_id::text)::uuid as user_id, max(created_at) as created_at
-    from users
-    where phone_normalized is not null
+    from {{ ref('stg_auth__users') }}
+    -- (a user without a phone has no normalized one: skips the regexp for most users)
+    where phone is not null and phone_normalized is not null
     group by phone_normalized
     having count(*) = 1
 ),
@@ -45,7 +57,7 @@ evidence as (
         phones.created_at as phone_user_created_at
     from threads
     left join event_refs on event_refs.thread_id = threads.thread_id
-    left join users as ref_users
+    left join ref_users
         on ref_users.user_id = {{ safe_uuid('coalesce(threads.referral_ref, event_refs.referral_ref)') }}
     left join phones
         on

@@ -4,6 +4,7 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
         indexes=[
             {'columns': ['event_id'], 'unique': true},
             {'columns': ['inserted_at']},
@@ -19,10 +20,11 @@ with events as (
     select * from {{ ref('stg_everreach__user_events') }} as staged
     {% if is_incremental() %}
         where inserted_at >= {{ incremental_cutoff('inserted_at') }}
-        -- events re-read by the lookback and already loaded as written are left alone
-        and not exists (
-            select 1 from {{ this }} as loaded
-            where loaded.event_id = staged.event_id and loaded.inserted_at = staged.inserted_at
+        -- events re-read by the lookback and already loaded as written are left alone (a
+        -- subquery per row: one probe of the event_id index each, never a scan of the table)
+        and staged.inserted_at is distinct from (
+            select loaded.inserted_at from {{ this }} as loaded
+            where loaded.event_id = staged.event_id
         )
     {% endif %}
 ),

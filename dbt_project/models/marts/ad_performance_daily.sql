@@ -4,6 +4,7 @@
         unique_key=['ad_account_id', 'report_level', 'entity_id', 'report_date'],
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
         indexes=[
             {'columns': ['ad_account_id', 'report_level', 'entity_id', 'report_date'], 'unique': true},
             {'columns': ['fetched_at']},

@@ -1,14 +1,16 @@
 {{
     config(
         materialized='incremental',
-        unique_key='person_id',
+        unique_key='conversion_event_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
-        pre_hook="{{ delete_stitched_anonymous_persons() }}",
+        post_hook="{{ analyze_if_without_statistics() }}",
+        pre_hook="{{ delete_stitched_persons_and_rewritten_conversions() }}",
         indexes=[
             {'columns': ['conversion_event_id', 'attribution_model', 'touch_number'], 'unique': true},
             {'columns': ['person_id']},
             {'columns': ['campaign_id']},
+            {'columns': ['touch_event_id']},
         ],
     )
 }}
@@ -21,19 +23,61 @@
 -- Credits of one conversion sum to exactly 1 per model: the last touch takes the remainder
 -- of the rounded shares. A conversion with no touch in the window goes to the explicit
 -- `Unattributed` bucket (touch_number 0, credit 1), so attributed + unattributed = totals.
-with touchpoints as (
-    select
-        *,
-        -- the person's latest change: the next incremental run's cutoff is read from it
-        max(dbt_loaded_at) over (partition by person_id) as person_loaded_at
-    from (
-        {% if is_incremental() %}
-            {{ rows_of_affected_persons(ref('touchpoints')) }}
-        {% else %}
-            select * from {{ ref('touchpoints') }}
-        {% endif %}
-    ) as person_touchpoints
-),
+-- Incremental per conversion: a conversion's credits depend only on its own row and its
+-- person's touches in the lookback window before it, so of a person with touchpoints written
+-- since the last load only the conversions at or after the earliest change are recomputed
+-- (the earliest of the rewritten rows' new times and, for a rewritten touch, its old time).
+with
+{% if is_incremental() %}
+    changed as (
+        select * from {{ ref('touchpoints') }}
+        where dbt_loaded_at > {{ last_touchpoints_load() }}
+    ),
+
+    changed_from as (
+        select
+            person_id,
+            min(changed_at) as changed_at
+        from (
+            select person_id, occurred_at as changed_at from changed
+            union all
+            -- a rewritten touch may have moved in time: conversions after its old time too
+            select stored.person_id, stored.touched_at
+            from changed
+            inner join {{ this }} as stored on stored.touch_event_id = changed.event_id
+            union all
+            -- an anonymous identity stitched to a user: all it has left (its rows were deleted)
+            select anonymous_id, '-infinity'::timestamptz
+            from changed
+            where anonymous_id is not null and person_id <> anonymous_id
+        ) as changes
+        group by person_id
+    ),
+
+    touchpoints as (
+        select
+            person_touchpoints.*,
+            changed_from.changed_at as recompute_from,
+            -- the person's latest change: the next incremental run's cutoff is read from it
+            max(person_touchpoints.dbt_loaded_at) over (partition by changed_from.person_id)
+                as person_loaded_at
+        from changed_from
+        cross join lateral (
+            select * from {{ ref('touchpoints') }} as candidate
+            where
+                candidate.person_id = changed_from.person_id
+                and candidate.occurred_at >= changed_from.changed_at - interval '{{ lookback_days }} days'
+        ) as person_touchpoints
+    ),
+{% else %}
+    touchpoints as (
+        select
+            *,
+            '-infinity'::timestamptz as recompute_from,
+            max(dbt_loaded_at) over (partition by person_id) as person_loaded_at
+        from {{ ref('touchpoints') }}
+    ),
+{% endif %}
 
 conversions as (
     select
@@ -46,7 +90,7 @@ conversions as (
         currency,
         person_loaded_at
     from touchpoints
-    where is_conversion
+    where is_conversion and occurred_at >= recompute_from
 ),
 
 touches as (

@@ -4,6 +4,7 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
         indexes=[
             {'columns': ['event_id'], 'unique': true},
             {'columns': ['person_id', 'occurred_at']},
@@ -157,9 +158,10 @@ select
     now() as dbt_loaded_at
 from hashed
 {% if is_incremental() %}
--- rows re-read by the lookback that did not change are left alone (not rewritten)
-    where not exists (
-        select 1 from {{ this }} as loaded
-        where loaded.event_id = hashed.event_id and loaded.content_hash = hashed.content_hash
+-- rows re-read by the lookback that did not change are left alone (not rewritten); a
+-- subquery per row: one probe of the event_id index each, never a scan of the table
+    where hashed.content_hash is distinct from (
+        select loaded.content_hash from {{ this }} as loaded
+        where loaded.event_id = hashed.event_id
     )
 {% endif %}

@@ -4,6 +4,7 @@
         unique_key='person_id',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
         pre_hook="{{ delete_stitched_anonymous_persons() }}",
         indexes=[
             {'columns': ['person_id'], 'unique': true},

@@ -5,8 +5,7 @@ against the warehouse the `warehouse` resource names, through the `EVERREACH_PG_
 the project's profile reads.
 """
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy
@@ -19,6 +18,7 @@ from everreach_pipelines.defs.dbt.project import (
     dbt_project,
     ensure_manifest,
     patched_environ,
+    window_env,
 )
 from everreach_pipelines.defs.dbt.translator import EverReachDbtTranslator
 from everreach_pipelines.resources.warehouse import WarehouseResource
@@ -30,11 +30,14 @@ manifest_path = ensure_manifest()
 
 
 def _stream_build(
-    context: AssetExecutionContext, warehouse: WarehouseResource, extra_args: Sequence[str] = ()
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Any]:
     dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
     # the dbt subprocess inherits os.environ: point it at the warehouse only for this run
-    with patched_environ(dbt_cli_env(warehouse.url())):
+    with patched_environ({**dbt_cli_env(warehouse.url()), **(extra_env or {})}):
         # "buildable": a test runs when all its parents are built in this run or upstream of
         # it, so a relationship test into a model of the other dbt asset waits for that one
         args = ["build", "--indirect-selection", "buildable", *extra_args]
@@ -55,13 +58,14 @@ def marts_incremental_dbt_models(
 ) -> Iterator[Any]:
     """Incremental dbt models (touchpoints, journeys, attribution, daily ads facts).
 
-    The partition window goes to dbt as `min_date` / `max_date` vars: the models re-read rows
-    written from `min_date` minus the late-arrival lookback, so a day's run also picks up
-    events that arrived late for earlier days. A backfill of many days runs once.
+    The partition window goes to dbt as the EVERREACH_DBT_MIN_DATE / _MAX_DATE environment
+    variables (`window_env`; not `--vars`, which would force a full re-parse every day): the
+    models re-read rows written from the window start minus the late-arrival lookback, so a
+    day's run also picks up events that arrived late for earlier days. A backfill of many
+    days runs once.
     """
     window = context.partition_time_window
-    dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
-    yield from _stream_build(context, warehouse, ["--vars", json.dumps(dbt_vars)])
+    yield from _stream_build(context, warehouse, extra_env=window_env(window.start, window.end))
 
 
 @dbt_assets(

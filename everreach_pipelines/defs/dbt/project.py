@@ -12,6 +12,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -81,6 +82,16 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
+def window_env(start: datetime, end: datetime) -> dict[str, str]:
+    """The partition window for the incremental models, as the environment variables the
+    project's `window_start()` macro reads (ISO timestamps).
+
+    Environment, not `--vars`: dbt re-parses the whole project whenever `--vars` differ from
+    the last parse (every daily run, a few seconds), while these are read only at run time.
+    """
+    return {"EVERREACH_DBT_MIN_DATE": start.isoformat(), "EVERREACH_DBT_MAX_DATE": end.isoformat()}
+
+
 def dbt_cli_env(database_url: str) -> dict[str, str]:
     """Environment for a dbt process that targets `database_url` (no telemetry)."""
     return {**dbt_env(database_url), **TELEMETRY_ENV}
@@ -109,11 +120,13 @@ def run_dbt(
     *,
     target_path: Path | None = None,
     log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> object:
     """Run one dbt command in-process against `database_url`; raise when it fails.
 
-    `args` are dbt's own (e.g. `["build", "--vars", "{...}"]`). Returns dbt's
-    `dbtRunnerResult` (its `.result` holds the node results).
+    `args` are dbt's own (e.g. `["build", "--vars", "{...}"]`); `env` adds environment
+    variables for this run (e.g. `window_env(...)`). Returns dbt's `dbtRunnerResult` (its
+    `.result` holds the node results).
     """
     from dbt.cli.main import dbtRunner
 
@@ -128,7 +141,7 @@ def run_dbt(
         cli_args += ["--target-path", str(target_path)]
     if log_path is not None:
         cli_args += ["--log-path", str(log_path)]
-    with patched_environ(dbt_cli_env(database_url)):
+    with patched_environ({**dbt_cli_env(database_url), **(env or {})}):
         result = dbtRunner().invoke(cli_args)
     if not result.success:
         failures = []
