@@ -12,6 +12,7 @@ import pytest
 
 from everreach_pipelines.defs.dbt import defs
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
+from everreach_pipelines.defs.dbt.charts import CHART_KEY, CHART_MODEL_NAME, SPARK_KEY
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 RAW_KEYS = {
@@ -90,6 +91,15 @@ def test_materialize_builds_marts_and_checks(database_url: str) -> None:
     } <= materialized
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations)
+    # the ROAS mart carries the spend vs attributed revenue pictures
+    roas = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["marts", CHART_MODEL_NAME])
+    )
+    metadata = roas.materialization.metadata
+    assert {CHART_KEY, SPARK_KEY} <= set(metadata)
+    assert metadata[CHART_KEY].value.startswith("![Top campaigns")
     with psycopg.connect(database_url) as conn:
         unattributed = conn.execute(
             "select count(*) from marts.attribution_touch_credits where conversion_event_id = %s "

@@ -5,12 +5,19 @@ against the warehouse the `warehouse` resource names, through the `EVERREACH_PG_
 the project's profile reads.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+import psycopg
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Output
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from everreach_pipelines.defs.dbt.charts import (
+    CHART_MODEL_NAME,
+    daily_spend_and_revenue,
+    roas_charts,
+)
 from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
 from everreach_pipelines.defs.dbt.project import (
     dbt_cli_env,
@@ -41,7 +48,31 @@ def _stream_build(
         # "buildable": a test runs when all its parents are built in this run or upstream of
         # it, so a relationship test into a model of the other dbt asset waits for that one
         args = ["build", "--indirect-selection", "buildable", *extra_args]
-        yield from dbt.cli(args, context=context).stream()
+        yield from _with_charts(context, warehouse, dbt.cli(args, context=context).stream())
+
+
+def _with_charts(
+    context: AssetExecutionContext, warehouse: WarehouseResource, events: Iterable[Any]
+) -> Iterator[Any]:
+    """dbt's events, with the spend vs attributed revenue charts added to the metadata of
+    `campaign_attribution_roas` (read from the marts just built). A chart that cannot be
+    drawn is logged, never a reason to fail the build."""
+    chart_key = AssetKey(["marts", CHART_MODEL_NAME])
+    for event in events:
+        if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == (
+            chart_key
+        ):
+            today = datetime.now(UTC).date()
+            try:
+                with warehouse.connect() as conn:
+                    end, rows = daily_spend_and_revenue(conn, today)
+                charts = roas_charts(rows, end)
+            except psycopg.Error as exc:
+                context.log.warning(f"{CHART_MODEL_NAME}: no chart ({exc.__class__.__name__})")
+                charts = {}
+            if charts:
+                event = event.with_metadata({**event.metadata, **charts})
+        yield event
 
 
 @dbt_assets(

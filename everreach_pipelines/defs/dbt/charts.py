@@ -38,7 +38,7 @@ _DAILY_SQL = """
 with spend as (
     select campaign_id, report_date as day, min(currency) as currency, sum(spend) as spend
     from marts.ad_performance_daily
-    where report_level = 'campaign' and report_date >= %(since)s
+    where report_level = 'campaign' and report_date between %(since)s and %(until)s
     group by campaign_id, report_date
 ),
 
@@ -52,6 +52,7 @@ revenue as (
         attribution_model = %(model)s
         and campaign_id is not null
         and converted_at >= %(since)s::date
+        and converted_at < %(until)s::date + 1
     group by campaign_id, (converted_at at time zone 'UTC')::date
 ),
 
@@ -82,18 +83,23 @@ order by k.total desc, d.campaign_id, d.day
 
 def daily_spend_and_revenue(
     conn: psycopg.Connection, today: date, *, days: int = DAYS, model: str = ATTRIBUTION_MODEL
-) -> list[tuple[str, str | None, str | None, date, float, float]]:
-    """(campaign id, name, spend currency, day, spend, attributed revenue) for the last
-    `days` days, campaigns with the most spend first."""
+) -> tuple[date, list[tuple[str, str | None, str | None, date, float, float]]]:
+    """The window's last day — today, or the newest campaign spend day when the data is
+    older — and (campaign id, name, spend currency, day, spend, attributed revenue) for
+    the `days` days up to it, campaigns with the most spend first."""
+    newest = conn.execute(
+        "select max(report_date) from marts.ad_performance_daily where report_level = 'campaign'"
+    ).fetchone()[0]
+    end = min(today, newest) if newest else today
     rows = conn.execute(
-        _DAILY_SQL, {"since": today - timedelta(days=days - 1), "model": model}
+        _DAILY_SQL, {"since": end - timedelta(days=days - 1), "until": end, "model": model}
     ).fetchall()
-    return [(cid, name, cur, day, float(s), float(r)) for cid, name, cur, day, s, r, _ in rows]
+    return end, [(cid, name, cur, day, float(s), float(r)) for cid, name, cur, day, s, r, _ in rows]
 
 
-def roas_charts(rows: list[tuple], today: date, *, days: int = DAYS) -> dict[str, MetadataValue]:
+def roas_charts(rows: list[tuple], end: date, *, days: int = DAYS) -> dict[str, MetadataValue]:
     """The sparkline (all campaigns of the main currency) and the full chart (one panel
-    per top campaign); empty when there is nothing to draw."""
+    per top campaign) of the `days` days up to `end`; empty when there is nothing to draw."""
     if not rows:
         return {}
     campaigns: dict[str, dict[str, Any]] = {}
@@ -106,7 +112,7 @@ def roas_charts(rows: list[tuple], today: date, *, days: int = DAYS) -> dict[str
         totals[currency] += spend
         by_day[currency][day][0] += spend
         by_day[currency][day][1] += revenue
-    since = today - timedelta(days=days - 1)
+    since = end - timedelta(days=days - 1)
     panels = [
         Panel(
             title=f"{c['name'][:48]} ({c['currency'] or '?'})",
@@ -131,12 +137,12 @@ def roas_charts(rows: list[tuple], today: date, *, days: int = DAYS) -> dict[str
             Series("spend", [(d, v[0]) for d, v in days_main]),
             Series(f"revenue ({ATTRIBUTION_MODEL})", [(d, v[1]) for d, v in days_main]),
         ],
-        caption=[f"{main} per day, {since}..{today}", FULL_CHART_HINT],
+        caption=[f"{main} per day, {since}..{end}", FULL_CHART_HINT],
     )
     if spark is not None:
         out[SPARK_KEY] = spark
     chart = chart_markdown(
-        f"Top campaigns: daily spend vs attributed revenue, {since}..{today}", panels
+        f"Top campaigns: daily spend vs attributed revenue, {since}..{end}", panels
     )
     if chart is not None:
         out[CHART_KEY] = chart
