@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from everreach.ads.transform import AD_PERFORMANCE_COLUMNS
+from everreach.ads.transform import AD_PERFORMANCE_COLUMNS, copy_line
 
 
 @dataclass(frozen=True)
@@ -173,41 +173,28 @@ def _delete_windows(cur: psycopg.Cursor, windows: Sequence[AccountWindow]) -> in
     return cur.rowcount
 
 
-def _copy_chunk(
-    cur: psycopg.Cursor, rows: Iterator[Sequence] | Iterator[str], limit: int, text: bool
-) -> tuple[int, float]:
-    """COPY up to `limit` of `rows` into the stage; returns (rows, seconds spent waiting on
-    the `rows` iterator)."""
+def _copy_chunk(cur: psycopg.Cursor, lines: Iterator[str], limit: int) -> tuple[int, float]:
+    """COPY up to `limit` of `lines` (COPY text) into the stage; returns (rows, seconds
+    spent waiting on the `lines` iterator)."""
     count = 0
     waited = 0.0
     clock = time.perf_counter
+    batch: list[str] = []
     # The socket writes happen in psycopg's writer thread, beside the row shaping.
     with cur.copy(_STAGE_COPY_SQL, writer=QueuedLibpqWriter(cur)) as copy:
-        if text:
-            batch: list[str] = []
-            while count < limit:
-                started = clock()
-                line = next(rows, None)
-                waited += clock() - started
-                if line is None:
-                    break
-                batch.append(line)  # type: ignore[arg-type]
-                count += 1
-                if len(batch) >= 1000:
-                    copy.write("".join(batch))
-                    batch.clear()
-            if batch:
+        while count < limit:
+            started = clock()
+            line = next(lines, None)
+            waited += clock() - started
+            if line is None:
+                break
+            batch.append(line)
+            count += 1
+            if len(batch) >= 1000:
                 copy.write("".join(batch))
-        else:
-            write = copy.write_row
-            while count < limit:
-                started = clock()
-                rec = next(rows, None)
-                waited += clock() - started
-                if rec is None:
-                    break
-                write(rec)
-                count += 1
+                batch.clear()
+        if batch:
+            copy.write("".join(batch))
     return count, waited
 
 
@@ -258,6 +245,7 @@ def replace_ad_performance(
         raise ValueError("chunk_rows must be at least 1")
     stats = LoadStats()
     rows = iter(records)
+    lines: Iterator[str] = rows if text else map(copy_line, rows)  # type: ignore[arg-type]
     clock = time.perf_counter
     started = clock()
     try:
@@ -268,7 +256,7 @@ def replace_ad_performance(
             stats.campaigns_created += created
             stats.deleted = _delete_windows(cur, windows)
             while True:
-                count, waited = _copy_chunk(cur, rows, chunk_rows, text)
+                count, waited = _copy_chunk(cur, lines, chunk_rows)
                 stats.source_wait_seconds += waited
                 if count:
                     _insert_chunk(cur, stats, campaign_ids)

@@ -18,6 +18,11 @@ CTX = AccountContext(ACCOUNT, "EUR", "Europe/Berlin")
 RULE = ConversionRule.of(["omni_purchase"], ["7d_click"])
 
 
+def _records(spend: str) -> list[list]:
+    """`_rows` as `to_record` records (the loader formats them itself)."""
+    return [line.rstrip("\n").split("\t") for line in _rows(spend)]
+
+
 def _rows(spend: str) -> list[str]:
     """Account, campaign and ad rows for two campaigns over four days; campaign `c2` is
     not in the listing (created on Meta after it), and only appears after the first rows."""
@@ -95,6 +100,21 @@ def test_failure_after_inserted_chunks_rolls_everything_back(db: psycopg.Connect
     db.rollback()
     assert snapshot(db) == before
     assert db.execute("select count(*) from campaign").fetchone()[0] == campaigns_before
+
+
+def test_records_load_like_copy_lines(db: psycopg.Connection) -> None:
+    _load(db, _rows("1.00"), chunk_rows=4)
+    as_lines = snapshot(db)
+    stats = replace_ad_performance(
+        db,
+        [AccountWindow(ACCOUNT, SINCE, UNTIL)],
+        [[None if v == "\\N" else v for v in rec] for rec in _records("1.00")],
+        {},
+        campaigns=[("c1", ACCOUNT, "c1")],
+        chunk_rows=4,
+    )
+    db.commit()
+    assert stats.rows == 20 and snapshot(db) == as_lines
 
 
 def test_chunk_rows_must_be_positive(db: psycopg.Connection) -> None:
