@@ -158,6 +158,8 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    # assertions wait up to 30 s unless told otherwise (the UI loads lazily on a busy CI box)
+    expect.set_options(timeout=30_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium_path,
@@ -231,7 +233,9 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         expect(page.get_by_text(LAUNCH_ASSET).first).to_be_visible(timeout=120_000)
         # the node shows the new materialization and its passed checks
         expect(page.get_by_text("Latest event").first).to_be_visible(timeout=120_000)
-        expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible(
+            timeout=120_000
+        )
         time.sleep(3)  # let the graph finish its layout animation
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_node.png"), full_page=True)
         # the whole ads group's graph: the materialized asset beside the ad objects
@@ -239,7 +243,10 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         try:
             expect(page.get_by_text("meta_ad_campaign").first).to_be_visible(timeout=120_000)
             expect(page.get_by_text(LAUNCH_ASSET, exact=True).first).to_be_visible()
-            expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible()
+            # the nodes load their status after the layout (slow on a busy machine)
+            expect(page.get_by_text(re.compile(r"^(\d+) / \1 Passed$")).first).to_be_visible(
+                timeout=120_000
+            )
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "dagster_ui_failure.png"), full_page=True)
             raise
