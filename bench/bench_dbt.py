@@ -67,13 +67,7 @@ def main() -> None:
     parser.add_argument("--with-tests", action="store_true", help="also time `dbt test`")
     args = parser.parse_args()
 
-    shape = gen.Shape(
-        events=args.events,
-        ad_rows=args.ad_rows,
-        users=args.users,
-        threads=max(10, args.events // 200),
-        messages=max(30, args.events // 66),
-    )
+    shape = gen.Shape.scaled(args.events, args.ad_rows, args.users)
     url = database.ensure_database(args.database_url, args.database)
     migrate.upgrade(url)
     target = Path(__file__).resolve().parent / "results" / "dbt_target"

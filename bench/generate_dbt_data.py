@@ -38,6 +38,17 @@ class Shape:
     threads: int = 50_000
     messages: int = 150_000
 
+    @classmethod
+    def scaled(cls, events: int, ad_rows: int, users: int) -> Shape:
+        """A shape for `events` events: messaging threads and messages scale with them."""
+        return cls(
+            events=events,
+            ad_rows=ad_rows,
+            users=users,
+            threads=max(10, events // 200),
+            messages=max(30, events // 66),
+        )
+
     @property
     def rows_per_day(self) -> int:
         """ad_performance rows per day: account + campaigns + 2 ad sets and N ads per campaign."""
@@ -322,13 +333,7 @@ def main() -> None:
     parser.add_argument("--ad-rows", type=int, default=Shape.ad_rows)
     parser.add_argument("--users", type=int, default=Shape.users)
     args = parser.parse_args()
-    shape = Shape(
-        events=args.events,
-        ad_rows=args.ad_rows,
-        users=args.users,
-        threads=max(10, args.events // 200),
-        messages=max(30, args.events // 66),
-    )
+    shape = Shape.scaled(args.events, args.ad_rows, args.users)
     url = database.ensure_database(args.database_url, args.database)
     migrate.upgrade(url)
     t0 = time.perf_counter()
