@@ -107,6 +107,23 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Pre-hook of `user_paths`: drop the rows of anonymous identities stitched to a user since the
+    last load, and of persons a journey step moved away from since then (those with steps left
+    were recomputed from step 1 and are inserted again; the others have no journey any more). -#}
+{% macro delete_stitched_and_moved_from_persons() -%}
+    {%- if is_incremental() -%}
+    {%- set last_load = last_touchpoints_load() -%}
+    {{ delete_stitched_anonymous_persons() }};
+    delete from {{ this }}
+    where person_id in (
+        select moved_from_person_id from {{ ref('int_journey_steps') }}
+        where dbt_loaded_at > {{ last_load }} and moved_from_person_id is not null
+    )
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Pre-hook of `attribution_touch_credits` (keyed by conversion): drop the rows of anonymous
     identities stitched to a user since the last load, and of conversions whose touchpoint was
     rewritten since then (one that is no longer a conversion, or no longer this person's, would

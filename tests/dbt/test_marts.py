@@ -274,7 +274,7 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
 
     logged: list[str] = []
     lines = run_demo(SimpleNamespace(database_url=database_url, log=logged.append))
-    assert logged and lines[0].startswith("dbt build: 27 models")
+    assert logged and lines[0].startswith("dbt build: 28 models")
     text = "\n".join(lines)
     # campaign A: spend 150, Meta value 360; first-touch revenue 100 + 20 + 50 + 10 + 60 = 240
     campaign_a = next(line for line in lines if "Campaign A" in line)
@@ -375,14 +375,37 @@ def test_daily_runs_with_late_and_rewritten_events_equal_full_refresh(
             (person,),
         ).fetchall()
 
-    # day 1, append-only: u1 clicks and buys again after every stored step; u5 buys again
+    def loaded_at(person) -> list[datetime]:
+        return [
+            at
+            for (at,) in conn.execute(
+                "select dbt_loaded_at from intermediate.int_journey_steps "
+                "where person_id = %s order by step_number",
+                (person,),
+            )
+        ]
+
+    def person_of(event_id: int):
+        return conn.execute(
+            "select person_id from marts.user_journeys where event_id = %s", (event_id,)
+        ).fetchall()
+
+    # day 1, append-only: u1 clicks and buys again after every stored step; u5 buys again; a
+    # click without user or thread (its own anonymous person)
+    u1_stored = loaded_at(s.U1)
     add(s.U1, "ad_click", s.T + 2 * s.DAY, {"meta_campaign_id": s.META_A})
     u1_purchase_3 = add(s.U1, "purchase", s.T + 2 * s.DAY + timedelta(hours=1), {"value": 40})
     add(s.U5, "purchase", s.T + 3 * s.DAY, {"value": 15})
+    anonymous_click = add(None, "ad_click", s.T + 2 * s.DAY, {"meta_campaign_id": s.META_B})
     daily_run()
     steps = journey(s.U1)
     assert [n for n, *_ in steps] == list(range(1, 8))
     assert [last for *_, last in steps] == [False] * 6 + [True]
+    # appended: the stored steps were not rewritten, the two new ones were
+    assert loaded_at(s.U1)[:5] == u1_stored
+    assert all(at > max(u1_stored) for at in loaded_at(s.U1)[5:])
+    (anonymous_person,) = person_of(anonymous_click)
+    assert anonymous_person[0] not in {s.U1, s.U2, s.U3, s.U4, s.U5}
     assert conn.execute(
         "select campaign_id, credited_conversions from marts.attribution_touch_credits "
         "where conversion_event_id = %s and attribution_model = 'last_touch'",
@@ -402,9 +425,18 @@ def test_daily_runs_with_late_and_rewritten_events_equal_full_refresh(
         "update user_event set etype = 'page_view', inserted_at = now() where id = %s",
         (built["u2_purchase"],),
     )
+    # the anonymous click turns out to be u2's: it leaves its one-step anonymous journey
+    conn.execute(
+        "update user_event set user_id = %s, inserted_at = now() where id = %s",
+        (s.U2, anonymous_click),
+    )
     daily_run()
     steps = journey(s.U1)
     assert [n for n, *_ in steps] == list(range(1, 9))
+    assert person_of(anonymous_click) == [(s.U2,)]
+    assert not conn.execute(
+        "select 1 from marts.user_paths where person_id = %s", (anonymous_person[0],)
+    ).fetchall()
     assert conn.execute(
         "select step_number from marts.user_journeys where event_id = %s", (late_click,)
     ).fetchone() == (4,)
