@@ -58,6 +58,23 @@ def test_tables_dbt_creates_later_are_readable(bi_role, db):
     db.execute("drop table marts.rebuilt")
 
 
+def test_mart_views_over_other_schemas_are_readable(bi_role, db):
+    # like marts.user_journeys, a view over intermediate.int_journey_steps: the view reads with
+    # its owner's rights, the table behind it stays closed to the BI role
+    role, url = bi_role
+    db.execute("create schema if not exists intermediate")
+    db.execute("drop view if exists marts.steps_view")
+    db.execute("drop table if exists intermediate.steps_behind")
+    db.execute("create table intermediate.steps_behind as select 7 as step")
+    db.execute("create view marts.steps_view as select step from intermediate.steps_behind")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("select step from marts.steps_view").fetchone() == (7,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("select * from intermediate.steps_behind")
+    db.execute("drop view marts.steps_view")
+    db.execute("drop table intermediate.steps_behind")
+
+
 def test_rerunning_create_role_is_safe(bi_role, database_url):
     role, _ = bi_role
     assert create_bi_role(database_url, role)[0] == f"altered role {role}"
