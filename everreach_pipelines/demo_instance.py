@@ -1,10 +1,19 @@
-"""The Dagster instance a demo stage materializes into."""
+"""The Dagster instance a demo stage materializes into, and the partitions it materializes."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, TimeWindowPartitionsDefinition
+
+#: Run tags that make one run cover a range of partitions (single-run backfill policy).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def demo_instance(ctx: Any) -> DagsterInstance:
@@ -14,3 +23,46 @@ def demo_instance(ctx: Any) -> DagsterInstance:
     if instance is not None:
         return instance
     return DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": "INFO"}})
+
+
+def partition_range(
+    partitions_def: TimeWindowPartitionsDefinition, start: date, end: date
+) -> tuple[str, str]:
+    """`start..end` cut to the daily partitions that exist (the last one is yesterday, UTC)."""
+    last = date.fromisoformat(partitions_def.get_last_partition_key())
+    first = date.fromisoformat(partitions_def.get_first_partition_key())
+    end = min(end, last)
+    start = max(min(start, end), first)
+    return start.isoformat(), end.isoformat()
+
+
+def range_tags(partitions_def: TimeWindowPartitionsDefinition, start: date, end: date) -> dict:
+    """The tags of one run over `start..end` (see `partition_range`)."""
+    first, last = partition_range(partitions_def, start, end)
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+class _BelowWarningFromDagster(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("dagster")
+
+
+@contextlib.contextmanager
+def run_output_to(path: Path) -> Iterator[None]:
+    """While a demo stage runs a chatty Dagster job in-process: what the job prints (dagster-dbt
+    echoes every dbt log line to stdout) goes to `path` instead of the terminal, and Dagster's
+    INFO lines stay out of the terminal (the run's event log, which the UI shows, keeps them)."""
+    quiet = _BelowWarningFromDagster()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        with path.open("w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
+#: Run config that keeps a run's console logger to warnings (the event log keeps everything).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -12,18 +12,15 @@ from everreach.ads.sync import configured_accounts
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
-from everreach_pipelines.demo_instance import demo_instance
+from everreach_pipelines.demo_instance import RANGE_END_TAG, RANGE_START_TAG, demo_instance
+from everreach_pipelines.demo_instance import partition_range as demo_partition_range
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 
 def partition_range(start: date, end: date) -> tuple[str, str]:
-    """`start..end` cut to the partitions that exist (the last one is yesterday, UTC)."""
-    last = date.fromisoformat(ads_daily_partitions.get_last_partition_key())
-    first = date.fromisoformat(ads_daily_partitions.get_first_partition_key())
-    end = min(end, last)
-    start = max(min(start, end), first)
-    return start.isoformat(), end.isoformat()
+    """`start..end` cut to the ads partitions that exist (the last one is yesterday, UTC)."""
+    return demo_partition_range(ads_daily_partitions, start, end)
 
 
 def discover_accounts(database_url: str, meta: MetaGraphResource) -> list[str]:
@@ -77,10 +74,7 @@ def run_demo(ctx: Any) -> list[str]:
         [ad_objects, ad_performance],
         resources={"warehouse": WarehouseResource(database_url=ctx.database_url), "meta": meta},
         instance=demo_instance(ctx),
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
+        tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
     )
     lines = []
     # A range run records one materialization per partition, all with the run's metadata.

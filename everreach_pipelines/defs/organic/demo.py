@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.organic.assets import organic_posts, social_account_insights
 from everreach_pipelines.defs.organic.partitions import organic_daily_partitions
-from everreach_pipelines.demo_instance import demo_instance
+from everreach_pipelines.demo_instance import RANGE_END_TAG, RANGE_START_TAG, demo_instance
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -76,8 +76,8 @@ def run_demo(ctx: Any) -> list[str]:
         resources=resources,
         instance=instance,
         tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
+            RANGE_START_TAG: keys[0],
+            RANGE_END_TAG: keys[-1],
         },
     )
     md = result.asset_materializations_for_node("social_account_insights")[0].metadata
