@@ -113,6 +113,41 @@ def test_materialize_builds_marts_and_checks(database_url: str) -> None:
     assert unattributed == 5 and total == 7
 
 
+def test_full_refresh_config_rebuilds_the_incremental_models(database_url: str) -> None:
+    """An event deleted from user_event stays in the incremental marts (they only read new and
+    re-written rows) until a run with `full_refresh: true` rebuilds them."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        s.truncate_raw_tables(conn)
+        ids = s.seed(conn)
+    assets = [marts_incremental_dbt_models, marts_dbt_models]
+    run = {
+        "resources": {"warehouse": WarehouseResource(database_url=database_url)},
+        "partition_key": (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d"),
+    }
+    full_refresh = {"ops": {"marts_incremental_dbt_models": {"config": {"full_refresh": True}}}}
+
+    def touchpoints_of_u4_purchase() -> int:
+        with psycopg.connect(database_url) as conn:
+            return conn.execute(
+                "select count(*) from marts.touchpoints where event_id = %s", (ids["u4_purchase"],)
+            ).fetchone()[0]
+
+    assert dg.materialize(assets, **run).success
+    assert touchpoints_of_u4_purchase() == 1
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("delete from user_event where id = %s", (ids["u4_purchase"],))
+    assert dg.materialize(assets, **run).success
+    assert touchpoints_of_u4_purchase() == 1
+    assert dg.materialize(assets, **run, run_config=full_refresh).success
+    assert touchpoints_of_u4_purchase() == 0
+    with psycopg.connect(database_url) as conn:
+        total = conn.execute(
+            "select total_conversions from marts.attribution_summary "
+            "where attribution_model = 'linear'"
+        ).fetchone()[0]
+    assert total == 6
+
+
 def test_every_spec_is_in_marts_with_a_description() -> None:
     # keys the ads and organic assets materialize appear here only as stubs
     produced_elsewhere = {

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Output
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, Output
 from dagster_dbt import DbtCliResource, dbt_assets
+from pydantic import Field
 
 from everreach_pipelines.defs.dbt.charts import (
     CHART_MODEL_NAME,
@@ -31,6 +32,20 @@ from everreach_pipelines.defs.dbt.translator import EverReachDbtTranslator
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 INCREMENTAL_SELECTOR = "config.materialized:incremental"
+
+
+class IncrementalBuildConfig(Config):
+    """Run config of the incremental models (the launchpad's *Config* tab)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description=(
+            "Rebuild the incremental models from every raw row (dbt --full-refresh) instead of "
+            "the partition window: after events were deleted from user_event or after the "
+            "changes the dbt README lists as not handled incrementally."
+        ),
+    )
+
 
 translator = EverReachDbtTranslator()
 manifest_path = ensure_manifest()
@@ -85,7 +100,7 @@ def _with_charts(
     name="marts_incremental_dbt_models",
 )
 def marts_incremental_dbt_models(
-    context: AssetExecutionContext, warehouse: WarehouseResource
+    context: AssetExecutionContext, warehouse: WarehouseResource, config: IncrementalBuildConfig
 ) -> Iterator[Any]:
     """Incremental dbt models (touchpoints, journeys, attribution, daily ads facts).
 
@@ -93,10 +108,15 @@ def marts_incremental_dbt_models(
     variables (`window_env`; not `--vars`, which would force a full re-parse every day): the
     models re-read rows written from the window start minus the late-arrival lookback, so a
     day's run also picks up events that arrived late for earlier days. A backfill of many
-    days runs once.
+    days runs once. With `full_refresh` (launchpad config), dbt rebuilds them from scratch.
     """
     window = context.partition_time_window
-    yield from _stream_build(context, warehouse, extra_env=window_env(window.start, window.end))
+    yield from _stream_build(
+        context,
+        warehouse,
+        extra_args=["--full-refresh"] if config.full_refresh else [],
+        extra_env=window_env(window.start, window.end),
+    )
 
 
 @dbt_assets(
