@@ -270,11 +270,35 @@ def test_organic(conn: psycopg.Connection) -> None:
 def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict) -> None:
     from types import SimpleNamespace
 
+    import dagster as dg
+
     from everreach_pipelines.defs.dbt.demo import run_demo
 
     logged: list[str] = []
-    lines = run_demo(SimpleNamespace(database_url=database_url, log=logged.append))
-    assert logged and lines[0].startswith("dbt build: 28 models")
+    instance = dg.DagsterInstance.ephemeral()
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    ctx = SimpleNamespace(
+        database_url=database_url,
+        log=logged.append,
+        start_date=end - timedelta(days=2),
+        end_date=end,
+        instance=instance,
+    )
+    lines = run_demo(ctx)
+    assert logged and lines[0].startswith("dbt build: 28 models materialized")
+    passed, total = lines[0].split(", ")[1].split(" ")[0].split("/")
+    assert passed == total and int(total) > 100
+    # recorded in the demo's instance, as the UI shows it: the marts materialized (the
+    # incremental ones for each of the demo's days) and their checks evaluated
+    paths = dg.AssetKey(["marts", "user_paths"])
+    assert instance.get_materialized_partitions(paths) == {
+        (end - timedelta(days=n)).isoformat() for n in range(3)
+    }
+    assert instance.get_latest_materialization_event(dg.AssetKey(["marts", "user_journeys"]))
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey(["marts", "user_paths"]), "unique_user_paths_person_id")]
+    )
+    assert record and all(r.status.value == "SUCCEEDED" for r in record.values())
     text = "\n".join(lines)
     # campaign A: spend 150, Meta value 360; first-touch revenue 100 + 20 + 50 + 10 + 60 = 240
     campaign_a = next(line for line in lines if "Campaign A" in line)
