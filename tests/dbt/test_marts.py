@@ -483,3 +483,55 @@ def test_daily_runs_with_late_and_rewritten_events_equal_full_refresh(
     dbt = partial(run_dbt, database_url, target_path=target, log_path=logs)
     dbt(["run", "--full-refresh"])
     assert _snapshot(conn) == incremental
+
+
+def test_windowed_runs_test_the_latest_load_and_plain_runs_every_row(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """In the daily job (a partition window set), tests on incremental models read only the rows
+    their latest load wrote; `dbt test` without a window reads every row. (Runs after the tests
+    above: it changes the data.)"""
+    from everreach_pipelines.defs.dbt.project import DbtRunError
+
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = window_env(today, today + timedelta(days=1))
+
+    def steps_tests_pass(*, windowed: bool) -> bool:
+        try:
+            run_dbt(
+                database_url,
+                ["test", "--select", "int_journey_steps"],
+                target_path=target,
+                log_path=logs,
+                env=window if windowed else None,
+            )
+        except DbtRunError as exc:
+            assert "expression_is_true_int_journey_steps" in str(exc)
+            return False
+        return True
+
+    # a day's load: u1 clicks again (one new step, stamped with the newest load)
+    conn.execute(
+        "insert into user_event (user_id, etype, props, occurred_at) values (%s, 'ad_click', %s, %s)",
+        (s.U1, Jsonb({"meta_campaign_id": s.META_A}), s.T + 9 * s.DAY),
+    )
+    run_dbt(database_url, ["run"], target_path=target, log_path=logs, env=window)
+    assert steps_tests_pass(windowed=True) and steps_tests_pass(windowed=False)
+
+    def break_one_step(latest_load: bool) -> None:
+        broken = conn.execute(
+            "update intermediate.int_journey_steps set seconds_since_previous_step = null "
+            "where ctid = (select ctid from intermediate.int_journey_steps where step_number > 1 "
+            f"and dbt_loaded_at {'=' if latest_load else '<'} "
+            "(select max(dbt_loaded_at) from intermediate.int_journey_steps) limit 1)"
+        ).rowcount
+        assert broken == 1
+
+    # an older row goes bad: only the whole-table run sees it
+    break_one_step(latest_load=False)
+    assert steps_tests_pass(windowed=True)
+    assert not steps_tests_pass(windowed=False)
+    # a row of the latest load goes bad: the windowed run sees it too
+    break_one_step(latest_load=True)
+    assert not steps_tests_pass(windowed=True)
