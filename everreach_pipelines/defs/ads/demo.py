@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from dagster import materialize
@@ -12,15 +11,14 @@ from everreach.ads.sync import configured_accounts
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
-from everreach_pipelines.demo_instance import RANGE_END_TAG, RANGE_START_TAG, demo_instance
-from everreach_pipelines.demo_instance import partition_range as demo_partition_range
+from everreach_pipelines.demo_instance import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    demo_instance,
+    partition_range,
+)
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
-
-
-def partition_range(start: date, end: date) -> tuple[str, str]:
-    """`start..end` cut to the ads partitions that exist (the last one is yesterday, UTC)."""
-    return demo_partition_range(ads_daily_partitions, start, end)
 
 
 def discover_accounts(database_url: str, meta: MetaGraphResource) -> list[str]:
@@ -68,7 +66,7 @@ def run_demo(ctx: Any) -> list[str]:
             f"no ad account configured: added {len(added)} from me/adaccounts "
             "to meta_platform_config"
         )
-    first, last = partition_range(ctx.start_date, ctx.end_date)
+    first, last = partition_range(ads_daily_partitions, ctx.start_date, ctx.end_date)
     ctx.log(f"materializing ad objects + ad_performance for {first}..{last}")
     result = materialize(
         [ad_objects, ad_performance],
@@ -98,4 +96,4 @@ def run_demo(ctx: Any) -> list[str]:
     return lines
 
 
-__all__ = ["discover_accounts", "partition_range", "run_demo"]
+__all__ = ["discover_accounts", "run_demo"]
