@@ -62,7 +62,7 @@ def _load() -> str:
 # through which change a row was written are left out (they differ by design).
 VERIFIED = (
     "intermediate.int_user_events_classified",
-    "marts.touchpoints",
+    "intermediate.int_touchpoints_identified",
     "intermediate.int_journey_steps",
     "marts.user_paths",
     "marts.attribution_touch_credits",

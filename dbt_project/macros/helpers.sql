@@ -69,80 +69,38 @@
     {{ timestamptz_literal("select max(dbt_loaded_at) from " ~ this) }}
 {%- endmacro %}
 
-{#- Persons whose touchpoints were (re)written since the calling model's last load (their whole
-    journey / attribution is recomputed), including anonymous identities that a newly stitched
-    contact left behind. Late events are already handled by `touchpoints` (which selects by
-    `inserted_at`), so no lookback is needed here. -#}
-{% macro affected_persons() -%}
-    select distinct affected.person_id
-    from {{ ref('touchpoints') }} as changed
-    cross join lateral unnest(array[changed.person_id, changed.anonymous_id]) as affected (person_id)
-    where changed.dbt_loaded_at > {{ last_touchpoints_load() }} and affected.person_id is not null
-{%- endmacro %}
-
-{#- All rows of `relation` that belong to the affected persons. The lateral join makes Postgres
-    fetch each person's rows through the person_id index instead of scanning the whole table
-    (its estimate of the affected set is far too high to choose that on its own). -#}
-{% macro rows_of_affected_persons(relation) -%}
-    select person_rows.*
-    from ({{ affected_persons() }}) as affected
-    cross join lateral (
-        select * from {{ relation }} as candidate where candidate.person_id = affected.person_id
-    ) as person_rows
-{%- endmacro %}
-
-{#- Pre-hook for person-keyed incremental models: drop the rows of anonymous identities that
-    were stitched to a user since the last load (delete+insert alone never deletes a key that
-    has no new rows). -#}
-{% macro delete_stitched_anonymous_persons() -%}
-    {%- if is_incremental() -%}
-    delete from {{ this }}
-    where person_id in (
-        select anonymous_id from {{ ref('touchpoints') }}
-        where dbt_loaded_at > {{ last_touchpoints_load() }}
-            and anonymous_id is not null and person_id <> anonymous_id
-    )
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Pre-hook of `user_paths`: drop the rows of anonymous identities stitched to a user since the
-    last load, and of persons a journey step moved away from since then (those with steps left
-    were recomputed from step 1 and are inserted again; the others have no journey any more). -#}
-{% macro delete_stitched_and_moved_from_persons() -%}
+{#- Pre-hook of the person-keyed incremental models: deletes the stored rows the run replaces,
+    rows that delete+insert alone would keep because no new row carries their key. Always the
+    rows of anonymous identities stitched to a user since the last load; with
+    `moved_from_persons` (user_paths) also the rows of persons a journey step moved away from
+    (those with steps left are recomputed and inserted again, the others have no journey any
+    more); with `rewritten_conversions` (attribution_touch_credits, keyed by conversion) also the
+    rows of conversions whose touchpoint was rewritten (one that is no longer a conversion, or no
+    longer this person's, would keep its old rows). One hook, so every delete reads the same last
+    load as the model; one statement each, so each goes through its own index. -#}
+{% macro delete_rows_replaced_since_last_load(moved_from_persons=false, rewritten_conversions=false) -%}
     {%- if is_incremental() -%}
     {%- set last_load = last_touchpoints_load() -%}
-    {{ delete_stitched_anonymous_persons() }};
+    delete from {{ this }}
+    where person_id in (
+        select anonymous_id from {{ ref('int_touchpoints_identified') }}
+        where dbt_loaded_at > {{ last_load }}
+            and anonymous_id is not null and person_id <> anonymous_id
+    )
+    {%- if moved_from_persons %};
     delete from {{ this }}
     where person_id in (
         select moved_from_person_id from {{ ref('int_journey_steps') }}
         where dbt_loaded_at > {{ last_load }} and moved_from_person_id is not null
     )
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Pre-hook of `attribution_touch_credits` (keyed by conversion): drop the rows of anonymous
-    identities stitched to a user since the last load, and of conversions whose touchpoint was
-    rewritten since then (one that is no longer a conversion, or no longer this person's, would
-    keep its old rows; the others are recomputed). One hook, so both deletes read the same last
-    load as the model; two statements, so each goes through its own index. -#}
-{% macro delete_stitched_persons_and_rewritten_conversions() -%}
-    {%- if is_incremental() -%}
-    {%- set last_load = last_touchpoints_load() -%}
-    delete from {{ this }}
-    where person_id in (
-        select anonymous_id from {{ ref('touchpoints') }}
-        where dbt_loaded_at > {{ last_load }}
-            and anonymous_id is not null and person_id <> anonymous_id
-    );
+    {%- endif %}
+    {%- if rewritten_conversions %};
     delete from {{ this }}
     where conversion_event_id in (
-        select event_id from {{ ref('touchpoints') }}
+        select event_id from {{ ref('int_touchpoints_identified') }}
         where dbt_loaded_at > {{ last_load }}
     )
+    {%- endif %}
     {%- else -%}
     select 1
     {%- endif -%}

@@ -118,3 +118,76 @@ def test_attribution_rules_have_unit_tests_and_dashboards_exposures(manifest: di
     } <= unit_tests
     exposures = {e["name"] for e in manifest["exposures"].values()}
     assert "campaign_roas_dashboard" in exposures and len(exposures) >= 4
+
+
+LAYER_ORDER = {"staging": 0, "intermediate": 1, "marts": 2}
+
+
+def test_layers_flow_one_way(manifest: dict) -> None:
+    """Staging reads only sources; intermediate reads staging and intermediate; marts read any
+    model. No model reads a layer downstream of its own (intermediate → marts, staging →
+    intermediate or marts)."""
+    nodes = manifest["nodes"]
+    backwards = []
+    for model in _models(manifest):
+        layer = model["fqn"][1]
+        for parent_id in model["depends_on"]["nodes"]:
+            parent = nodes.get(parent_id)
+            if parent is None or parent["resource_type"] != "model":
+                continue
+            parent_layer = parent["fqn"][1]
+            if layer == "staging" or LAYER_ORDER[parent_layer] > LAYER_ORDER[layer]:
+                backwards.append(
+                    f"{model['name']} ({layer}) reads {parent['name']} ({parent_layer})"
+                )
+    assert backwards == []
+
+
+MART_AREAS = {"ads", "attribution", "journeys", "conversations", "organic"}
+
+
+def test_marts_live_in_area_folders_with_one_yml_each() -> None:
+    marts = DBT_PROJECT_DIR / "models" / "marts"
+    assert not list(marts.glob("*.sql")), "a mart outside an area folder"
+    assert not list(marts.glob("*.yml")), "a yml outside an area folder"
+    areas = {p.name for p in marts.iterdir() if p.is_dir()}
+    assert MART_AREAS <= areas
+    for area in areas:
+        ymls = sorted(p.name for p in (marts / area).glob("*.yml"))
+        assert len(ymls) == 1, (area, ymls)
+
+
+def test_every_yml_is_in_the_house_style() -> None:
+    from yaml_style import styled
+
+    off = [
+        str(path.relative_to(DBT_PROJECT_DIR))
+        for path in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml"))
+        if styled(path.read_text(encoding="utf-8")) != path.read_text(encoding="utf-8")
+    ]
+    assert off == [], "reformat with: python tests/dbt/yaml_style.py <file>"
+
+
+def test_daily_narrowed_tests_are_flagged_in_their_yml(manifest: dict) -> None:
+    """The daily job's narrowed tests are the ones flagged `daily_scope: latest_load` in the
+    yml, and only row-local tests on models that stamp `dbt_loaded_at` carry the flag."""
+    row_local = {
+        "unique",
+        "not_null",
+        "accepted_values",
+        "relationships",
+        "expression_is_true",
+        "unique_combination_of_columns",
+        "sums_to_one",
+    }
+    flagged = [
+        n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "test" and n["config"]["meta"].get("daily_scope")
+    ]
+    assert flagged
+    for test in flagged:
+        assert test["config"]["meta"]["daily_scope"] == "latest_load", test["name"]
+        assert test["test_metadata"]["name"] in row_local, test["name"]
+        parent = manifest["nodes"][test["attached_node"]]
+        assert "dbt_loaded_at" in parent["columns"], test["name"]

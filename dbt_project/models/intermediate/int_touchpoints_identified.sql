@@ -14,7 +14,8 @@
 }}
 
 -- One unified, typed stream of touchpoints, each with the person it belongs to (a user, or a
--- contact's stable anonymous identity) and the campaign it points to when known.
+-- contact's stable anonymous identity) and the campaign it points to when known: what the
+-- journey and attribution models build on (the `touchpoints` mart is a view of it).
 -- Incremental: events written since the cutoff, plus the events of threads whose identity
 -- evidence changed since then (a contact stitched to a user moves into the user's journey);
 -- of those, only rows whose content changed are rewritten.

@@ -31,7 +31,9 @@ from everreach_pipelines.defs.dbt.project import (
 from everreach_pipelines.defs.dbt.translator import EverReachDbtTranslator
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-INCREMENTAL_SELECTOR = "config.materialized:incremental"
+# The incremental models, and the `touchpoints` mart: a view of the incremental
+# `int_touchpoints_identified`, it shows that table's daily partitions.
+INCREMENTAL_SELECTOR = "config.materialized:incremental touchpoints"
 
 
 class IncrementalBuildConfig(Config):
