@@ -223,6 +223,36 @@ def test_user_journey(conn: psycopg.Connection) -> None:
     )
 
 
+def test_a_conversion_and_its_capi_delivery_are_one_journey_step(
+    conn: psycopg.Connection, built: dict
+) -> None:
+    """u4's purchase was queued for the Conversions API from the app event and delivered; the
+    `meta_conversion_Purchase` event the delivery logged is that step's delivery, not a step."""
+    steps = conn.execute(
+        "select event_id, event_type, is_conversion, capi_delivery_status from marts.user_journeys "
+        "where person_id = %s order by step_number",
+        (s.U4,),
+    ).fetchall()
+    assert steps == [(built["u4_purchase"], "purchase", True, "sent")]
+    assert not conn.execute(
+        "select 1 from marts.touchpoints where event_type like 'meta\\_conversion\\_%%' "
+        "and person_id = %s",
+        (s.U4,),
+    ).fetchall()
+    # u3's CAPI purchase has no app event behind it: a conversion step of its own, delivered;
+    # a conversion never queued for Meta (u1's) carries no delivery
+    assert conn.execute(
+        "select capi_delivery_status from marts.user_journeys where event_id = %s",
+        (built["u3_capi"],),
+    ).fetchone() == ("sent",)
+    assert {
+        status
+        for (status,) in conn.execute(
+            "select capi_delivery_status from marts.user_journeys where person_id = %s", (s.U1,)
+        )
+    } == {None}
+
+
 def test_conversations(conn: psycopg.Connection, built: dict) -> None:
     rows = {
         r[0]: r[1:]
@@ -545,3 +575,62 @@ def test_windowed_runs_test_the_latest_load_and_plain_runs_every_row(
     # a row of the latest load goes bad: the windowed run sees it too
     break_one_step(latest_load=True)
     assert not steps_tests_pass(windowed=True)
+
+
+def test_a_delivery_made_after_the_step_was_stored_shows_on_the_step(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """The daily job stores a purchase; the Conversions API queues it (pending), then delivers
+    it and logs the copy. The step stays one step whose delivery follows the queue, and the
+    incremental result equals a full refresh. (Runs last: it changes the data.)"""
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def daily_run() -> None:
+        run_dbt(
+            database_url,
+            ["run"],
+            target_path=target,
+            log_path=logs,
+            env=window_env(today, today + timedelta(days=1)),
+        )
+
+    def u2_steps() -> list[tuple]:
+        return conn.execute(
+            "select event_type, capi_delivery_status from marts.user_journeys "
+            "where person_id = %s and is_conversion order by step_number",
+            (s.U2,),
+        ).fetchall()
+
+    # the test above left broken rows behind on purpose: start from a full build
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    purchase = conn.execute(
+        "insert into user_event (user_id, etype, props, occurred_at) values (%s, 'purchase', %s, %s) "
+        "returning id",
+        (s.U2, Jsonb({"value": 70, "currency": "USD"}), s.T + 12 * s.DAY),
+    ).fetchone()[0]
+    daily_run()
+    assert u2_steps()[-1] == ("purchase", None)
+    conn.execute(
+        "insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
+        "action_source, user_id, value, currency, status, source, source_event_ref) values "
+        "('px1', 'Purchase', 'e-u2-late', %s, 'website', %s, 70, 'USD', 'pending', 'user_event', %s)",
+        (s.T + 12 * s.DAY, s.U2, str(purchase)),
+    )
+    assert u2_steps()[-1] == ("purchase", "pending")
+    conn.execute("update meta_conversion_event set status = 'sent' where event_id = 'e-u2-late'")
+    conn.execute(
+        "insert into user_event (user_id, etype, source, props, occurred_at) "
+        "values (%s, 'meta_conversion_Purchase', 'capi', %s, %s)",
+        (s.U2, Jsonb({"event_id": "e-u2-late", "pixel_id": "px1", "value": 70}), s.T + 12 * s.DAY),
+    )
+    daily_run()
+    assert u2_steps()[-1] == ("purchase", "sent")
+    assert not conn.execute(
+        "select 1 from marts.user_journeys where event_type = 'meta_conversion_Purchase' "
+        "and person_id = %s",
+        (s.U2,),
+    ).fetchall()
+    incremental = _snapshot(conn)
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    assert _snapshot(conn) == incremental
