@@ -128,3 +128,9 @@
 {% macro incremental_work_mem() -%}
     {%- if is_incremental() -%}set local work_mem = '64MB'{%- else -%}select 1{%- endif -%}
 {%- endmacro %}
+
+{#- `numerator / denominator` as a share with 6 decimals; null when the denominator is 0 or
+    null (a share of nothing is unknown, not 0). -#}
+{% macro share(numerator, denominator) -%}
+    (({{ numerator }})::numeric / nullif({{ denominator }}, 0))::numeric(10, 6)
+{%- endmacro %}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -240,17 +240,105 @@ def test_a_conversion_and_its_capi_delivery_are_one_journey_step(
         (s.U4,),
     ).fetchall()
     # u3's CAPI purchase has no app event behind it: a conversion step of its own, delivered;
-    # a conversion never queued for Meta (u1's) carries no delivery
+    # u1's first purchase was delivered, its second is still pending, its clicks carry nothing
     assert conn.execute(
         "select capi_delivery_status from marts.user_journeys where event_id = %s",
         (built["u3_capi"],),
     ).fetchone() == ("sent",)
-    assert {
-        status
-        for (status,) in conn.execute(
-            "select capi_delivery_status from marts.user_journeys where person_id = %s", (s.U1,)
+    assert conn.execute(
+        "select event_type, capi_delivery_status from marts.user_journeys where person_id = %s "
+        "order by step_number",
+        (s.U1,),
+    ).fetchall() == [
+        ("ad_click", None),
+        ("ad_click", None),
+        ("whatsapp_received", None),
+        ("purchase", "sent"),
+        ("purchase", "pending"),
+    ]
+
+
+KEY_COLUMNS = {
+    "em": "match_key_email_share",
+    "ph": "match_key_phone_share",
+    "external_id": "match_key_external_id_share",
+    "fbp": "match_key_fbp_share",
+    "fbc": "match_key_fbc_share",
+    "ip_ua": "match_key_ip_user_agent_share",
+}
+
+
+def test_meta_vs_first_party_daily_by_hand(conn: psycopg.Connection) -> None:
+    """Per campaign, day and model: Meta's reported conversions on its report dates; on the
+    conversions' date the credited conversions, those delivered and accepted through the
+    Conversions API (u1's first purchase, u5's, u3's CAPI purchase), coverage and match keys,
+    every figure weighted by the campaign's credit."""
+    columns = ["report_date", "campaign_id", "attribution_model", "spend"]
+    columns += ["meta_reported_conversions", "attributed_conversions"]
+    columns += ["capi_delivered_conversions", "capi_coverage", *KEY_COLUMNS.values()]
+    rows = [
+        dict(zip(columns, row, strict=True))
+        for row in conn.execute(
+            f"select {', '.join(columns)} from marts.meta_vs_first_party_daily "
+            "order by report_date, campaign_id, attribution_model"
         )
-    } == {None}
+    ]
+    meta_days = [r for r in rows if str(r["report_date"]) in ("2026-09-29", "2026-09-30")]
+    assert len(meta_days) == 2 * 2 * len(MODELS)
+    for row in meta_days:
+        assert row["meta_reported_conversions"] == 3 and row["attributed_conversions"] == 0
+        assert row["capi_coverage"] is None
+    assert sum(r["spend"] for r in meta_days if r["attribution_model"] == "linear") == sum(
+        Decimal(str(v)) for v in s.SPEND.values()
+    )
+    expected: dict = {}
+    for name, (_, touches) in SCENARIO.items():
+        for model in MODELS:
+            if not touches:
+                continue
+            credits = hand_credits(model, [age for age, _ in touches])
+            for credit, (_, campaign) in zip(credits, touches, strict=True):
+                if campaign is None or credit == 0:
+                    continue
+                entry = expected.setdefault((campaign, model), {"all": 0.0, "sent": 0.0})
+                entry["all"] += credit
+                if name in s.CAPI_KEYS:
+                    entry["sent"] += credit
+                    for key in s.CAPI_KEYS[name]:
+                        entry[key] = entry.get(key, 0.0) + credit
+    day = [r for r in rows if str(r["report_date"]) == "2026-10-01"]
+    assert {(r["campaign_id"], r["attribution_model"]) for r in day} == set(expected)
+    for row in day:
+        want = expected[(row["campaign_id"], row["attribution_model"])]
+        label = (row["campaign_id"], row["attribution_model"])
+        assert row["meta_reported_conversions"] == 0, label
+        assert math.isclose(float(row["attributed_conversions"]), want["all"], abs_tol=1e-9)
+        assert math.isclose(float(row["capi_delivered_conversions"]), want["sent"], abs_tol=1e-9)
+        assert math.isclose(float(row["capi_coverage"]), want["sent"] / want["all"], abs_tol=1e-6)
+        for key, column in KEY_COLUMNS.items():
+            if want["sent"] == 0:
+                assert row[column] is None, (label, column)
+            else:
+                share = want.get(key, 0.0) / want["sent"]
+                assert math.isclose(float(row[column]), share, abs_tol=1e-6), (label, column)
+
+
+def test_meta_vs_first_party_by_pixel_by_hand(conn: psycopg.Connection) -> None:
+    """px1 on T's date: 7 events queued (u3, u4, u1 x 2, u5, u2, a test event), 4 accepted
+    (test aside), 1 rejected, 1 pending, 1 test; 7 first-party conversions that day, so
+    coverage 4/7; match keys among the 4 accepted events."""
+    rows = conn.execute(
+        "select pixel_id, event_date::text, events_queued, events_accepted, events_rejected, "
+        "events_failed, events_pending, test_events, first_party_conversions, capi_coverage, "
+        f"{', '.join(KEY_COLUMNS.values())} from marts.meta_vs_first_party_by_pixel"
+    ).fetchall()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row[:9] == ("px1", "2026-10-01", 7, 4, 1, 0, 1, 1, 7)
+    assert math.isclose(float(row[9]), 4 / 7, abs_tol=1e-6)
+    accepted = list(s.CAPI_KEYS.values())
+    for (key, _), value in zip(KEY_COLUMNS.items(), row[10:], strict=True):
+        assert math.isclose(float(value), sum(key in keys for keys in accepted) / 4), key
 
 
 def test_conversations(conn: psycopg.Connection, built: dict) -> None:
@@ -345,6 +433,42 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
     assert "spend 150.00" in campaign_a and "meta 2.40 | 1.60 /" in campaign_a
     assert "conversions 7 (1 unattributed), revenue 270.00 (30.00 unattributed)" in text
     assert f"journey of user {s.U1} (5 steps): Ads > WhatsApp > Conversion" in text
+
+
+def test_capi_coverage_check_warns_when_a_pixel_drops(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """A second pixel delivered 9 of 10 conversions a day for four weeks, then 3 of 10 for a
+    week: the check warns for it; px1 (one day, nothing before to compare with) passes."""
+    import dagster as dg
+
+    from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
+    from everreach_pipelines.resources.warehouse import WarehouseResource
+
+    end = date(2026, 10, 1)
+    rows = [
+        ("px2", end - timedelta(days=n), 9 if n >= 7 else 3, 10, 0.9 if n >= 7 else 0.3)
+        for n in range(35)
+    ]
+    conn.execute("delete from marts.meta_vs_first_party_by_pixel where pixel_id = 'px2'")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into marts.meta_vs_first_party_by_pixel (pixel_id, event_date, events_queued, "
+            "events_accepted, events_rejected, events_failed, events_pending, test_events, "
+            "first_party_conversions, capi_coverage) values (%s, %s, %s, %s, 0, 0, 0, 0, %s, %s)",
+            [(p, d, a, a, c, cov) for p, d, a, c, cov in rows],
+        )
+    try:
+        result = capi_coverage_not_dropping(warehouse=WarehouseResource(database_url=database_url))
+    finally:
+        conn.execute("delete from marts.meta_vs_first_party_by_pixel where pixel_id = 'px2'")
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.description == "coverage dropped for px2"
+    assert result.metadata["up_to"].value == "2026-10-01"
+    table = result.metadata["coverage"].value
+    assert "| px2 | 30.0% | 90.0% | 70 / 280 |" in table and "| px1 | 57.1% | - |" in table
+    after = capi_coverage_not_dropping(warehouse=WarehouseResource(database_url=database_url))
+    assert after.passed
 
 
 MARTS = (

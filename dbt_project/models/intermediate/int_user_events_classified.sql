@@ -76,6 +76,7 @@ classified as (
         events.order_id,
         capi.external_id as capi_external_id,
         capi.user_id as capi_user_id,
+        capi.conversion_event_id as capi_queue_id,
         -- a test event sent to Meta is no conversion (the copies of app events are left out below)
         (
             events.event_type like 'meta\_conversion\_%'
@@ -122,5 +123,6 @@ select
     order_id,
     capi_external_id,
     capi_user_id,
+    capi_queue_id,
     is_conversion_event and not is_test_capi_event as is_conversion
 from classified

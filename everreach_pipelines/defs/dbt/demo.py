@@ -10,6 +10,7 @@ from dagster import materialize
 
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
+from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
 from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
 from everreach_pipelines.demo_instance import (
     QUIET_CONSOLE,
@@ -43,7 +44,7 @@ def run_demo(ctx: Any) -> list[str]:
     try:
         with run_output_to(output):
             result = materialize(
-                [marts_incremental_dbt_models, marts_dbt_models],
+                [marts_incremental_dbt_models, marts_dbt_models, capi_coverage_not_dropping],
                 resources={"warehouse": WarehouseResource(database_url=ctx.database_url)},
                 instance=demo_instance(ctx),
                 tags=tags,
