@@ -47,10 +47,19 @@
 {% macro incremental_cutoff(column) -%}
     {%- set lookback = "interval '" ~ var('late_arrival_lookback_days') ~ " days'" -%}
     {%- if window_start() -%}
-        {{ timestamptz_literal("'" ~ window_start() ~ "'::timestamptz - " ~ lookback) }}
+        {{ window_cutoff() }}
     {%- else -%}
         {{ timestamptz_literal("select max(" ~ column ~ ") - " ~ lookback ~ " from " ~ this) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The partition window's start minus the late-arrival lookback, as a literal: the oldest
+    write time a windowed run re-reads (call only when `window_start()` is set). -#}
+{% macro window_cutoff() -%}
+    {{- timestamptz_literal(
+        "'" ~ window_start() ~ "'::timestamptz - interval '"
+        ~ var('late_arrival_lookback_days') ~ " days'"
+    ) -}}
 {%- endmacro %}
 
 {#- `as_of` var as a timestamp ('' = the transaction's now()). -#}

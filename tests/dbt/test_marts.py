@@ -701,6 +701,74 @@ def test_windowed_runs_test_the_latest_load_and_plain_runs_every_row(
     assert not steps_tests_pass(windowed=True)
 
 
+def test_windowed_runs_test_rows_written_in_the_window_and_the_latest_persons(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """`daily_scope: window` reads the rows written since the window's start (minus the
+    late-arrival lookback); `persons_of_latest_load` reconciles the persons of the latest load.
+    Rows outside them are seen only by whole-table runs. (Runs after the tests above: it
+    changes the data.)"""
+    from everreach_pipelines.defs.dbt.project import DbtRunError
+
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = window_env(today, today + timedelta(days=1))
+
+    def passes(select: str, *, windowed: bool) -> bool:
+        try:
+            run_dbt(
+                database_url,
+                ["test", "--select", select],
+                target_path=target,
+                log_path=logs,
+                env=window if windowed else None,
+            )
+        except DbtRunError:
+            return False
+        return True
+
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    # an event written long ago whose classified row goes bad: only whole-table runs see it
+    conn.execute(
+        "update intermediate.int_user_events_classified set occurred_at = null where event_id = %s",
+        (built["u1_click_a"],),
+    )
+    classified = "int_user_events_classified,test_name:not_null"
+    assert passes(classified, windowed=True) and not passes(classified, windowed=False)
+    # one written today goes bad too: the windowed run sees it
+    conn.execute("update user_event set inserted_at = now() where id = %s", (built["u5_purchase"],))
+    conn.execute(
+        "update intermediate.int_user_events_classified set occurred_at = null, "
+        "inserted_at = now() where event_id = %s",
+        (built["u5_purchase"],),
+    )
+    assert not passes(classified, windowed=True)
+
+    # a day's load: u1 buys again, so u1's conversions are the latest load's persons
+    conn.execute(
+        "insert into user_event (user_id, etype, props, occurred_at) values (%s, 'purchase', %s, %s)",
+        (s.U1, Jsonb({"value": 5, "currency": "USD"}), s.T + 20 * s.DAY),
+    )
+    run_dbt(database_url, ["run"], target_path=target, log_path=logs, env=window)
+    reconciliation = "attribution_touch_credits,test_name:equal_sums"
+    assert passes(reconciliation, windowed=True) and passes(reconciliation, windowed=False)
+    # a credit of another person (u5, not in the latest load) goes bad: whole-table runs only
+    conn.execute(
+        "update marts.attribution_touch_credits set credited_conversions = 0.5 "
+        "where conversion_event_id = %s and attribution_model = 'first_touch'",
+        (built["u5_purchase"],),
+    )
+    assert passes(reconciliation, windowed=True) and not passes(reconciliation, windowed=False)
+    # one of u1's goes bad: the windowed run sees it
+    conn.execute(
+        "update marts.attribution_touch_credits set credited_conversions = 0.5 "
+        "where conversion_event_id = %s and attribution_model = 'first_touch'",
+        (built["u1_purchase_1"],),
+    )
+    assert not passes(reconciliation, windowed=True)
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+
+
 def test_a_delivery_made_after_the_step_was_stored_shows_on_the_step(
     conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
 ) -> None:

@@ -169,8 +169,9 @@ def test_every_yml_is_in_the_house_style() -> None:
 
 
 def test_daily_narrowed_tests_are_flagged_in_their_yml(manifest: dict) -> None:
-    """The daily job's narrowed tests are the ones flagged `daily_scope: latest_load` in the
-    yml, and only row-local tests on models that stamp `dbt_loaded_at` carry the flag."""
+    """The daily job's narrowed tests are the ones flagged `daily_scope` in the yml: row-local
+    tests on load-stamped models (`latest_load`) or on tables with a write time (`window`,
+    naming the column), and per-person reconciliations (`persons_of_latest_load`)."""
     row_local = {
         "unique",
         "not_null",
@@ -185,9 +186,17 @@ def test_daily_narrowed_tests_are_flagged_in_their_yml(manifest: dict) -> None:
         for n in manifest["nodes"].values()
         if n["resource_type"] == "test" and n["config"]["meta"].get("daily_scope")
     ]
-    assert flagged
+    scopes = {test["config"]["meta"]["daily_scope"] for test in flagged}
+    assert scopes == {"latest_load", "window", "persons_of_latest_load"}
     for test in flagged:
-        assert test["config"]["meta"]["daily_scope"] == "latest_load", test["name"]
-        assert test["test_metadata"]["name"] in row_local, test["name"]
-        parent = manifest["nodes"][test["attached_node"]]
-        assert "dbt_loaded_at" in parent["columns"], test["name"]
+        meta, kind = test["config"]["meta"], test["test_metadata"]["name"]
+        if meta["daily_scope"] == "persons_of_latest_load":
+            assert kind == "equal_sums", test["name"]
+            continue
+        assert kind in row_local, test["name"]
+        if meta["daily_scope"] == "window":
+            assert meta["window_column"], test["name"]
+        else:
+            parent = manifest["nodes"][test["attached_node"]]
+            assert "dbt_loaded_at" in parent["columns"], test["name"]
+

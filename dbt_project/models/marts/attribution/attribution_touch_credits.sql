@@ -11,6 +11,7 @@
             {'columns': ['person_id']},
             {'columns': ['campaign_id']},
             {'columns': ['touch_event_id']},
+            {'columns': ['dbt_loaded_at']},
         ],
     )
 }}
