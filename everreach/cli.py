@@ -25,10 +25,12 @@ COMMANDS: dict[str, str] = {
     "sandbox": "everreach.sandbox.cli:sandbox",
     "receiver": "webhook_receiver.cli:receiver",
     "webhooks": "webhook_receiver.cli:webhooks",
+    "mf": "everreach.semantic_layer:mf",
 }
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from everreach.semantic_layer import SemanticLayerError
     from everreach.settings import SettingError
     from everreach.warehouse.database import WarehouseConnectionError
     from everreach.warehouse.migrate import MigrationConflictError
@@ -37,6 +39,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         SettingError,
         WarehouseConnectionError,
         MigrationConflictError,
+        SemanticLayerError,
     ]
     try:
         from everreach.meta.errors import GraphConfigurationError

@@ -471,6 +471,165 @@ def test_capi_coverage_check_warns_when_a_pixel_drops(
     assert after.passed
 
 
+def _mf(database_url: str, tmp_path, metrics: list[str], group_by: list[str]) -> list[dict]:
+    """`everreach mf query` (MetricFlow through the project's command) as CSV rows."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from everreach.cli import cli
+
+    out = tmp_path / f"mf_{len(list(tmp_path.iterdir()))}.csv"
+    args = ["mf", "query", "--metrics", ",".join(metrics), "--group-by", ",".join(group_by)]
+    result = CliRunner().invoke(
+        cli, [*args, "--csv", str(out), "--quiet"], env={"DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _num(value: str) -> float | None:
+    return None if value in ("", None) else float(value)
+
+
+def _close(got: str, want) -> bool:
+    if want is None:
+        return _num(got) is None
+    return _num(got) is not None and math.isclose(_num(got), float(want), abs_tol=1e-6)
+
+
+def test_semantic_layer_ads_metrics_equal_the_campaign_mart(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Spend, impressions, clicks, CTR, CPC, CPM and Meta-reported conversions, value and ROAS
+    per campaign over all time: what `campaign_performance` says for the lifetime window."""
+    metrics = ["spend", "impressions", "clicks", "ctr", "cpc", "cpm"]
+    metrics += ["meta_reported_conversions", "meta_reported_conversion_value"]
+    metrics += ["meta_reported_roas"]
+    rows = _mf(database_url, tmp_path, metrics, ["campaign", "campaign__campaign_name"])
+    mart = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "select campaign_id, campaign_name, spend, impressions, clicks, ctr, cpc, cpm, "
+            "conversions, conversion_value, roas from marts.campaign_performance "
+            "where window_name = 'lifetime'"
+        )
+    }
+    assert {r["campaign"] for r in rows} == set(mart) == {str(s.CAMPAIGN_A), str(s.CAMPAIGN_B)}
+    for row in rows:
+        name, spend, imps, clicks, ctr, cpc, cpm, conv, value, roas = mart[row["campaign"]]
+        assert row["campaign__campaign_name"] == name
+        for metric, want in zip(
+            metrics, (spend, imps, clicks, ctr, cpc, cpm, conv, value, roas), strict=True
+        ):
+            assert _close(row[metric], want), (name, metric, row[metric], want)
+    # by week and campaign: the daily mart's campaign rows summed per ISO week
+    weekly = _mf(database_url, tmp_path, ["spend"], ["metric_time__week", "campaign"])
+    expected = {
+        (str(week.date()), str(campaign)): float(spend)
+        for week, campaign, spend in conn.execute(
+            "select date_trunc('week', report_date), campaign_id, sum(spend) "
+            "from marts.ad_performance_daily where report_level = 'campaign' group by 1, 2"
+        )
+    }
+    got = {(r["metric_time__week"][:10], r["campaign"]): float(r["spend"]) for r in weekly}
+    assert got == expected
+
+
+def test_semantic_layer_attribution_metrics_equal_the_marts(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Attributed conversions, revenue, ROAS and cost per attributed conversion per model and
+    campaign: `campaign_attribution_roas`; attributed conversions and revenue by model:
+    `attribution_summary` (the unattributed bucket aside)."""
+    metrics = [
+        f"{name}_{model}"
+        for model in MODELS
+        for name in (
+            "attributed_conversions",
+            "attributed_revenue",
+            "attributed_roas",
+            "cost_per_attributed_conversion",
+        )
+    ]
+    rows = {r["campaign"]: r for r in _mf(database_url, tmp_path, metrics, ["campaign"])}
+    for campaign, model, spend, conversions, revenue, roas in conn.execute(
+        "select campaign_id::text, attribution_model, spend, attributed_conversions, "
+        "attributed_revenue, attributed_roas from marts.campaign_attribution_roas"
+    ):
+        row = rows[campaign]
+        assert _close(row[f"attributed_conversions_{model}"], conversions), (campaign, model)
+        assert _close(row[f"attributed_revenue_{model}"], revenue), (campaign, model)
+        assert _close(row[f"attributed_roas_{model}"], roas), (campaign, model)
+        assert _close(
+            row[f"cost_per_attributed_conversion_{model}"],
+            spend / conversions if conversions else None,
+        ), (campaign, model)
+    by_model = {
+        r["credit__attribution_model"]: r
+        for r in _mf(
+            database_url,
+            tmp_path,
+            ["attributed_conversions", "attributed_revenue"],
+            ["credit__attribution_model"],
+        )
+    }
+    for model, conversions, revenue in conn.execute(
+        "select attribution_model, coalesce(campaign_attributed_conversions, 0) "
+        "+ other_attributed_conversions, attributed_revenue from marts.attribution_summary"
+    ):
+        assert _close(by_model[model]["attributed_conversions"], conversions), model
+        assert _close(by_model[model]["attributed_revenue"], revenue), model
+
+
+def test_semantic_layer_conversation_and_organic_metrics_equal_the_marts(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Conversations and the share of replies inside the policy window per platform
+    (`conversations_daily`), the median first-response time per platform (`conversations`),
+    organic reach and engagements per day (`organic_account_daily`)."""
+    daily = {
+        r["conversation_day__platform"]: r
+        for r in _mf(
+            database_url,
+            tmp_path,
+            ["conversations", "replies_inside_window_share"],
+            ["conversation_day__platform"],
+        )
+    }
+    for platform, conversations, inside, replies in conn.execute(
+        "select platform, sum(new_conversations), sum(replies_inside_window), "
+        "sum(messages_out) from marts.conversations_daily group by platform"
+    ):
+        assert _close(daily[platform]["conversations"], conversations), platform
+        share = inside / replies if replies else None
+        assert _close(daily[platform]["replies_inside_window_share"], share), platform
+    medians = {
+        r["conversation__platform"]: r["first_response_time_median"]
+        for r in _mf(
+            database_url, tmp_path, ["first_response_time_median"], ["conversation__platform"]
+        )
+    }
+    for platform, median in conn.execute(
+        "select platform, percentile_cont(0.5) within group (order by first_response_seconds) "
+        "from marts.conversations where first_response_seconds is not null group by platform"
+    ):
+        assert _close(medians[platform], median), platform
+    organic = {
+        r["metric_time__day"][:10]: r
+        for r in _mf(
+            database_url, tmp_path, ["organic_reach", "organic_engagements"], ["metric_time__day"]
+        )
+    }
+    for day, reach, engagements in conn.execute(
+        "select metric_date::text, sum(reach), sum(engagements) from marts.organic_account_daily "
+        "group by metric_date"
+    ):
+        assert _close(organic[day]["organic_reach"], reach), day
+        assert _close(organic[day]["organic_engagements"], engagements), day
+
+
 MARTS = (
     "touchpoints",
     "user_journeys",

@@ -200,3 +200,61 @@ def test_daily_narrowed_tests_are_flagged_in_their_yml(manifest: dict) -> None:
             parent = manifest["nodes"][test["attached_node"]]
             assert "dbt_loaded_at" in parent["columns"], test["name"]
 
+
+SEMANTIC_METRICS = {
+    "spend",
+    "impressions",
+    "clicks",
+    "ctr",
+    "cpc",
+    "cpm",
+    "meta_reported_conversions",
+    "meta_reported_conversion_value",
+    "meta_reported_roas",
+    "attributed_conversions",
+    "attributed_revenue",
+    "conversations",
+    "first_response_time_median",
+    "replies_inside_window_share",
+    "organic_reach",
+    "organic_engagements",
+} | {
+    f"{name}_{model}"
+    for name in (
+        "attributed_conversions",
+        "attributed_revenue",
+        "attributed_roas",
+        "cost_per_attributed_conversion",
+    )
+    for model in ("first_touch", "last_touch", "linear", "position_based", "time_decay")
+}
+
+
+def test_semantic_layer_covers_the_marts_with_a_time_spine(manifest: dict) -> None:
+    """The semantic models read marts only, every metric is described, the metrics BI users
+    ask for exist, and a time spine gives metric_time its days, weeks and months."""
+    models = {m["unique_id"]: m for m in _models(manifest)}
+    semantic = list(manifest["semantic_models"].values())
+    assert semantic
+    for sm in semantic:
+        (parent,) = sm["depends_on"]["nodes"]
+        assert models[parent]["fqn"][1] == "marts", sm["name"]
+        assert sm["description"].strip(), sm["name"]
+    metrics = {m["name"]: m for m in manifest["metrics"].values()}
+    assert SEMANTIC_METRICS <= set(metrics)
+    assert all(m["description"].strip() and m["label"] for m in metrics.values())
+    spines = [m for m in models.values() if m.get("time_spine")]
+    assert [s["name"] for s in spines] == ["calendar_days"]
+    dimensions = {
+        f"{sm['primary_entity'] or next(e['name'] for e in sm['entities'] if e['type'] == 'primary')}__{d['name']}"
+        for sm in semantic
+        for d in sm["dimensions"]
+    }
+    assert {
+        "ad_report__currency",
+        "credit__attribution_model",
+        "credit__channel",
+        "campaign__campaign_name",
+        "conversation_day__platform",
+        "organic_account_day__platform",
+    } <= dimensions
