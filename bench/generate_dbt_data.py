@@ -196,7 +196,8 @@ BENCH_PIXEL = "700000000000001"
 
 def _capi_sql(where: str) -> str:
     """INSERT … SELECT of the Conversions API queue rows of the purchases and leads matching
-    `where`: four in five delivered (one in fifty of those refused), match keys by id."""
+    `where` (which carries one `%s` parameter): four in five delivered (one in fifty of those
+    refused), match keys by id."""
     return f"""
         insert into meta_conversion_event (
             pixel_id, event_name, event_id, event_time, action_source, user_data, value,
@@ -208,22 +209,22 @@ def _capi_sql(where: str) -> str:
             occurred_at,
             'system_generated',
             jsonb_strip_nulls(jsonb_build_object(
-                'em', case when id % 10 <> 0 then md5(id::text) || md5(id::text) end,
-                'ph', case when id % 5 < 2 then md5('p' || id) || md5('p' || id) end,
+                'em', case when id %% 10 <> 0 then md5(id::text) || md5(id::text) end,
+                'ph', case when id %% 5 < 2 then md5('p' || id) || md5('p' || id) end,
                 'external_id', md5('x' || id) || md5('x' || id),
-                'fbp', case when id % 2 = 0 then 'fb.1.' || id || '.1' end,
-                'fbc', case when id % 3 = 0 then 'fb.1.' || id || '.IwAR' end,
-                'client_ip_address', case when id % 4 < 2 then '203.0.113.7' end,
-                'client_user_agent', case when id % 4 < 2 then 'Mozilla/5.0' end)),
+                'fbp', case when id %% 2 = 0 then 'fb.1.' || id || '.1' end,
+                'fbc', case when id %% 3 = 0 then 'fb.1.' || id || '.IwAR' end,
+                'client_ip_address', case when id %% 4 < 2 then '203.0.113.7' end,
+                'client_user_agent', case when id %% 4 < 2 then 'Mozilla/5.0' end)),
             nullif(props ->> 'value', '')::numeric,
             case when props ? 'value' then 'USD' end,
-            case when id % 50 = 0 then 'rejected' else 'sent' end,
+            case when id %% 50 = 0 then 'rejected' else 'sent' end,
             'user_event',
             id::text,
             inserted_at,
-            case when id % 50 <> 0 then inserted_at end
+            case when id %% 50 <> 0 then inserted_at end
         from user_event
-        where etype in ('purchase', 'lead') and id % 5 <> 0 and ({where})
+        where etype in ('purchase', 'lead') and id %% 5 <> 0 and ({where})
         on conflict do nothing
     """
 
