@@ -15,16 +15,24 @@ Usage::
         .venv/bin/python bench/bench_capi.py --events 20000 --e2e-events 10000
 
 The end-to-end part creates a throw-away database on that server and drops it after.
+``--baseline-rev REV`` also times ``everreach/capi/normalize.py`` as it was at git
+revision REV, interleaved with today's on the same inputs, so a change to normalization
+is measured before and after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -104,12 +112,35 @@ def make_world_inputs(n: int, seed: int = 13) -> list[dict[str, str]]:
     return rows
 
 
-def bench_normalize(n: int, rounds: int = 3, mix: str = "us") -> dict[str, float]:
+def load_baseline(rev: str) -> Callable[..., Any]:
+    """``normalize_user_data`` from ``everreach/capi/normalize.py`` at git revision ``rev``."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{rev}:everreach/capi/normalize.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "normalize_baseline.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("normalize_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.normalize_user_data
+
+
+def bench_normalize(
+    n: int, rounds: int = 3, mix: str = "us", baseline: Callable[..., Any] | None = None
+) -> dict[str, float]:
     """Events/s for ours and the SDK's normalize+hash on the same ``n`` inputs.
 
-    The two run alternately, ``rounds`` times each, and the best round of each counts:
-    the machine is shared, so the best round is the one least disturbed by others.
-    Our first round starts with a cold digest cache, like a fresh process would.
+    The two (three, with a ``baseline`` normalize_user_data) run alternately, ``rounds``
+    times each, and the best round of each counts: the machine is shared, so the best
+    round is the one least disturbed by others. Our first round starts with a cold
+    digest cache, like a fresh process would.
     """
     inputs = make_world_inputs(n) if mix == "world" else make_inputs(n)
     try:
@@ -118,10 +149,10 @@ def bench_normalize(n: int, rounds: int = 3, mix: str = "us") -> dict[str, float
         Normalize = None
         print("facebook-business not installed: SDK comparison skipped", file=sys.stderr)
 
-    def ours() -> float:
+    def timed(normalize: Callable[..., Any]) -> float:
         t0 = time.perf_counter()
         for row in inputs:
-            normalize_user_data(row)
+            normalize(row)
         return n / (time.perf_counter() - t0)
 
     def sdk() -> float:
@@ -132,14 +163,18 @@ def bench_normalize(n: int, rounds: int = 3, mix: str = "us") -> dict[str, float
                 normalize_field(key, value)
         return n / (time.perf_counter() - t0)
 
-    ours_best = sdk_best = 0.0
+    ours_best = sdk_best = baseline_best = 0.0
     for _ in range(rounds):
-        ours_best = max(ours_best, ours())
+        ours_best = max(ours_best, timed(normalize_user_data))
         if Normalize is not None:
             sdk_best = max(sdk_best, sdk())
+        if baseline is not None:
+            baseline_best = max(baseline_best, timed(baseline))
     result = {"ours_events_per_s": ours_best}
     if Normalize is not None:
         result.update(sdk_events_per_s=sdk_best, speedup=ours_best / sdk_best)
+    if baseline is not None:
+        result.update(baseline_events_per_s=baseline_best, vs_baseline=ours_best / baseline_best)
     return result
 
 
@@ -211,10 +246,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--e2e-events", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of normalize+hash")
+    parser.add_argument(
+        "--baseline-rev", help="git revision whose normalize.py is timed beside today's"
+    )
     args = parser.parse_args()
+    baseline = load_baseline(args.baseline_rev) if args.baseline_rev else None
     print("load average (1, 5, 15 min):", os.getloadavg())
     for mix in ("us", "world"):
-        for key, value in bench_normalize(args.events, mix=mix).items():
+        figures = bench_normalize(args.events, args.rounds, mix=mix, baseline=baseline)
+        for key, value in figures.items():
             print(f"normalize+hash [{mix}] {key}: {value:,.1f}")
     server = os.environ.get("DATABASE_URL") or os.environ.get("EVERREACH_TEST_DATABASE_URL")
     if not server:
