@@ -11,10 +11,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
-import os
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,12 +37,14 @@ from everreach.meta.errors import (
     TransientGraphError,
     classify,
 )
+from everreach.meta.settings import (
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    VERSION_RE,
+    GraphSettings,
+)
 from everreach.meta.throttle import Throttle
-from everreach.settings import SettingError
 
-DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v25.0"
-_VERSION_RE = re.compile(r"^v\d+\.\d+$")
 #: Every effective_status, so that listing objects for a split misses none.
 ALL_EFFECTIVE_STATUSES = [
     "ACTIVE",
@@ -92,10 +92,6 @@ def relaxed_gc(gen0_threshold: int = 200_000) -> Iterator[None]:
             if _gc_depth == 0 and _gc_saved is not None:
                 gc.set_threshold(*_gc_saved)
                 _gc_saved = None
-
-
-class MetaSettingError(SettingError):
-    """A Meta setting read from the environment has a bad value (names the variable)."""
 
 
 @dataclass
@@ -177,7 +173,7 @@ class GraphClient:
         seed: int | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        if not _VERSION_RE.match(api_version):
+        if not VERSION_RE.match(api_version):
             raise ValueError(f"api_version must look like v25.0, got {api_version!r}")
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
@@ -221,40 +217,20 @@ class GraphClient:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> GraphClient:
-        """Build a client from ``META_GRAPH_API_BASE_URL``, ``META_GRAPH_API_VERSION``,
-        ``META_ACCESS_TOKEN`` and ``META_APP_SECRET`` (bad values raise
-        :class:`MetaSettingError` naming the variable)."""
-        env = os.environ if environ is None else environ
-        base_url = (env.get("META_GRAPH_API_BASE_URL") or DEFAULT_BASE_URL).strip()
-        parts = urlsplit(base_url)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.netloc
-            or parts.query
-            or (parts.path not in ("", "/"))
-        ):
-            raise MetaSettingError(
-                "META_GRAPH_API_BASE_URL",
-                f"{base_url!r} is not an API host URL",
-                f"http(s)://host[:port] without a path, e.g. {DEFAULT_BASE_URL} or "
-                "http://127.0.0.1:8765",
-            )
-        version = (env.get("META_GRAPH_API_VERSION") or DEFAULT_API_VERSION).strip()
-        if not _VERSION_RE.match(version):
-            raise MetaSettingError(
-                "META_GRAPH_API_VERSION", f"{version!r} is not a version", "vNN.N such as v25.0"
-            )
-        token = env.get("META_ACCESS_TOKEN") or None
-        if token is not None and (token != token.strip() or " " in token):
-            raise MetaSettingError(
-                "META_ACCESS_TOKEN", "contains whitespace (value not shown)", "the token alone"
-            )
-        secret = env.get("META_APP_SECRET") or None
-        if secret is not None and (secret != secret.strip() or " " in secret):
-            raise MetaSettingError(
-                "META_APP_SECRET", "contains whitespace (value not shown)", "the app secret alone"
-            )
-        return cls(token, base_url=base_url, api_version=version, app_secret=secret, **kwargs)
+        """A client configured by :class:`GraphSettings` from the environment (bad values
+        raise :class:`MetaSettingError` naming the variable)."""
+        return cls.from_settings(GraphSettings.from_env(environ), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: GraphSettings, **kwargs: Any) -> GraphClient:
+        """A client for the host, version, token and app secret of ``settings``."""
+        return cls(
+            settings.token,
+            base_url=settings.base_url,
+            api_version=settings.api_version,
+            app_secret=settings.secret,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ basics
     def url(self, path: str) -> str:
