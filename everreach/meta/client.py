@@ -275,18 +275,30 @@ class GraphClient:
         token: str | None = None,
         json_body: bool = False,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         """POST to a node or edge (form body with JSON-encoded nested values, or JSON).
 
         With ``idempotent=False`` (e.g. sending a message) a request whose answer was lost
         (read timeout) is not repeated; explicit Meta errors are still retried.
+        ``max_retries`` overrides the client's retries of transient errors for this call.
         """
         if json_body:
             return self._request(
-                "POST", self.url(path), json=dict(data or {}), token=token, idempotent=idempotent
+                "POST",
+                self.url(path),
+                json=dict(data or {}),
+                token=token,
+                idempotent=idempotent,
+                max_retries=max_retries,
             )
         return self._request(
-            "POST", self.url(path), data=encode_params(data), token=token, idempotent=idempotent
+            "POST",
+            self.url(path),
+            data=encode_params(data),
+            token=token,
+            idempotent=idempotent,
+            max_retries=max_retries,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -304,8 +316,10 @@ class GraphClient:
         json: dict | None = None,
         token: str | None = None,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         auth = self._auth(token)
+        retry_limit = self.max_retries if max_retries is None else max_retries
         attempt = throttled = 0
         while True:
             self.throttle.wait_turn()
@@ -363,7 +377,7 @@ class GraphClient:
                     self.throttle.pause(self._backoff(min(throttled, 6)))
             else:
                 attempt += 1
-                if attempt > self.max_retries:
+                if attempt > retry_limit:
                     raise error
                 self._sleep(self._backoff(attempt - 1))
             self.metrics.add(retries=1)
