@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from everreach.ads.load import CHUNK_ROWS, AccountWindow, LoadStats, replace_ad_performance
-from everreach.ads.prefetch import prefetch
 from everreach.ads.settings import AdsSettings, normalize_account_id
 from everreach.ads.transform import (
     LEVEL_FIELDS,
@@ -31,6 +30,7 @@ from everreach.ads.transform import (
 )
 from everreach.meta import GraphClient
 from everreach.meta.client import relaxed_gc
+from everreach.read_ahead import prefetch
 from everreach.settings import named_token
 
 #: effective_status values Meta accepts in a filter, per object level. Filtering on all of

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import hmac
-import queue
 import random
 import threading
 import time
@@ -44,6 +43,7 @@ from everreach.meta.settings import (
     GraphSettings,
 )
 from everreach.meta.throttle import Throttle
+from everreach.read_ahead import read_ahead
 
 #: Every effective_status, so that listing objects for a split misses none.
 ALL_EFFECTIVE_STATUSES = [
@@ -485,64 +485,19 @@ class GraphClient:
         Yields ``(object_id, row)`` as rows arrive (streamed, never all held in memory);
         rows of one object keep their order, rows of different objects interleave.
         """
-        ids = list(object_ids)
-        out: queue.Queue = queue.Queue(maxsize=2 * self.max_concurrent_jobs)
-        stop = threading.Event()
-        todo: queue.Queue = queue.Queue()
-        for oid in ids:
-            todo.put(oid)
 
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def source(oid: str) -> Callable[[], Iterator[tuple[str, dict]]]:
+            return lambda: (
+                (oid, row) for row in self._insights(oid, dict(params), token, async_run, {})
+            )
 
-        def worker() -> None:
-            while not stop.is_set():
-                try:
-                    oid = todo.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    batch: list[dict] = []
-                    for row in self._insights(oid, dict(params), token, async_run, {}):
-                        batch.append(row)
-                        if len(batch) >= batch_size:
-                            if not put((oid, batch, None)):
-                                return
-                            batch = []
-                    if batch and not put((oid, batch, None)):
-                        return
-                except BaseException as exc:  # handed to the consumer, raised there
-                    put((oid, None, exc))
-                    return
-            put((None, None, None))
-
-        workers = [
-            threading.Thread(target=worker, name="graph-insights", daemon=True)
-            for _ in range(min(self.max_concurrent_jobs, max(len(ids), 1)))
-        ]
-        for thread in workers:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(workers):
-                oid, batch, exc = out.get()
-                if exc is not None:
-                    raise exc
-                if oid is None:
-                    finished += 1
-                    continue
-                for row in batch:
-                    yield oid, row
-        finally:
-            stop.set()
-            for thread in workers:
-                thread.join(timeout=5)
+        yield from read_ahead(
+            [source(oid) for oid in object_ids],
+            workers=self.max_concurrent_jobs,
+            batch=batch_size,
+            depth=2 * self.max_concurrent_jobs,
+            name="graph-insights",
+        )
 
     def _insights(
         self, object_id: str, params: dict, token: str | None, async_run: bool, scope: dict
