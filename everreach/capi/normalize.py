@@ -546,7 +546,8 @@ def normalize_zip(value: str | int, country: str | None = None) -> str:
 
 
 # ISO 3166 lists each country's short, official and common name, but not the
-# colloquial and native names people also type into a country field.
+# colloquial and native names people also type into a country field. Written without
+# accents: a name is also looked up without its accents ("España" finds "espana").
 _COUNTRY_ALIASES = {
     "america": "us",
     "uk": "gb",
@@ -562,10 +563,9 @@ _COUNTRY_ALIASES = {
     "turkey": "tr",
     "ivorycoast": "ci",
     "deutschland": "de",
-    "españa": "es",
+    "espana": "es",
     "italia": "it",
     "brasil": "br",
-    "méxico": "mx",
 }
 
 
@@ -596,8 +596,8 @@ def _country_codes() -> dict[str, str]:
 
 
 def normalize_country(value: str) -> str:
-    """ISO 3166-1 alpha-2, lowercase, from an alpha-2 or alpha-3 code or a country name
-    (``US``, ``usa``, ``United States``, ``Viet Nam`` → ``us``…, via pycountry)."""
+    """ISO 3166-1 alpha-2, lowercase, from an alpha-2 or alpha-3 code or a country name,
+    via pycountry (``US``, ``usa``, ``United States`` → ``us``; ``Viet Nam`` → ``vn``)."""
     letters = _letters_only(_as_text("country", value))
     codes = _country_codes()
     code = codes.get(letters) or codes.get(_without_accents(letters))

@@ -197,7 +197,17 @@ def test_country_aliases_name_real_countries_and_shadow_no_iso_spelling() -> Non
                 iso_spellings.add(normalize._letters_only(name))
     for alias, code in normalize._COUNTRY_ALIASES.items():
         assert code in iso, alias
+        assert alias == normalize._without_accents(alias), alias  # looked up without accents
         assert alias not in iso_spellings, alias
+        assert alias not in {normalize._without_accents(s) for s in iso_spellings}, alias
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [("España", "es"), ("México", "mx"), ("Deutschland", "de"), ("Holland", "nl"), ("UK", "gb")],
+)
+def test_colloquial_and_native_country_names(raw: str, code: str) -> None:
+    assert normalize_field("country", raw) == code
 
 
 @pytest.mark.parametrize(
