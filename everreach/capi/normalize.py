@@ -255,16 +255,17 @@ def _library_e164(digits: str, international: bool, region: str | None) -> str:
 # most numbers need none of its judgement. The fast paths below follow the library's
 # own reading for the plain cases, with its own metadata: a call-abroad prefix or a
 # leading calling code is left to the library; a national prefix (trunk prefix) is
-# dropped only where the library certainly drops it (the rest is a complete national
-# number of the country) and never rewritten; anything else goes to the library. A
-# test checks that both give the same answer on numbers of every region.
+# dropped, or rewritten as the library's metadata says, only where the library
+# certainly does so (the result is a complete national number of the country);
+# anything else goes to the library. A test checks that both give the same answer on
+# numbers of every region.
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _PlanFacts:
     code: str  # the calling code, as digits
     national_prefix: re.Pattern[str] | None  # the trunk prefixes phonenumbers strips
-    rewrites: bool  # phonenumbers may rewrite what follows the prefix (Argentina's 15)
+    rewrite: str | None  # how phonenumbers rewrites a prefix (Argentina's 0 + area + 15)
     international_prefix: re.Pattern[str] | None  # the region's own call-abroad prefix
     national_number: re.Pattern[str] | None  # every national number of the region
     own_lengths: frozenset[int]  # lengths of its complete national numbers
@@ -283,7 +284,7 @@ def _facts(metadata: Any, main: Any) -> _PlanFacts:
     return _PlanFacts(
         code=str(metadata.country_code),
         national_prefix=re.compile(prefix) if prefix else None,
-        rewrites=bool(metadata.national_prefix_transform_rule),
+        rewrite=metadata.national_prefix_transform_rule or None,
         international_prefix=re.compile(idd) if idd else None,
         national_number=re.compile(pattern) if pattern else None,
         own_lengths=_lengths(metadata),
@@ -314,11 +315,13 @@ def _national_number(digits: str, facts: _PlanFacts) -> str | None:
     match = facts.national_prefix.match(digits) if facts.national_prefix is not None else None
     if match is not None:
         groups = match.groups()
-        if facts.rewrites and (not groups or groups[-1] is not None):
-            return None
-        digits = digits[match.end() :]
-        # The library keeps the prefix when the rest is no national number of the
-        # country or is too short for one.
+        if facts.rewrite is not None and groups and groups[-1] is not None:
+            # The library replaces the prefix it matched by its rewrite of it.
+            digits = match.expand(facts.rewrite) + digits[match.end() :]
+        else:
+            digits = digits[match.end() :]
+        # The library keeps the number as written when what it would make of it is no
+        # national number of the country, or is too short for one.
         if (
             facts.national_number is None
             or not facts.national_number.fullmatch(digits)

@@ -130,6 +130,8 @@ def test_fast_paths_agree_with_phonenumbers_in_every_region() -> None:
     assert normalize._fast_national("6505551212", "US") == "16505551212"
     assert normalize._fast_international("16505551212") == "16505551212"
     assert normalize._fast_international("447400123456") == "447400123456"
+    assert normalize._fast_national("07400123456", "GB") == "447400123456"  # trunk 0
+    assert normalize._fast_national("0111523456789", "AR") == "5491123456789"  # rewritten
 
 
 @pytest.mark.parametrize(
