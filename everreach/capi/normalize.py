@@ -111,7 +111,7 @@ PASS_THROUGH_FIELDS: tuple[str, ...] = (
     "ig_sid",
 )
 
-#: The seed's flat body keys that carry customer information → Meta's user_data keys.
+#: Flat body keys an intake payload may use for customer information → Meta's user_data keys.
 FLAT_KEY_TO_FIELD: dict[str, str] = {
     "email": "em",
     "phone": "ph",
