@@ -26,8 +26,8 @@ from pathlib import Path
 
 import click
 
-from everreach.settings import get_setting
 from everreach.warehouse import database
+from everreach.warehouse.settings import WarehouseSettings
 
 #: The dbt project (next to this package in a checkout or an editable install).
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -110,7 +110,7 @@ def mf(args: tuple[str, ...]) -> None:
     """MetricFlow (dbt's semantic layer) on the warehouse: `everreach mf query --metrics
     spend --group-by metric_time__week`, `everreach mf list metrics`, `everreach mf --help`."""
     url = database.resolve_database_url()
-    embedded = get_setting("DATABASE_URL") is None
+    embedded = WarehouseSettings.from_env().database_url is None
     try:
         code = run_mf(args or ["--help"], url)
     finally:

@@ -13,12 +13,12 @@ replaces the examples an earlier run queued (and the copies their delivery logge
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any, Protocol
 
 from everreach.capi.delivery import DeliveryConfig, deliver_pending
-from everreach.capi.intake import CapiSettings, enqueue_conversions
+from everreach.capi.intake import enqueue_conversions
 from everreach.capi.pickup import pick_up_user_events
+from everreach.capi.settings import CapiSettings
 from everreach.meta.client import GraphClient
 from everreach.sandbox.capi import DEFAULT_PIXEL_ID
 from everreach.warehouse.database import connect
@@ -133,7 +133,8 @@ def remove_previous_examples(conn: Any, pixel_id: str) -> None:
 def run_demo(ctx: DemoContext) -> list[str]:
     """Queue the example conversions (test mode) and the population's conversions of the last
     7 days, deliver them (to the sandbox, or to Meta in test mode); summary lines."""
-    pixel_id = os.environ.get("META_PIXEL_ID")
+    configured = CapiSettings.from_env()
+    pixel_id = configured.pixel_id
     if not pixel_id:
         if not ctx.sandbox_base_url:
             # Real Meta and no pixel configured: there is nowhere sensible to send to.
@@ -141,13 +142,15 @@ def run_demo(ctx: DemoContext) -> list[str]:
             ctx.log(line)
             return [line]
         pixel_id = DEFAULT_PIXEL_ID
-    code = os.environ.get("META_CAPI_TEST_EVENT_CODE") or DEMO_TEST_EVENT_CODE
-    settings = CapiSettings(pixel_id=pixel_id, test_event_code=code)
+    code = configured.test_event_code or DEMO_TEST_EVENT_CODE
+    settings = configured.model_copy(update={"pixel_id": pixel_id, "test_event_code": code})
     # the population's conversions: real events for the sandbox, test mode for Meta
-    global_code = os.environ.get("META_CAPI_TEST_EVENT_CODE") or (
+    global_code = configured.test_event_code or (
         None if ctx.sandbox_base_url else DEMO_TEST_EVENT_CODE
     )
-    population = CapiSettings(pixel_id=pixel_id, test_event_code=global_code)
+    population = configured.model_copy(
+        update={"pixel_id": pixel_id, "test_event_code": global_code}
+    )
     now = dt.datetime.now(dt.UTC)
     payloads = demo_conversions(now, now.strftime("%Y%m%d%H%M%S"))
     client = GraphClient(**ctx.graph_client_kwargs)
