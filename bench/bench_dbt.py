@@ -78,7 +78,7 @@ VERIFIED = (
     "marts.meta_vs_first_party_by_pixel",
     "marts.ad_performance_daily",
 )
-TECHNICAL_COLUMNS = {"dbt_loaded_at", "moved_from_person_id"}
+TECHNICAL_COLUMNS = {"dbt_loaded_at", "moved_from_person_id", "previous_occurred_at"}
 
 
 def _checksums(url: str) -> dict[str, tuple[int, int]]:

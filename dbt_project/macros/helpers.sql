@@ -143,3 +143,48 @@
 {% macro share(numerator, denominator) -%}
     (({{ numerator }})::numeric / nullif({{ denominator }}, 0))::numeric(10, 6)
 {%- endmacro %}
+
+{#- The first day (UTC) a day-grain reconciliation mart recomputes in an incremental run, as a
+    date literal: the earliest day whose numbers may have changed since the mart's last load
+    (its newest `dbt_loaded_at`): Meta's rows re-fetched since then (with `meta_side`),
+    credits written since then, the previous day of touchpoints rewritten since then (a
+    conversion that moved or stopped being one leaves that day), Conversions API queue rows
+    written or updated since then. 'infinity' when nothing changed, '-infinity' when the mart is
+    empty. Read when the model compiles, before its pre-hook deletes anything. -#}
+{% macro reconciliation_recompute_from(meta_side=true) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{- return("'-infinity'::date") -}}
+    {%- endif -%}
+    {%- set since = timestamptz_literal('select max(dbt_loaded_at) from ' ~ this) -%}
+    {%- set lookback = "interval '" ~ var('late_arrival_lookback_days') ~ " days'" -%}
+    {%- set days -%}
+        select least(
+            {%- if meta_side %}
+            (select min(report_date) from {{ ref('ad_performance_daily') }}
+                where fetched_at > {{ since }} - {{ lookback }}),
+            {%- endif %}
+            (select min((converted_at at time zone 'UTC')::date)
+                from {{ ref('attribution_touch_credits') }} where dbt_loaded_at > {{ since }}),
+            (select min((previous_occurred_at at time zone 'UTC')::date)
+                from {{ ref('int_touchpoints_identified') }}
+                where dbt_loaded_at > {{ since }} and previous_occurred_at is not null),
+            (select min((event_time at time zone 'UTC')::date)
+                from {{ ref('stg_meta__conversion_events') }}
+                where greatest(created_at, last_attempt_at, sent_at) > {{ since }} - {{ lookback }})
+        )
+    {%- endset -%}
+    {%- set empty = run_query('select not exists (select 1 from ' ~ this ~ ')').columns[0].values()[0] -%}
+    {%- set value = run_query('select (' ~ days ~ ')::text').columns[0].values()[0] -%}
+    {{- return("'" ~ ("-infinity" if empty else (value if value is not none else "infinity")) ~ "'::date") -}}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental day-grain model: delete its rows from `first_day` on (a date
+    literal), which the run then inserts again. Nothing on a full build. -#}
+{% macro delete_days_from(first_day, column) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where {{ column }} >= {{ first_day }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+

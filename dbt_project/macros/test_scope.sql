@@ -47,9 +47,15 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The newest `dbt_loaded_at` of `relation`, as a literal. -#}
+{#- The newest `dbt_loaded_at` of `relation`, as a literal. Read as the first row of a
+    descending order, not as max(): through a view (user_journeys joins its steps to the
+    paths) Postgres walks the steps' index backwards and stops at one row, where max() over a
+    join reads all of it. -#}
 {% macro latest_load_literal(relation) -%}
-    {{- timestamptz_literal('select max(dbt_loaded_at) from ' ~ relation) -}}
+    {{- timestamptz_literal(
+        'select dbt_loaded_at from ' ~ relation ~ ' where dbt_loaded_at is not null'
+        ~ ' order by dbt_loaded_at desc limit 1'
+    ) -}}
 {%- endmacro %}
 
 {#- For a reconciliation test flagged `persons_of_latest_load`: the condition (starting with

@@ -32,6 +32,7 @@ renamed as (
         source as intake_source,
         source_event_ref,
         created_at,
+        last_attempt_at,
         sent_at
     from source
 )

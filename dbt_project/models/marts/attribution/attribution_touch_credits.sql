@@ -12,6 +12,7 @@
             {'columns': ['campaign_id']},
             {'columns': ['touch_event_id']},
             {'columns': ['dbt_loaded_at']},
+            {'columns': ['converted_at']},
         ],
     )
 }}

@@ -1,9 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
+        pre_hook="{{ delete_days_from(reconciliation_recompute_from(meta_side=false), 'event_date') }}",
+        indexes=[{'columns': ['pixel_id', 'event_date'], 'unique': true}, {'columns': ['event_date']}],
+    )
+}}
+
+-- depends_on: {{ ref('int_touchpoints_identified') }}
 -- What Meta sees vs what happened, per pixel and day: the Conversions API queue's outcome
 -- (queued, accepted, rejected, failed, still pending, test events), the first-party
 -- conversions of the day beside the ones delivered and accepted (CAPI coverage), and the share
 -- of accepted events that carried each match key (the data behind Meta's Event Match Quality,
 -- from what was sent). Days are UTC; a pixel has a row for every day with conversions from its
--- first queued event on, so a day it delivered nothing shows as coverage 0.
+-- first queued event on, so a day it delivered nothing shows as coverage 0. Incremental by
+-- day, like `meta_vs_first_party_daily` (without Meta's side).
+{%- set recompute_from = reconciliation_recompute_from(meta_side=false) %}
 with queue as (
     select
         pixel_id,
@@ -18,6 +32,7 @@ with queue as (
         has_fbc,
         has_client_ip_and_user_agent
     from {{ ref('stg_meta__conversion_events') }}
+    where event_time >= {{ recompute_from }}::timestamp at time zone 'UTC'
 ),
 
 per_pixel_day as (
@@ -48,13 +63,17 @@ conversions as (
         (converted_at at time zone 'UTC')::date as event_date,
         count(*) as first_party_conversions
     from {{ ref('attribution_touch_credits') }}
-    where attribution_model = 'first_touch'
+    where
+        attribution_model = 'first_touch'
+        and converted_at >= {{ recompute_from }}::timestamp at time zone 'UTC'
     group by (converted_at at time zone 'UTC')::date
 ),
 
+-- every pixel with its first queued day (over the whole queue: a pixel that stopped sending
+-- still has its days)
 pixels as (
-    select pixel_id, min(event_date) as first_event_date
-    from per_pixel_day
+    select pixel_id, min((event_time at time zone 'UTC')::date) as first_event_date
+    from {{ ref('stg_meta__conversion_events') }}
     group by pixel_id
 ),
 
@@ -82,7 +101,9 @@ select
     {{ share('per_pixel_day.with_external_id', 'per_pixel_day.events_accepted') }} as match_key_external_id_share,
     {{ share('per_pixel_day.with_fbp', 'per_pixel_day.events_accepted') }} as match_key_fbp_share,
     {{ share('per_pixel_day.with_fbc', 'per_pixel_day.events_accepted') }} as match_key_fbc_share,
-    {{ share('per_pixel_day.with_client_ip_and_user_agent', 'per_pixel_day.events_accepted') }} as match_key_ip_user_agent_share
+    {{ share('per_pixel_day.with_client_ip_and_user_agent', 'per_pixel_day.events_accepted') }} as match_key_ip_user_agent_share,
+    -- when the row was written: the next run recomputes from what changed after it
+    now() as dbt_loaded_at
 from pixel_days
 left join per_pixel_day
     on

@@ -1,10 +1,32 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        post_hook="{{ analyze_if_without_statistics() }}",
+        pre_hook=[
+            "set local work_mem = '128MB'",
+            "{{ delete_days_from(reconciliation_recompute_from(), 'report_date') }}",
+        ],
+        indexes=[
+            {'columns': ['report_date', 'campaign_id', 'attribution_model'], 'unique': true},
+            {'columns': ['campaign_id', 'report_date']},
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('int_touchpoints_identified') }}
 -- What Meta sees vs what happened, per campaign, day and attribution model: Meta's reported
 -- conversions beside the first-party conversions credited to the campaign, how many of those
 -- reached Meta through the Conversions API and were accepted (CAPI coverage), and which match
 -- keys the delivered events carried (the inputs of Meta's Event Match Quality), all weighted by
 -- the campaign's credit under the model. Meta's figures are on the ad account's report date
 -- (conversions counted on the day of the ad's click or view); first-party ones on the
--- conversion's UTC date.
+-- conversion's UTC date. Incremental by day: a run recomputes every day from the earliest one
+-- whose numbers may have changed (`reconciliation_recompute_from`: Meta's re-fetched window,
+-- credits written, conversions moved or no longer conversions, deliveries), after its pre-hook
+-- deleted those days; the sorts and hash aggregates stay in memory.
+{%- set recompute_from = reconciliation_recompute_from() %}
 with meta_side as (
     select
         campaign_id,
@@ -14,7 +36,7 @@ with meta_side as (
         sum(conversions) as meta_conversions,
         sum(conversion_value) as meta_conversion_value
     from {{ ref('ad_performance_daily') }}
-    where report_level = 'campaign' and campaign_id is not null
+    where report_level = 'campaign' and campaign_id is not null and report_date >= {{ recompute_from }}
     group by campaign_id, report_date
 ),
 
@@ -34,11 +56,33 @@ app_deliveries as (
     where intake_source = 'user_event' and source_event_ref ~ '^[0-9]+$'
 ),
 
+-- the queue row of a conversion that came in through the Conversions API itself: looked up
+-- only for those (a probe of the classified event's unique index each), never by joining the
+-- whole event table
 credits as (
     select
         credits.campaign_id,
         credits.attribution_model,
         (credits.converted_at at time zone 'UTC')::date as report_date,
+        credits.credited_conversions,
+        credits.credited_revenue,
+        credits.conversion_event_id,
+        case when credits.conversion_type like 'meta\_conversion\_%' then (
+            select classified.capi_queue_id
+            from {{ ref('int_user_events_classified') }} as classified
+            where classified.event_id = credits.conversion_event_id
+        ) end as capi_queue_id
+    from {{ ref('attribution_touch_credits') }} as credits
+    where
+        credits.campaign_id is not null
+        and credits.converted_at >= {{ recompute_from }}::timestamp at time zone 'UTC'
+),
+
+delivered as (
+    select
+        credits.campaign_id,
+        credits.attribution_model,
+        credits.report_date,
         credits.credited_conversions,
         credits.credited_revenue,
         -- a conversion that came in through the Conversions API is in user_event because Meta
@@ -55,26 +99,10 @@ credits as (
         coalesce(direct.has_fbc, app.has_fbc, false) as has_fbc,
         coalesce(direct.has_client_ip_and_user_agent, app.has_client_ip_and_user_agent, false)
             as has_client_ip_and_user_agent
-    from {{ ref('attribution_touch_credits') }} as credits
+    from credits
     left join app_deliveries as app on app.conversion_event_id = credits.conversion_event_id
-    -- a probe of the classified event only for conversions that are CAPI events themselves
-    left join lateral (
-        select
-            queue.conversion_event_id,
-            queue.has_email,
-            queue.has_phone,
-            queue.has_external_id,
-            queue.has_fbp,
-            queue.has_fbc,
-            queue.has_client_ip_and_user_agent
-        from {{ ref('int_user_events_classified') }} as classified
-        inner join {{ ref('stg_meta__conversion_events') }} as queue
-            on queue.conversion_event_id = classified.capi_queue_id
-        where
-            credits.conversion_type like 'meta\_conversion\_%'
-            and classified.event_id = credits.conversion_event_id
-    ) as direct on true
-    where credits.campaign_id is not null
+    left join {{ ref('stg_meta__conversion_events') }} as direct
+        on direct.conversion_event_id = credits.capi_queue_id
 ),
 
 first_party as (
@@ -93,7 +121,7 @@ first_party as (
         sum(credited_conversions) filter (where is_delivered and has_fbc) as with_fbc,
         sum(credited_conversions) filter (where is_delivered and has_client_ip_and_user_agent)
             as with_client_ip_and_user_agent
-    from credits
+    from delivered
     group by campaign_id, attribution_model, report_date
 ),
 
@@ -102,43 +130,65 @@ models as (
         as attribution_model
 ),
 
-campaign_days as (
-    select meta_side.campaign_id, meta_side.report_date, models.attribution_model
+meta_days as (
+    select
+        meta_side.*,
+        models.attribution_model
     from meta_side cross join models
-    union
-    select campaign_id, report_date, attribution_model from first_party
+),
+
+-- every campaign-day Meta reported, under every model, beside every day with credits
+joined as (
+    select
+        coalesce(meta_days.campaign_id, first_party.campaign_id) as campaign_id,
+        coalesce(meta_days.report_date, first_party.report_date) as report_date,
+        coalesce(meta_days.attribution_model, first_party.attribution_model) as attribution_model,
+        meta_days.currency,
+        meta_days.spend,
+        meta_days.meta_conversions,
+        meta_days.meta_conversion_value,
+        first_party.attributed_conversions,
+        first_party.attributed_revenue,
+        first_party.delivered_conversions,
+        first_party.with_email,
+        first_party.with_phone,
+        first_party.with_external_id,
+        first_party.with_fbp,
+        first_party.with_fbc,
+        first_party.with_client_ip_and_user_agent
+    from meta_days
+    full join first_party
+        on
+            first_party.campaign_id = meta_days.campaign_id
+            and first_party.report_date = meta_days.report_date
+            and first_party.attribution_model = meta_days.attribution_model
 )
 
 select
-    campaign_days.report_date,
-    campaign_days.campaign_id,
+    joined.report_date,
+    joined.campaign_id,
     campaigns.campaign_name,
     campaigns.meta_campaign_id,
-    campaign_days.attribution_model,
-    meta_side.currency,
-    coalesce(meta_side.spend, 0)::numeric(18, 4) as spend,
-    coalesce(meta_side.meta_conversions, 0)::numeric(18, 4) as meta_reported_conversions,
-    coalesce(meta_side.meta_conversion_value, 0)::numeric(18, 4) as meta_reported_conversion_value,
-    coalesce(first_party.attributed_conversions, 0)::numeric(20, 12) as attributed_conversions,
-    coalesce(first_party.attributed_revenue, 0)::numeric(24, 6) as attributed_revenue,
-    coalesce(first_party.delivered_conversions, 0)::numeric(20, 12) as capi_delivered_conversions,
-    {{ share('coalesce(first_party.delivered_conversions, 0)', 'first_party.attributed_conversions') }}
+    joined.attribution_model,
+    joined.currency,
+    coalesce(joined.spend, 0)::numeric(18, 4) as spend,
+    coalesce(joined.meta_conversions, 0)::numeric(18, 4) as meta_reported_conversions,
+    coalesce(joined.meta_conversion_value, 0)::numeric(18, 4) as meta_reported_conversion_value,
+    coalesce(joined.attributed_conversions, 0)::numeric(20, 12) as attributed_conversions,
+    coalesce(joined.attributed_revenue, 0)::numeric(24, 6) as attributed_revenue,
+    coalesce(joined.delivered_conversions, 0)::numeric(20, 12) as capi_delivered_conversions,
+    {{ share('coalesce(joined.delivered_conversions, 0)', 'joined.attributed_conversions') }}
         as capi_coverage,
-    {{ share('coalesce(first_party.with_email, 0)', 'first_party.delivered_conversions') }} as match_key_email_share,
-    {{ share('coalesce(first_party.with_phone, 0)', 'first_party.delivered_conversions') }} as match_key_phone_share,
-    {{ share('coalesce(first_party.with_external_id, 0)', 'first_party.delivered_conversions') }} as match_key_external_id_share,
-    {{ share('coalesce(first_party.with_fbp, 0)', 'first_party.delivered_conversions') }} as match_key_fbp_share,
-    {{ share('coalesce(first_party.with_fbc, 0)', 'first_party.delivered_conversions') }} as match_key_fbc_share,
-    {{ share('coalesce(first_party.with_client_ip_and_user_agent, 0)', 'first_party.delivered_conversions') }} as match_key_ip_user_agent_share
-from campaign_days
-left join meta_side
-    on
-        meta_side.campaign_id = campaign_days.campaign_id
-        and meta_side.report_date = campaign_days.report_date
-left join first_party
-    on
-        first_party.campaign_id = campaign_days.campaign_id
-        and first_party.attribution_model = campaign_days.attribution_model
-        and first_party.report_date = campaign_days.report_date
+    {{ share('coalesce(joined.with_email, 0)', 'joined.delivered_conversions') }} as match_key_email_share,
+    {{ share('coalesce(joined.with_phone, 0)', 'joined.delivered_conversions') }} as match_key_phone_share,
+    {{ share('coalesce(joined.with_external_id, 0)', 'joined.delivered_conversions') }}
+        as match_key_external_id_share,
+    {{ share('coalesce(joined.with_fbp, 0)', 'joined.delivered_conversions') }} as match_key_fbp_share,
+    {{ share('coalesce(joined.with_fbc, 0)', 'joined.delivered_conversions') }} as match_key_fbc_share,
+    {{ share('coalesce(joined.with_client_ip_and_user_agent, 0)', 'joined.delivered_conversions') }}
+        as match_key_ip_user_agent_share,
+    -- when the row was written: the next run recomputes from what changed after it
+    now() as dbt_loaded_at
+from joined
 left join {{ ref('stg_everreach__campaigns') }} as campaigns
-    on campaigns.campaign_id = campaign_days.campaign_id
+    on campaigns.campaign_id = joined.campaign_id
