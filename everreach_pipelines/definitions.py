@@ -33,5 +33,7 @@ def build_resources() -> dict[str, object]:
 
 
 defs = Definitions.merge(
-    *(domain.defs for domain in _DOMAINS), Definitions(resources=build_resources())
+    *(domain.defs for domain in _DOMAINS),
+    ads.reports_defs,
+    Definitions(resources=build_resources()),
 )

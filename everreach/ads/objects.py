@@ -42,7 +42,7 @@ OBJECT_FIELDS: dict[str, str] = {
     "adset": "id,name,status,effective_status,daily_budget,lifetime_budget,created_time,"
     "updated_time,campaign_id,account_id",
     "ad": "id,name,status,effective_status,created_time,updated_time,campaign_id,adset_id,"
-    "account_id",
+    "account_id,creative",
 }
 _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # kind: (table, key column, columns)
@@ -93,6 +93,7 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "effective_status",
             "created_time",
             "updated_time",
+            "creative_id",
             "raw",
         ),
     ),
@@ -146,6 +147,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
             *times,
             raw,
         )
+    creative = obj.get("creative")
     return (
         str(obj["id"]),
         account_id,
@@ -153,6 +155,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
         str(obj["adset_id"]),
         *common,
         *times,
+        str(creative["id"]) if isinstance(creative, dict) and creative.get("id") else None,
         raw,
     )
 

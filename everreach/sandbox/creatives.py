@@ -325,8 +325,8 @@ def handle(
     if denied is not None:
         return denied
     state = sandbox.domains["ads"]
-    _, creative = state.creatives[node_id]
-    if edge is not None or request.method != "GET":
+    entry = state.creatives.get(node_id)
+    if entry is None or edge is not None or request.method != "GET":
         return sandbox.unknown_node_response(
             f"{node_id}/{edge}" if edge else node_id, request.method
         )
@@ -334,7 +334,7 @@ def handle(
     message = check_fields(fields)
     if message is not None:
         return sandbox.error_response(100, message)
-    return sandbox.json_response(render(creative, fields))
+    return sandbox.json_response(render(entry[1], fields))
 
 
 __all__ = [
