@@ -144,6 +144,8 @@ ACTION_COLUMNS: tuple[str, ...] = (
     "money",
     *(f"money_{w}" for w in ACTION_WINDOWS),
     "is_conversion",
+    "conversions",
+    "conversion_value",
 )
 
 #: Progress callback: (ad account id, rows fetched — None for a skipped account).
@@ -265,6 +267,8 @@ def _action_records(
             raise InsightRowError(f"repeated action entry {key!r} in one row")
         seen.add(key)
         valued = money.get(key, {})
+        # The same rule as ad_performance.conversions, entry by entry: the rows add up to it.
+        conversion = key[0] in rule.action_types
         out.append(
             [
                 *head,
@@ -274,7 +278,9 @@ def _action_records(
                 *(_optional(entry.get(w)) for w in ACTION_WINDOWS),
                 _optional(valued.get("value")),
                 *(_optional(valued.get(w)) for w in ACTION_WINDOWS),
-                key[0] in rule.action_types,
+                conversion,
+                rule.total([entry]) if conversion else Decimal(0),
+                rule.total([valued]) if conversion and valued else Decimal(0),
             ]
         )
     return out
@@ -361,11 +367,8 @@ def _count(
 ) -> None:
     if not windows:
         return
-    spend = (
-        sql.SQL("coalesce(sum(money) filter (where is_conversion), 0)")
-        if family.action_breakdowns
-        else sql.SQL("sum(spend)")
-    )
+    # the action family's money is its conversion value
+    spend = sql.SQL("sum(conversion_value)" if family.action_breakdowns else "sum(spend)")
     cur.execute(
         sql.SQL(
             "select t.ad_account_id, coalesce(t.account_currency, ''), count(*), {} from {} t "
@@ -474,16 +477,10 @@ class Mismatch:
 
 
 def mismatches_with_ad_performance(
-    conn: psycopg.Connection,
-    family: Family,
-    since: date,
-    until: date,
-    settings: AdsSettings,
-    limit: int = 20,
+    conn: psycopg.Connection, family: Family, since: date, until: date, limit: int = 20
 ) -> list[Mismatch]:
     """Ad-days in `since..until` where the family's spend, impressions and clicks (for the
-    action family: its conversions under the configured rule) differ from the ad-level
-    `ad_performance` row.
+    action family: its conversions) differ from the ad-level `ad_performance` row.
 
     Only account-days the family table holds are compared: each table is replaced by its
     own asset, and the two may not have synced the same days yet.
@@ -491,9 +488,7 @@ def mismatches_with_ad_performance(
     table = sql.Identifier(family.table)
     if family.action_breakdowns:
         metrics: tuple[str, ...] = ("conversions",)
-        sums = sql.SQL("sum(case when is_conversion then {} else 0 end) as conversions").format(
-            _window_sum(settings)
-        )
+        sums = sql.SQL("sum(conversions) as conversions")
     else:
         metrics = ("spend", "impressions", "clicks")
         sums = sql.SQL(
@@ -538,17 +533,6 @@ def mismatches_with_ad_performance(
             if got != want:
                 out.append(Mismatch(account, day, ad_id, metric, got, want))
     return out
-
-
-def _window_sum(settings: AdsSettings) -> sql.Composable:
-    """The action table's count under the configured attribution windows: the rule
-    `ad_performance.conversions` is derived with."""
-    if settings.attribution_windows == ("default",):
-        return sql.SQL("value")
-    return sql.SQL(" + ").join(
-        sql.SQL("coalesce({}, 0)").format(sql.Identifier(f"value_{w}"))
-        for w in settings.attribution_windows
-    )
 
 
 __all__ = [

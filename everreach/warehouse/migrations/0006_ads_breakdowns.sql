@@ -128,6 +128,8 @@ create table ad_insights_actions (
     money_28d_click numeric(18, 4),
     money_1d_view numeric(18, 4),
     is_conversion boolean not null default false,     -- one of the configured action types
+    conversions numeric(18, 4) not null default 0,    -- under the configured windows (0 if not
+    conversion_value numeric(18, 4) not null default 0,  -- a conversion), as in ad_performance
     fetched_at timestamptz not null default now(),
     primary key (ad_account_id, date, ad_id, action_type, action_target_id, action_destination)
 );

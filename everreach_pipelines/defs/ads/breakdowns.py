@@ -145,7 +145,7 @@ def breakdown_asset(family: Family) -> AssetsDefinition:
                 progress.finish(f"{result.rows:,} rows loaded")
             except (GraphConfigurationError, SettingError) as exc:
                 raise _config_failure(exc) from exc
-            mismatches = mismatches_with_ad_performance(conn, family, since, until, settings)
+            mismatches = mismatches_with_ad_performance(conn, family, since, until)
             preview = _preview(conn, family, since, until)
         api = _api_delta(before, client.metrics.as_dict())
         load = result.load
