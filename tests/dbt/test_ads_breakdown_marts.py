@@ -5,7 +5,7 @@ catches a breakdown that does not add up."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,8 +38,9 @@ SELECT = ["--select", "+path:models/marts/ads", "--indirect-selection", "cautiou
 
 
 @pytest.fixture(scope="module")
-def loaded(database_url: str, dbt: Callable[..., object]) -> None:
-    """Two accounts × 8 ads × 6 days synced by the real pipeline, then `dbt build`."""
+def loaded(database_url: str, dbt: Callable[..., object]) -> Iterator[None]:
+    """Two accounts × 8 ads × 6 days synced by the real pipeline, then `dbt build`; the
+    database is left as found (raw tables empty, no dbt relations) for the next module."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         s.truncate_raw_tables(conn)
     until = datetime.now(UTC).date() - timedelta(days=2)
@@ -58,6 +59,10 @@ def loaded(database_url: str, dbt: Callable[..., object]) -> None:
         for family in ALL_FAMILIES:
             sync_family(client, conn, family, accounts, since, until, settings)
     dbt("build", "--full-refresh", *SELECT)
+    yield
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        s.truncate_raw_tables(conn)
+        conn.execute("drop schema if exists marts, intermediate, staging cascade")
 
 
 @pytest.fixture
