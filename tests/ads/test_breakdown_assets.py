@@ -197,3 +197,25 @@ def test_creatives_are_refreshed_and_deleted_ones_kept(
         "where landing_url like '%%campaign.name%%' limit 1"
     ).fetchone()
     assert row is not None and row[1] == "facebook" and row[2]["utm_content"] == ["{{ad.name}}"]
+
+
+def test_each_table_is_keyed_by_its_familys_grain(db: psycopg.Connection) -> None:
+    """The migration's primary keys and the families' specs say the same grain, and the
+    families' columns are the tables' columns."""
+    for family in ALL_FAMILIES:
+        key = db.execute(
+            "select array_agg(a.attname order by k.ord) from pg_index i "
+            "cross join unnest(i.indkey) with ordinality as k (attnum, ord) "
+            "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+            "where i.indrelid = %s::regclass and i.indisprimary",
+            (family.table,),
+        ).fetchone()[0]
+        assert tuple(key) == family.key, family.table
+        columns = {
+            r[0]
+            for r in db.execute(
+                "select column_name from information_schema.columns where table_name = %s",
+                (family.table,),
+            ).fetchall()
+        }
+        assert set(family.columns) == columns - {"fetched_at"}, family.table
