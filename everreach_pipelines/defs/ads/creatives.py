@@ -26,12 +26,12 @@ from everreach_pipelines.defs.ads.assets import (
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-META_AD_CREATIVE = AssetKey("meta_ad_creative")
+AD_CREATIVES = AssetKey("meta_ad_creative")
 CHECK_EVERY_AD_HAS_ITS_CREATIVE = "every_ad_creative_known"
 
 
 @asset(
-    key=META_AD_CREATIVE,
+    key=AD_CREATIVES,
     deps=["meta_ad"],
     group_name=GROUP,
     owners=OWNERS,
@@ -40,7 +40,7 @@ CHECK_EVERY_AD_HAS_ITS_CREATIVE = "every_ad_creative_known"
     check_specs=[
         AssetCheckSpec(
             CHECK_EVERY_AD_HAS_ITS_CREATIVE,
-            asset=META_AD_CREATIVE,
+            asset=AD_CREATIVES,
             description="Every creative an ad points at (meta_ad.creative_id) has a row.",
         )
     ],
@@ -104,4 +104,4 @@ def ad_creatives(
     )
 
 
-__all__ = ["CHECK_EVERY_AD_HAS_ITS_CREATIVE", "META_AD_CREATIVE", "ad_creatives"]
+__all__ = ["CHECK_EVERY_AD_HAS_ITS_CREATIVE", "AD_CREATIVES", "ad_creatives"]
