@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from everreach.sandbox.core import Sandbox
+from everreach.sandbox.usage import UsageScope
 
 DOMAIN = "ads"
 ATTRIBUTION_DAYS = 28
@@ -171,6 +172,7 @@ class AdsState:
         self.objects: dict[str, tuple[str, Account, int]] = {}  # id → (kind, account, pos)
         self.jobs: dict[str, dict] = {}
         self.failed_once: set[str] = set()
+        self.active_ads: dict[str, int] = {}  # account id → ACTIVE ads (rate-limit budgets)
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._day_cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
@@ -1012,6 +1014,30 @@ def register(sandbox: Sandbox) -> None:
         sandbox.register_node("me", "user", module)
 
 
+def usage_scope(
+    sandbox: Sandbox, node_id: str, kind: str, edge: str | None, method: str
+) -> UsageScope | None:
+    """The ad account whose budget a call uses, and which use case (insights or management)."""
+    state: AdsState = sandbox.domains[DOMAIN]
+    acct: Account | None = None
+    if kind == "ad_account":
+        acct = state.accounts.get(node_id[4:])
+    elif kind in ("campaign", "adset", "ad"):
+        acct = state.objects[node_id][1]
+    elif kind == "ad_report_run":
+        job = state.jobs.get(node_id)
+        acct = job["account"] if job is not None else None
+    if acct is None:
+        return None
+    insights = edge == "insights" or kind == "ad_report_run"
+    active = state.active_ads.get(acct.id)
+    if active is None:
+        active = state.active_ads[acct.id] = sum(
+            1 for ad in acct.ads if ad["effective_status"] == "ACTIVE"
+        )
+    return UsageScope(acct.id, "ads_insights" if insights else "ads_management", active)
+
+
 def handle(
     request: Request, sandbox: Sandbox, node_id: str, kind: str, edge: str | None
 ) -> Response:
@@ -1124,7 +1150,7 @@ def _insights(
     threshold = sandbox.config.reduce_data_threshold
     too_big = threshold is not None and len(query) > threshold
     if request.method == "POST":
-        return _start_job(sandbox, state, acct, scope, params, too_big)
+        return _start_job(request, sandbox, state, acct, scope, params, too_big, len(query), today)
     if too_big:
         return sandbox.reduce_data_response()
     return sandbox.page(request, query, default_limit=25)
@@ -1140,12 +1166,15 @@ def _job_key(acct: Account, scope: tuple[str, int] | None, params: dict) -> str:
 
 
 def _start_job(
+    request: Request,
     sandbox: Sandbox,
     state: AdsState,
     acct: Account,
     scope: tuple[str, int] | None,
     params: dict,
     too_big: bool,
+    rows: int,
+    today: date,
 ) -> Response:
     module = sys.modules[__name__]
     key = _job_key(acct, scope, params)
@@ -1162,43 +1191,81 @@ def _start_job(
     with state._lock:
         job_id = str(6_120_000_000_000_000 + next(state._job_ids))
     now = sandbox.now()
-    state.jobs[job_id] = {
+    since, until = _time_range(sandbox, params, today)
+    job: dict[str, Any] = {
         "id": job_id,
         "account": acct,
         "scope": scope,
         "params": dict(params),
         "time_ref": now,
+        "date_start": since.isoformat(),
+        "date_stop": until.isoformat(),
         "polls": 0,
         "fail": fail,
         "key": key,
     }
+    model = sandbox.timing.jobs
+    if model is not None:
+        # Realistic profile: the run takes time that grows with its size, and that time
+        # (and its rows' CPU) counts against the account's ads_insights budget at once.
+        with state._lock:
+            duration = model.duration(rows, sandbox.job_rng)
+        job["started"] = sandbox.clock()
+        job["duration"] = duration
+        sandbox.charge(
+            getattr(request.state, "usage_scope", None),
+            cpu_seconds=rows * model.cpu_ms_per_row / 1000.0,
+            time_seconds=duration,
+        )
+    state.jobs[job_id] = job
     sandbox.register_node(job_id, "ad_report_run", module)
     sandbox.stats["async_jobs"] += 1
     return sandbox.json_response({"report_run_id": job_id})
 
 
-def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
+def _job_progress(sandbox: Sandbox, job: dict, count_poll: bool) -> tuple[str, int]:
+    """(async_status, percent) of a running or finished job; "done" when it has ended."""
+    model = sandbox.timing.jobs
+    if model is not None and "duration" in job:
+        elapsed = sandbox.clock() - job["started"]
+        duration = job["duration"]
+        if elapsed < model.not_started_seconds:
+            return "Job Not Started", 0
+        if elapsed < duration:
+            pct = min(99, int(100 * elapsed / duration))
+            return ("Job Started" if pct < 5 else "Job Running"), pct
+        if elapsed < duration + model.finishing_seconds:
+            return "Job Running", 100  # Meta can show 100 % while still running
+        return "done", 100
     need = max(sandbox.config.async_polls_to_complete, 1)
     if count_poll:
         job["polls"] += 1
     polls = job["polls"]
+    if polls <= need:
+        # Meta can show 100 % while the job is still running: only the text counts.
+        pct = min(100, int(100 * polls / need))
+        text = (
+            "Job Not Started"
+            if polls == 0
+            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
+        )
+        return text, pct
+    return "done", 100
+
+
+def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
     acct: Account = job["account"]
     body: dict[str, Any] = {
         "id": job["id"],
         "account_id": acct.id,
         "time_ref": int(job["time_ref"].timestamp()),
-        "date_start": None,
-        "date_stop": None,
+        "date_start": job["date_start"],
+        "date_stop": job["date_stop"],
         "is_running": True,
     }
-    if polls <= need:
-        # Meta can show 100 % while the job is still running: only the text counts.
-        pct = min(100, int(100 * polls / need))
-        body["async_status"] = (
-            "Job Not Started"
-            if polls == 0
-            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
-        )
+    text, pct = _job_progress(sandbox, job, count_poll)
+    if text != "done":
+        body["async_status"] = text
         body["async_percent_completion"] = pct
     elif job["fail"] is not None:
         code, subcode, message = job["fail"]
@@ -1216,12 +1283,13 @@ def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
         if subcode is not None:
             body["error_subcode"] = subcode
     else:
+        ran = max(1, round(job.get("duration", 1.0)))
         body.update(
             {
                 "async_status": "Job Completed",
                 "async_percent_completion": 100,
                 "is_running": False,
-                "time_completed": int(job["time_ref"].timestamp()) + 1,
+                "time_completed": int(job["time_ref"].timestamp()) + ran,
             }
         )
     return body

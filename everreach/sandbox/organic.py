@@ -41,6 +41,7 @@ import hashlib
 import math
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -1235,6 +1236,8 @@ def extra_routes(sandbox: Sandbox) -> list[Route]:
 
 
 async def _batch(request: Request, sandbox: Sandbox) -> Response:
+    started = time.monotonic()
+    latency_ms = sandbox.draw_latency_ms()
     params = await read_params(request)
     version = request.path_params.get("version", CURRENT_VERSION)
     try:
@@ -1280,7 +1283,10 @@ async def _batch(request: Request, sandbox: Sandbox) -> Response:
         for h in results[-1]["headers"]
         if h["name"] in ("x-app-usage", "x-business-use-case-usage")
     }
-    return sandbox.json_response(results, headers=headers)
+    response = sandbox.json_response(results, headers=headers)
+    # One latency for the whole batch (its items do not each wait: see Sandbox.dispatch).
+    await sandbox.wait_latency(started, sandbox.answer_ms(latency_ms, len(response.body)))
+    return response
 
 
 async def _batch_item(
@@ -1319,6 +1325,7 @@ async def _batch_item(
         "root_path": "",
         "path_params": path_params,
         "app": outer.scope.get("app"),
+        "everreach.batch_item": True,
     }
 
     async def _no_body() -> dict:
