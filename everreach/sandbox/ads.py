@@ -25,7 +25,6 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +35,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from everreach.sandbox import ads_objects
 from everreach.sandbox.core import Sandbox
 from everreach.sandbox.usage import UsageScope
 
@@ -94,45 +94,6 @@ ID_FIELDS = {
     "objective",
 }
 INSIGHT_FIELDS = NUMERIC_FIELDS | ID_FIELDS
-ENTITY_FIELDS = {
-    "campaign": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "objective",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "account_id",
-    ],
-    "adset": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "campaign_id",
-        "account_id",
-    ],
-    "ad": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "created_time",
-        "updated_time",
-        "campaign_id",
-        "adset_id",
-        "account_id",
-    ],
-}
 HIDDEN_BY_DEFAULT = {"DELETED", "ARCHIVED"}
 _DATE_PRESET = re.compile(r"^last_(\d+)d$")
 
@@ -173,6 +134,9 @@ class AdsState:
         self.jobs: dict[str, dict] = {}
         self.failed_once: set[str] = set()
         self.active_ads: dict[str, int] = {}  # account id → ACTIVE ads (rate-limit budgets)
+        self.creatives: dict[str, dict] = {}  # creative id → creative (ads_objects)
+        self.ad_creative: dict[str, str] = {}  # ad id → its creative's id
+        self._spent: dict[tuple[str, date], int] = {}  # (account, today) → lifetime spend
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._day_cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
@@ -951,54 +915,6 @@ def _time_range(sandbox: Sandbox, params: dict, today: date) -> tuple[date, date
     )
 
 
-# --------------------------------------------------------------------------- rendering
-def _fmt_time(value: datetime, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _render(obj: dict, fields: list[str], acct: Account) -> dict:
-    out: dict[str, Any] = {}
-    for f in fields:
-        if f in obj:
-            v = obj[f]
-            out[f] = _fmt_time(v, acct.tz) if isinstance(v, datetime) else v
-    out.setdefault("id", obj["id"])
-    return out
-
-
-def _account_body(acct: Account, fields: list[str], now: datetime) -> dict:
-    offset = now.astimezone(acct.tz).utcoffset() or timedelta(0)
-    hours = offset.total_seconds() / 3600
-    full = {
-        "id": f"act_{acct.id}",
-        "account_id": acct.id,
-        "name": acct.name,
-        "currency": acct.currency,
-        "timezone_name": acct.timezone_name,
-        "timezone_offset_hours_utc": int(hours) if hours.is_integer() else hours,
-        "account_status": acct.account_status,
-        "created_time": _fmt_time(acct.created_time, acct.tz),
-    }
-    body = {f: full[f] for f in fields if f in full}
-    body["id"] = full["id"]
-    return body
-
-
-class _Rendered(Sequence):
-    """A lazily rendered list of entity dicts (for paging without copying)."""
-
-    def __init__(self, objs: list[dict], fields: list[str], acct: Account) -> None:
-        self.objs, self.fields, self.acct = objs, fields, acct
-
-    def __len__(self) -> int:
-        return len(self.objs)
-
-    def __getitem__(self, item):  # type: ignore[override]
-        if isinstance(item, slice):
-            return [_render(o, self.fields, self.acct) for o in self.objs[item]]
-        return _render(self.objs[item], self.fields, self.acct)
-
-
 # --------------------------------------------------------------------------- handlers
 def register(sandbox: Sandbox) -> None:
     """Create the seeded ads data and register every ads node with the sandbox."""
@@ -1010,6 +926,9 @@ def register(sandbox: Sandbox) -> None:
         sandbox.register_node(f"act_{acct.id}", "ad_account", module)
     for obj_id, (kind, _, _) in state.objects.items():
         sandbox.register_node(obj_id, kind, module)
+    ads_objects.build_creatives(state)
+    for creative_id in state.creatives:
+        sandbox.register_node(creative_id, "adcreative", module)
     if sandbox.lookup("me") is None:
         sandbox.register_node("me", "user", module)
 
@@ -1024,6 +943,8 @@ def usage_scope(
         acct = state.accounts.get(node_id[4:])
     elif kind in ("campaign", "adset", "ad"):
         acct = state.objects[node_id][1]
+    elif kind == "adcreative":
+        acct = state.accounts[state.creatives[node_id]["account_id"]]
     elif kind == "ad_report_run":
         job = state.jobs.get(node_id)
         acct = job["account"] if job is not None else None
@@ -1043,69 +964,46 @@ def handle(
 ) -> Response:
     """Answer an ads Graph call (see module docstring for what exists)."""
     state: AdsState = sandbox.domains[DOMAIN]
-    params = request.state.params
     denied = sandbox.require_permission(request, "ads_read")
     if denied is not None:
         return denied
     try:
         if kind == "user":
-            if edge == "adaccounts":
-                fields = sandbox.list_param(params, "fields", ["id"])
-                now = sandbox.now()
-                rows = [_account_body(a, fields + ["id"], now) for a in state.accounts.values()]
-                return sandbox.page(request, rows)
+            user = {"id": "10000000000000001", "name": "Sandbox User"}
             if edge is None:
-                return sandbox.json_response({"id": "10000000000000001", "name": "Sandbox User"})
+                return ads_objects.handle_read(request, sandbox, state, "user", user, "id,name")
+            if edge == "adaccounts":
+                return ads_objects.handle_list(request, sandbox, state, "user", user, edge)
         elif kind == "ad_account":
             return _handle_account(request, sandbox, state, node_id[4:], edge)
         elif kind in ("campaign", "adset", "ad"):
             return _handle_object(request, sandbox, state, node_id, kind, edge)
+        elif kind == "adcreative":
+            if edge is None:
+                creative = state.creatives[node_id]
+                return ads_objects.handle_read(request, sandbox, state, kind, creative)
         elif kind == "ad_report_run":
             return _handle_report_run(request, sandbox, state, node_id, edge)
     except QueryError as exc:
         return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
-    return sandbox.unknown_node_response(f"{node_id}/{edge}" if edge else node_id, request.method)
-
-
-def _entity_filter(sandbox: Sandbox, params: dict, kind: str, objs: list[dict]) -> list[dict]:
-    statuses: set[str] | None = None
-    if params.get("effective_status"):
-        statuses = set(sandbox.list_param(params, "effective_status"))
-    filtering = sandbox.json_param(params, "filtering") or []
-    for flt in filtering if isinstance(filtering, list) else []:
-        if isinstance(flt, dict) and str(flt.get("field", "")).endswith("effective_status"):
-            vals = flt.get("value") or []
-            statuses = {str(v) for v in (vals if isinstance(vals, list) else [vals])}
-    if statuses is None:
-        return [o for o in objs if o["effective_status"] not in HIDDEN_BY_DEFAULT]
-    return [o for o in objs if o["effective_status"] in statuses]
+    except ads_objects.ObjectError as exc:
+        return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
+    if edge is not None:
+        return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
+    return sandbox.unknown_node_response(node_id, request.method)
 
 
 def _handle_account(
     request: Request, sandbox: Sandbox, state: AdsState, acct_id: str, edge: str | None
 ) -> Response:
     acct = state.accounts[acct_id]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_account_body(acct, fields, sandbox.now()))
-    if edge in ("campaigns", "adsets", "ads"):
-        kind = edge[:-1]
-        objs = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        for f in fields:
-            if f not in ENTITY_FIELDS[kind]:
-                raise QueryError(
-                    100,
-                    f"(#100) Tried accessing nonexisting field ({f}) on "
-                    f"node type ({kind.capitalize()})",
-                )
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, kind, objs), fields, acct)
-        )
+        return ads_objects.handle_read(request, sandbox, state, "ad_account", acct)
+    if edge in ads_objects.LIST_EDGES["ad_account"]:
+        return ads_objects.handle_list(request, sandbox, state, "ad_account", acct, edge)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, None)
-    raise QueryError(100, f"(#100) Unknown edge {edge} on AdAccount")
+    return ads_objects.unknown_edge(sandbox, "ad_account", f"act_{acct_id}", edge, request.method)
 
 
 def _handle_object(
@@ -1113,24 +1011,13 @@ def _handle_object(
 ) -> Response:
     _, acct, pos = state.objects[node_id]
     obj = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind][pos]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_render(obj, fields, acct))
+        return ads_objects.handle_read(request, sandbox, state, kind, obj)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, (kind, pos))
-    if kind != "ad" and edge in ("adsets", "ads"):
-        child = edge[:-1]
-        objs = [
-            o
-            for o in {"adset": acct.adsets, "ad": acct.ads}[child]
-            if o.get(f"{kind}_id") == node_id
-        ]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, child, objs), fields, acct)
-        )
-    raise QueryError(100, f"(#100) Unknown edge {edge} on {kind}")
+    if edge in ads_objects.LIST_EDGES[kind]:
+        return ads_objects.handle_list(request, sandbox, state, kind, obj, edge)
+    return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
 
 
 def _account_today(sandbox: Sandbox, acct: Account, at: datetime | None = None) -> date:
@@ -1300,9 +1187,17 @@ def _handle_report_run(
 ) -> Response:
     job = state.jobs[job_id]
     if edge is None:
-        return sandbox.json_response(_job_status(sandbox, job, count_poll=True))
+        params = request.state.params
+        ads_objects.check_params(params, (), "AdReportRun")
+        status = _job_status(sandbox, job, count_poll=True)
+        if params.get("fields") in (None, ""):
+            return sandbox.json_response(status)  # Meta's default: every status field
+        fields = ads_objects.requested_fields(params, "AdReportRun")
+        renderer = ads_objects.Renderer(sandbox, state, params)
+        run = {"status": status, "account": job["account"]}
+        return sandbox.json_response(renderer.render("ad_report_run", run, fields))
     if edge != "insights":
-        raise QueryError(100, f"(#100) Unknown edge {edge} on AdReportRun")
+        return ads_objects.unknown_edge(sandbox, "ad_report_run", job_id, edge, request.method)
     status = _job_status(sandbox, job, count_poll=False)
     if status["async_status"] != "Job Completed":
         raise QueryError(2601, "Error accessing adreport job.")

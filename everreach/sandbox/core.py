@@ -413,8 +413,11 @@ class Sandbox:
         *,
         default_limit: int = 25,
         max_limit: int | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Response:
         """Meta's cursor paging over ``rows`` (any sequence supporting ``len`` and slices).
+
+        ``extra`` members (e.g. ``summary``) are added to the body after ``paging``.
 
         A sequence may also offer ``json_slice(start, stop) -> bytes`` (the comma-joined
         JSON of ``rows[start:stop]``, byte-identical to orjson's): then pages are served
@@ -437,9 +440,14 @@ class Sandbox:
             if total:
                 paging = self._paging(request, start, stop, total)
                 content += b',"paging":' + orjson.dumps(paging)
+            if extra:
+                content += b"," + orjson.dumps(extra)[1:-1]
             return Response(content + b"}", media_type="application/json")
         data = list(rows[start:stop])
-        return self.json_response(self.paging_body(request, data, start, stop, total))
+        body = self.paging_body(request, data, start, stop, total)
+        if extra:
+            body.update(extra)
+        return self.json_response(body)
 
     def paging_body(self, request: Request, data: list, start: int, stop: int, total: int) -> dict:
         """The ``{"data", "paging"}`` body for rows ``start:stop`` of ``total``."""
@@ -833,6 +841,38 @@ class Sandbox:
             )
         await self.wait_latency(started, total_ms)
         return response
+
+
+def split_fields(text: str) -> list[str]:
+    """Split a ``fields`` value at top-level commas (``a,b{c,d},e.limit(0)``)."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if "".join(cur).strip():
+        out.append("".join(cur).strip())
+    return [f for f in out if f]
+
+
+_MODIFIER_RE = re.compile(r"\.(\w+)\(([^)]*)\)")
+
+
+def parse_field(spec: str) -> tuple[str, dict[str, str], list[str]]:
+    """``comments.summary(true).limit(0)`` → ("comments", {"summary": "true", …}, [])."""
+    sub: list[str] = []
+    if "{" in spec and spec.endswith("}"):
+        spec, inner = spec.split("{", 1)
+        sub = split_fields(inner[:-1])
+    name = spec.split(".", 1)[0]
+    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name) :])}
+    return name, mods, sub
 
 
 async def read_params(request: Request) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from everreach.sandbox.core import CURRENT_VERSION, Sandbox, read_params
+from everreach.sandbox.core import CURRENT_VERSION, Sandbox, parse_field, read_params, split_fields
 
 DOMAIN = "organic"
 STORY_LIFETIME = timedelta(hours=24)
@@ -550,38 +550,6 @@ class OrganicState:
 
 
 # ----------------------------------------------------------------------------- helpers
-def split_fields(text: str) -> list[str]:
-    """Split a ``fields`` value at top-level commas (``a,b{c,d},e.limit(0)``)."""
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "({":
-            depth += 1
-        elif ch in ")}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    if "".join(cur).strip():
-        out.append("".join(cur).strip())
-    return [f for f in out if f]
-
-
-_MODIFIER_RE = re.compile(r"\.(\w+)\(([^)]*)\)")
-
-
-def parse_field(spec: str) -> tuple[str, dict[str, str], list[str]]:
-    """``comments.summary(true).limit(0)`` → ("comments", {"summary": "true", …}, [])."""
-    sub: list[str] = []
-    if "{" in spec and spec.endswith("}"):
-        spec, inner = spec.split("{", 1)
-        sub = split_fields(inner[:-1])
-    name = spec.split(".", 1)[0]
-    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name) :])}
-    return name, mods, sub
-
-
 def _fields(params: dict, default: str) -> list[tuple[str, dict[str, str], list[str]]]:
     raw = params.get("fields") or default
     return [parse_field(f) for f in split_fields(str(raw))]
