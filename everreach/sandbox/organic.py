@@ -53,6 +53,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from everreach.sandbox.core import CURRENT_VERSION, Sandbox, parse_field, read_params, split_fields
+from everreach.sandbox.usage import UsageScope
 
 DOMAIN = "organic"
 STORY_LIFETIME = timedelta(hours=24)
@@ -702,6 +703,19 @@ def register(sandbox: Sandbox) -> None:
     if sandbox.config.valid_tokens is not None:
         # Page tokens the sandbox hands out must pass the core's token check.
         sandbox.config.valid_tokens.update(state.page_tokens)
+
+
+def usage_scope(
+    sandbox: Sandbox, node_id: str, kind: str, edge: str | None, method: str
+) -> UsageScope | None:
+    """Whose rate-limit budget a call uses: the Page or the Instagram account it reads."""
+    state: OrganicState = sandbox.domains[DOMAIN]
+    owner = node_id
+    if kind in ("ig_media", "ig_child", "fb_post"):
+        owner = state.posts[node_id].account_id
+    if kind in ("ig_user", "ig_media", "ig_child"):
+        return UsageScope(owner, "instagram", ad_account=False)
+    return UsageScope(owner, "pages", ad_account=False)
 
 
 def handle(

@@ -83,6 +83,7 @@ class BucBudget:
     calls_per_active_ad: int
     cputime_seconds: float  # CPU seconds per window that reach 100 % total_cputime
     total_time_seconds: float  # wall seconds per window that reach 100 % total_time
+    window_seconds: float | None = None  # None: UsageLimits.window_seconds (an hour)
 
     def calls(self, active_ads: int) -> int:
         """The call budget of an account with ``active_ads`` active ads."""
@@ -102,8 +103,18 @@ def _management_budget() -> BucBudget:
 
 
 def _pages_budget() -> BucBudget:
-    # Organic, CAPI and messaging calls share one bucket per business in the sandbox.
-    return BucBudget(200_000, 0, cputime_seconds=3_600.0, total_time_seconds=14_400.0)
+    # Meta: 4800 * engaged users per Page per 24 hours (a Page with 100 engaged users).
+    # Page calls, and CAPI / messaging calls (one bucket per business), use it.
+    return BucBudget(
+        480_000, 0, cputime_seconds=14_400.0, total_time_seconds=43_200.0, window_seconds=86_400.0
+    )
+
+
+def _instagram_budget() -> BucBudget:
+    # Meta: 4800 * impressions per Instagram account per 24 hours.
+    return BucBudget(
+        480_000, 0, cputime_seconds=14_400.0, total_time_seconds=43_200.0, window_seconds=86_400.0
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ class UsageLimits:
     ads_insights: BucBudget = field(default_factory=_insights_budget)
     ads_management: BucBudget = field(default_factory=_management_budget)
     pages: BucBudget = field(default_factory=_pages_budget)
+    instagram: BucBudget = field(default_factory=_instagram_budget)
     score_max: float = 9_000.0
     score_window_seconds: float = 300.0
     score_block_seconds: float = 60.0
@@ -138,6 +150,8 @@ class UsageLimits:
             return self.ads_insights
         if buc_type == "ads_management":
             return self.ads_management
+        if buc_type == "instagram":
+            return self.instagram
         return self.pages
 
 

@@ -51,13 +51,18 @@ THROTTLE_ERRORS: dict[int, tuple[str, int | None]] = {
         f"again. For more info, please refer to {RATE_LIMIT_DOCS}.",
         2446079,
     ),
+    80002: (
+        "(#80002) There have been too many calls to this Instagram account. Wait a bit and "
+        f"try again. For more info, please refer to {RATE_LIMIT_DOCS}.",
+        2446079,
+    ),
     80004: (
         "(#80004) There have been too many calls to this ad-account. Wait a bit and try "
         f"again. For more info, please refer to {RATE_LIMIT_DOCS}.",
         2446079,
     ),
 }
-BUC_CODES = {"ads_insights": 80000, "ads_management": 80004, "pages": 80001}
+BUC_CODES = {"ads_insights": 80000, "ads_management": 80004, "pages": 80001, "instagram": 80002}
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,8 @@ class UsageMeter:
         key = (scope.object_id, scope.buc_type)
         window = self._buc.get(key)
         if window is None:
-            window = self._buc[key] = _Window(self.limits.window_seconds)
+            length = self.limits.budget(scope.buc_type).window_seconds
+            window = self._buc[key] = _Window(length or self.limits.window_seconds)
         return window
 
     def _account(self, scope: UsageScope) -> _Account:

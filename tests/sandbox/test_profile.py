@@ -432,3 +432,18 @@ def test_advance_moves_the_timing_clock():
     before = sandbox.clock()
     sandbox.advance(timedelta(minutes=2))
     assert sandbox.clock() - before >= 120
+
+
+def test_organic_usage_is_metered_per_page_and_instagram_account(http: requests.Session):
+    with running_sandbox(now=NOW, profile="realistic", time_scale=FAST) as sb:
+        listed = requests.get(f"{sb.base_url}/_sandbox/organic/accounts").json()
+        page = listed["facebook_pages"][0]["id"]
+        ig = listed["instagram_accounts"][0]["id"]
+        owner, entry = buc(http.get(sb.url(page), params={**TOKEN, "fields": "name"}))
+        assert (owner, entry["type"]) == (page, "pages")
+        owner, entry = buc(http.get(sb.url(ig), params={**TOKEN, "fields": "username"}))
+        assert (owner, entry["type"]) == (ig, "instagram")
+        media = http.get(sb.url(f"{ig}/media"), params=TOKEN).json()["data"][0]["id"]
+        owner, entry = buc(http.get(sb.url(media), params=TOKEN))
+        assert (owner, entry["type"]) == (ig, "instagram")
+        assert "x-ad-account-usage" not in http.get(sb.url(ig), params=TOKEN).headers
