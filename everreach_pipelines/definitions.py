@@ -5,10 +5,9 @@ Secrets enter as `EnvVar`s (shown by name in the UI, read at run time), never as
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions, EnvVar
 
+from everreach.meta.settings import GraphSettings
 from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -16,24 +15,17 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 _DOMAINS = (ads, organic, capi, messaging, dbt)
 
 
-def _optional_env(name: str) -> EnvVar | None:
-    """An EnvVar when the variable is set, else None (the resource field stays empty)."""
-    return EnvVar(name) if os.environ.get(name, "").strip() else None
-
-
 def build_resources() -> dict[str, object]:
-    """The resources every domain uses, configured from the environment."""
+    """The resources every domain uses, configured from the environment (validated here,
+    so a bad value fails the code location's load naming the variable)."""
     from everreach_pipelines.resources.meta import MetaGraphResource
 
-    meta_kwargs: dict[str, object] = {
-        "base_url": os.environ.get("META_GRAPH_API_BASE_URL", "").strip()
-        or "https://graph.facebook.com",
-        "api_version": os.environ.get("META_GRAPH_API_VERSION", "").strip() or "v25.0",
-    }
-    for field, var in (("access_token", "META_ACCESS_TOKEN"), ("app_secret", "META_APP_SECRET")):
-        env = _optional_env(var)
-        if env is not None:
-            meta_kwargs[field] = env
+    graph = GraphSettings.from_env()
+    meta_kwargs: dict[str, object] = {"base_url": graph.base_url, "api_version": graph.api_version}
+    for field in ("access_token", "app_secret"):
+        if getattr(graph, field) is not None:
+            # By name: Dagster reads the value at run time and never shows it.
+            meta_kwargs[field] = EnvVar(GraphSettings.variable(field))
     return {
         "warehouse": WarehouseResource(),
         "meta": MetaGraphResource(**meta_kwargs),

@@ -9,7 +9,6 @@ temporary table and then replaces that range in `ad_performance` in one short tr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import psycopg
 
 from everreach.ads.load import CHUNK_ROWS, AccountWindow, LoadStats, replace_ad_performance
-from everreach.ads.prefetch import prefetch
 from everreach.ads.settings import AdsSettings, normalize_account_id
 from everreach.ads.transform import (
     LEVEL_FIELDS,
@@ -32,7 +30,8 @@ from everreach.ads.transform import (
 )
 from everreach.meta import GraphClient
 from everreach.meta.client import relaxed_gc
-from everreach.settings import SettingError
+from everreach.read_ahead import prefetch
+from everreach.settings import named_token
 
 #: effective_status values Meta accepts in a filter, per object level. Filtering on all of
 #: them is what makes Meta include DELETED and ARCHIVED objects (and keep their spend).
@@ -129,18 +128,7 @@ def configured_accounts(conn: psycopg.Connection, settings: AdsSettings) -> list
 def account_token(account: AdAccount, env: Mapping[str, str] | None = None) -> str | None:
     """The account's own token (from the variable `token_env_var` names), or None for the
     client's default token. A named but unset variable is a setting error."""
-    if not account.token_env_var:
-        return None
-    env = os.environ if env is None else env
-    value = (env.get(account.token_env_var) or "").strip()
-    if not value:
-        raise SettingError(
-            account.token_env_var,
-            "is not set",
-            f"the access token of ad account act_{account.account_id} "
-            "(named by meta_platform_config.token_env_var)",
-        )
-    return value
+    return named_token(account.token_env_var, f"ad account act_{account.account_id}", env)
 
 
 def fetch_account_info(client: GraphClient, account: AdAccount, token: str | None) -> AccountInfo:

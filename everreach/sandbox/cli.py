@@ -41,11 +41,10 @@ def _parse_rates(values: tuple[str, ...]) -> dict[int, float]:
 @click.option("--extra", default="{}", help="JSON object of domain knobs (e.g. media counts).")
 @click.option(
     "--app-secret",
-    envvar=["META_SANDBOX_APP_SECRET", "META_APP_SECRET"],
     default=None,
-    show_envvar=True,
     help="App secret for webhook signatures / appsecret_proof checks (the same "
-    "secret the client and the receiver use).",
+    "secret the client and the receiver use). Default: META_SANDBOX_APP_SECRET, else "
+    "META_APP_SECRET.",
 )
 @click.option("--error-rate", multiple=True, help="Fault injection CODE=RATE, repeatable.")
 @click.option(
@@ -106,6 +105,7 @@ def sandbox(
 
     from everreach.sandbox.core import SandboxConfig, create_app
     from everreach.sandbox.profile import AsyncJobModel
+    from everreach.sandbox.settings import SandboxSettings
 
     try:
         extra_knobs = json.loads(extra)
@@ -127,7 +127,7 @@ def sandbox(
             ) from exc
     config = SandboxConfig(
         extra=extra_knobs,
-        app_secret=app_secret,
+        app_secret=app_secret or SandboxSettings.from_env().signing_secret,
         error_rate=_parse_rates(error_rate),
         async_jobs=jobs,
         **knobs,

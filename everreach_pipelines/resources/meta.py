@@ -5,7 +5,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from everreach.meta.client import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphClient
+from everreach.meta.client import GraphClient
+from everreach.meta.settings import DEFAULT_API_VERSION, DEFAULT_BASE_URL
 
 
 class MetaGraphResource(ConfigurableResource):
