@@ -8,104 +8,21 @@ kind advertisers write by hand: percent-encoded and `+`-encoded values, UTF-8 ca
 names, a repeated `utm_source`, parameters after a `#` for a single-page app, upper-case
 keys, empty values and Meta's dynamic `{{campaign.name}}` macros in `url_tags`.
 
-Graph surface: ``GET act_<id>/adcreatives`` (creatives that are not DELETED), ``GET
-<creative id>`` (any status), and the ads' ``creative`` field (``{"id": …}``). A creative
-whose ads are all deleted or archived is DELETED (readable by id, no longer listed).
+Graph surface (served from Meta's spec by ``ads_objects``): ``GET act_<id>/adcreatives``
+and ``/{adset}/adcreatives`` (creatives that are not DELETED), ``/{ad}/adcreatives`` and
+``GET <creative id>`` (any status), and the ads' ``creative`` field (``{"id": …}``). A
+creative whose ads are all deleted or archived is DELETED (readable by id, no longer listed).
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from typing import Any
 
 import numpy as np
-from starlette.requests import Request
-from starlette.responses import Response
 
 from everreach.sandbox.core import Sandbox
 
-#: Every AdCreative field Meta's spec lists (other names are refused).
-SPEC_FIELDS = frozenset(
-    [
-        "account_id",
-        "actor_id",
-        "ad_disclaimer_spec",
-        "adlabels",
-        "applink_treatment",
-        "asset_feed_spec",
-        "authorization_category",
-        "auto_update",
-        "body",
-        "branded_content",
-        "branded_content_sponsor_page_id",
-        "bundle_folder_id",
-        "call_to_action",
-        "call_to_action_type",
-        "categorization_criteria",
-        "category_media_source",
-        "collaborative_ads_lsb_image_bank_id",
-        "contextual_multi_ads",
-        "creative_sourcing_spec",
-        "degrees_of_freedom_spec",
-        "destination_set_id",
-        "destination_spec",
-        "dynamic_ad_voice",
-        "effective_authorization_category",
-        "effective_instagram_media_id",
-        "effective_object_story_id",
-        "enable_direct_install",
-        "enable_launch_instant_app",
-        "existing_post_title",
-        "facebook_branded_content",
-        "format_transformation_spec",
-        "id",
-        "image_crops",
-        "image_hash",
-        "image_url",
-        "instagram_branded_content",
-        "instagram_permalink_url",
-        "instagram_user_id",
-        "interactive_components_spec",
-        "link_deep_link_url",
-        "link_destination_display_url",
-        "link_og_id",
-        "link_url",
-        "marketing_message_structured_spec",
-        "media_sourcing_spec",
-        "messenger_sponsored_message",
-        "name",
-        "object_id",
-        "object_store_url",
-        "object_story_id",
-        "object_story_spec",
-        "object_type",
-        "object_url",
-        "omnichannel_link_spec",
-        "page_welcome_message",
-        "photo_album_source_object_story_id",
-        "place_page_set_id",
-        "platform_customizations",
-        "playable_asset_id",
-        "portrait_customizations",
-        "product_data",
-        "product_set_id",
-        "product_suggestion_settings",
-        "recommender_settings",
-        "regional_regulation_disclaimer_spec",
-        "source_facebook_post_id",
-        "source_instagram_media_id",
-        "status",
-        "template_url",
-        "template_url_spec",
-        "thumbnail_id",
-        "thumbnail_url",
-        "title",
-        "url_tags",
-        "use_page_actor_override",
-        "video_id",
-    ]
-)
 FORMATS = ("IMAGE", "VIDEO", "CAROUSEL")
 
 #: (landing URL, url_tags) patterns advertisers really write; `{n}` is the creative's number.
@@ -191,8 +108,8 @@ def page_of(acct: Any) -> tuple[str, str]:
 
 
 def build(state: Any, sandbox: Sandbox) -> None:
-    """Create every account's creatives, link them to the ads, register the creative nodes."""
-    module = sys.modules[__name__]
+    """Create every account's creatives and link them to the ads (``ads.register`` registers
+    the creative nodes)."""
     state.creatives = {}
     for acct in state.accounts.values():
         acct.creatives = []
@@ -206,7 +123,6 @@ def build(state: Any, sandbox: Sandbox) -> None:
             acct.creatives.append(creative)
             state.creatives[creative["id"]] = (acct, creative)
             ad["creative"] = {"id": creative["id"]}
-            sandbox.register_node(creative["id"], "adcreative", module)
         # Advertisers clean up: a creative whose ads are all deleted or archived is deleted.
         live = {
             ad["creative"]["id"] for ad in acct.ads if ad["status"] not in ("DELETED", "ARCHIVED")
@@ -291,61 +207,10 @@ def _creative(acct: Any, ad: dict, n: int, page_id: str) -> dict:
     return creative
 
 
-def render(creative: dict, fields: list[str]) -> dict:
-    """The creative's body for `fields` (``id`` always; spec fields without data are left out,
-    as Meta leaves out unset fields)."""
-    out = {f: creative[f] for f in fields if f in creative}
-    out.setdefault("id", creative["id"])
-    return out
-
-
-def check_fields(fields: list[str]) -> str | None:
-    """Meta's error message for the first field that is not an AdCreative field, or None."""
-    for f in fields:
-        if f not in SPEC_FIELDS:
-            return f"(#100) Tried accessing nonexisting field ({f}) on node type (AdCreative)"
-    return None
-
-
-def list_response(request: Request, sandbox: Sandbox, acct: Any) -> Response:
-    """``GET act_<id>/adcreatives``: the account's creatives that are not deleted."""
-    fields = sandbox.list_param(request.state.params, "fields", ["id"])
-    message = check_fields(fields)
-    if message is not None:
-        return sandbox.error_response(100, message)
-    rows = [render(c, fields) for c in acct.creatives if c["status"] != "DELETED"]
-    return sandbox.page(request, rows)
-
-
-def handle(
-    request: Request, sandbox: Sandbox, node_id: str, kind: str, edge: str | None
-) -> Response:
-    """``GET <creative id>`` (any status, deleted ones too)."""
-    denied = sandbox.require_permission(request, "ads_read")
-    if denied is not None:
-        return denied
-    state = sandbox.domains["ads"]
-    entry = state.creatives.get(node_id)
-    if entry is None or edge is not None or request.method != "GET":
-        return sandbox.unknown_node_response(
-            f"{node_id}/{edge}" if edge else node_id, request.method
-        )
-    fields = sandbox.list_param(request.state.params, "fields", ["id"])
-    message = check_fields(fields)
-    if message is not None:
-        return sandbox.error_response(100, message)
-    return sandbox.json_response(render(entry[1], fields))
-
-
 __all__ = [
     "FORMATS",
     "LANDINGS",
-    "SPEC_FIELDS",
     "ad_formats",
     "build",
-    "check_fields",
-    "handle",
-    "list_response",
     "page_of",
-    "render",
 ]

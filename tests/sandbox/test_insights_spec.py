@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from everreach.sandbox import breakdowns, creatives, insights_spec
+from everreach.sandbox import ads_spec, breakdowns, insights_spec
 from everreach.sandbox.insights_fields import EXTRA_FIELDS
 from everreach.sandbox.testing import RunningSandbox
 
@@ -76,7 +76,7 @@ def test_graph_wide_params_match_the_conventions():
 
 def test_adcreative_fields_match_the_spec():
     spec = load("graph_types.json")["AdCreative"]["fields"]
-    assert creatives.SPEC_FIELDS == set(spec)
+    assert ads_spec.FIELDS["AdCreative"] == spec
 
 
 def test_every_breakdown_has_values_and_a_rule():
