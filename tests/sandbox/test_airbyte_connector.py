@@ -8,8 +8,8 @@ in a virtualenv of its own and name that interpreter in ``EVERREACH_AIRBYTE_PYTH
     EVERREACH_AIRBYTE_PYTHON=/tmp/airbyte-venv/bin/python ./scripts/test tests/sandbox -k airbyte
 
 Without it the test is skipped, saying so. It runs the connector's ``check``, ``discover``
-and a ``read`` of campaigns, ad sets, ads, ad creatives and ads insights (its default
-fields, action breakdowns and attribution windows) through ``bench/airbyte_facebook_marketing.py``
+and a ``read`` of campaigns, ad sets, ads, ad creatives, ads insights (its default
+fields, action breakdowns and attribution windows) and its breakdown streams through ``bench/airbyte_facebook_marketing.py``
 against a sandbox on the realistic profile, and asks for no error and the rows the
 sandbox holds.
 """
@@ -29,6 +29,17 @@ from everreach.sandbox.testing import running_sandbox
 
 WRAPPER = Path(__file__).resolve().parents[2] / "bench" / "airbyte_facebook_marketing.py"
 STREAMS = ["campaigns", "ad_sets", "ads", "ad_creatives", "ads_insights"]
+#: The connector's breakdown streams: each one of Meta's breakdown combinations.
+BREAKDOWN_STREAMS = [
+    "ads_insights_age_and_gender",
+    "ads_insights_country",
+    "ads_insights_region",
+    "ads_insights_platform_and_device",
+    "ads_insights_delivery_platform_and_device_platform",
+    "ads_insights_action_type",
+    "ads_insights_action_product_id",
+    "ads_insights_action_reaction",
+]
 SCALE = 0.01
 
 
@@ -118,7 +129,9 @@ def test_airbyte_source_facebook_marketing_checks_discovers_and_reads(tmp_path: 
         checked = connector("check", "--config", str(objects_config))
         status = [m for m in checked if m["type"] == "CONNECTION_STATUS"]
         assert status[-1]["connectionStatus"]["status"] == "SUCCEEDED"
-        records = read(objects_config, STREAMS[:-1]) + read(insights_config, STREAMS[-1:])
+        records = read(objects_config, STREAMS[:-1]) + read(
+            insights_config, [*STREAMS[-1:], *BREAKDOWN_STREAMS]
+        )
         state = sb.sandbox.domains["ads"]
         # Meta's defaults: no DELETED/ARCHIVED objects unless the connector asks for them
         live = [a for a in state.accounts.values() if a.id in accounts]
@@ -128,3 +141,8 @@ def test_airbyte_source_facebook_marketing_checks_discovers_and_reads(tmp_path: 
         assert records["ads"] == ads and records["campaigns"] and records["ad_sets"]
         assert records["ad_creatives"]
         assert records["ads_insights"] >= ads  # a row per ad and day with delivery
+        # breakdowns split each ad-day into several rows
+        for stream in BREAKDOWN_STREAMS:
+            assert records[stream] >= (ads if "action" in stream else records["ads_insights"]), (
+                stream
+            )
