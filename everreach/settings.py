@@ -131,6 +131,11 @@ SETTINGS: tuple[Setting, ...] = (
         "the `dagster` database on the warehouse server",
         "Dagster instance storage URL, read by the dagster.yaml `everreach dev` writes.",
     ),
+    Setting(
+        "EVERREACH_META_PARALLEL_ACCOUNTS",
+        "8",
+        "Ad accounts / Pages / IG accounts one ads or organic sync reads at once (1..64).",
+    ),
     Setting("EVERREACH_ADS_START_DATE", "2024-01-01", "First daily partition of the ads assets."),
     Setting(
         "EVERREACH_ADS_LOOKBACK_DAYS",

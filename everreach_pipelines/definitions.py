@@ -23,12 +23,14 @@ def _optional_env(name: str) -> EnvVar | None:
 
 def build_resources() -> dict[str, object]:
     """The resources every domain uses, configured from the environment."""
+    from everreach.parallel import parallel_accounts_setting
     from everreach_pipelines.resources.meta import MetaGraphResource
 
     meta_kwargs: dict[str, object] = {
         "base_url": os.environ.get("META_GRAPH_API_BASE_URL", "").strip()
         or "https://graph.facebook.com",
         "api_version": os.environ.get("META_GRAPH_API_VERSION", "").strip() or "v25.0",
+        "parallel_accounts": parallel_accounts_setting(),
     }
     for field, var in (("access_token", "META_ACCESS_TOKEN"), ("app_secret", "META_APP_SECRET")):
         env = _optional_env(var)

@@ -6,6 +6,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from everreach.meta.client import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphClient
+from everreach.parallel import DEFAULT_PARALLEL_ACCOUNTS
 
 
 class MetaGraphResource(ConfigurableResource):
@@ -30,6 +31,11 @@ class MetaGraphResource(ConfigurableResource):
         default=4, description="Async insights jobs in flight at once."
     )
     page_limit: int = Field(default=500, description="Rows per page requested.")
+    parallel_accounts: int = Field(
+        default=DEFAULT_PARALLEL_ACCOUNTS,
+        description="Ad accounts / Pages / IG accounts a sync reads at once, one worker "
+        "each (EVERREACH_META_PARALLEL_ACCOUNTS).",
+    )
     poll_interval: float = Field(
         default=2.0,
         description="Seconds between the first async report-run status polls (then × 1.5 "

@@ -60,6 +60,10 @@ PLATFORMS = (("instagram", "instagram_account"), ("facebook", "facebook_page"))
 ORGANIC_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+#: Dagster concurrency pool of the steps that call the Page / Instagram APIs: each step
+#: already reads its accounts in parallel (one worker per account), and the pool's limit
+#: (1 in deploy/dagster.yaml) keeps a backfill's runs from multiplying the calls per account.
+ORGANIC_POOL = "meta_organic"
 #: A month of partitions per run: a backfill is a few runs, not hundreds.
 ORGANIC_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=31)
 
@@ -215,6 +219,7 @@ def _follower_sparkline(rows: list[tuple], last: date) -> MetadataValue | None:
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
     can_subset=False,
+    pool=ORGANIC_POOL,
 )
 def organic_posts(
     context: AssetExecutionContext,
@@ -253,6 +258,7 @@ def organic_posts(
                         as_of,
                         recent_days=settings.recent_days,
                         old_post_refresh_days=settings.old_post_refresh_days,
+                        parallel_accounts=meta.parallel_accounts,
                     )
                     totals["posts"] += report.posts
                     totals["snapshot_posts"] += report.snapshot_posts
@@ -332,6 +338,7 @@ def organic_posts(
     partitions_def=organic_daily_partitions,
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
+    pool=ORGANIC_POOL,
     check_specs=[
         AssetCheckSpec(
             CHECK_NO_DUPLICATE_ACCOUNT_DAYS,
@@ -375,7 +382,15 @@ def social_account_insights(
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
                 for day in days:
-                    report = sync.sync_account_insights(conn, graph, platform, accounts, day, as_of)
+                    report = sync.sync_account_insights(
+                        conn,
+                        graph,
+                        platform,
+                        accounts,
+                        day,
+                        as_of,
+                        parallel_accounts=meta.parallel_accounts,
+                    )
                     totals["rows"] += report.rows
                     skipped.update(report.skipped)
                     preview.extend(
