@@ -136,6 +136,18 @@ SETTINGS: tuple[Setting, ...] = (
         "8",
         "Ad accounts / Pages / IG accounts one ads or organic sync reads at once (1..64).",
     ),
+    Setting(
+        "EVERREACH_DAGSTER_EXECUTOR",
+        "multiprocess",
+        "Where a run's steps execute: `multiprocess` (a process per step), `in_process` "
+        "(the run worker's process) or `celery` (Celery workers, see deploy/README.md).",
+    ),
+    Setting(
+        "EVERREACH_CELERY_BROKER_URL",
+        "pyamqp://guest:guest@127.0.0.1:5672//",
+        "Celery broker (RabbitMQ) of the `celery` executor and its workers.",
+        secret=True,
+    ),
     Setting("EVERREACH_ADS_START_DATE", "2024-01-01", "First daily partition of the ads assets."),
     Setting(
         "EVERREACH_ADS_LOOKBACK_DAYS",

@@ -10,6 +10,7 @@ import os
 from dagster import Definitions, EnvVar
 
 from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
+from everreach_pipelines.execution import build_executor
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 # Modules, not their `defs` objects: a code location may hold one Definitions at module scope.
@@ -43,5 +44,6 @@ def build_resources() -> dict[str, object]:
 
 
 defs = Definitions.merge(
-    *(domain.defs for domain in _DOMAINS), Definitions(resources=build_resources())
+    *(domain.defs for domain in _DOMAINS),
+    Definitions(resources=build_resources(), executor=build_executor()),
 )
