@@ -148,6 +148,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Celery broker (RabbitMQ) of the `celery` executor and its workers.",
         secret=True,
     ),
+    Setting(
+        "EVERREACH_CELERY_QUEUE",
+        "dagster",
+        "Celery queue of the steps; workers listen on it (`-Q`). Deployments sharing a broker "
+        "use different queues.",
+    ),
     Setting("EVERREACH_ADS_START_DATE", "2024-01-01", "First daily partition of the ads assets."),
     Setting(
         "EVERREACH_ADS_LOOKBACK_DAYS",

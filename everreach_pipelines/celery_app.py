@@ -1,4 +1,5 @@
-"""The Celery app the workers run: `celery -A everreach_pipelines.celery_app worker -Q dagster`.
+"""The Celery app the workers run: `celery -A everreach_pipelines.celery_app worker -Q dagster`
+(the queue is `EVERREACH_CELERY_QUEUE`).
 
 It is dagster-celery's app (the tasks that execute one step of a run) on the broker named by
 `EVERREACH_CELERY_BROKER_URL`, the same broker the executor sends steps to (see
@@ -12,14 +13,14 @@ from __future__ import annotations
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
 
-from everreach_pipelines.execution import CELERY_QUEUE, broker_url
+from everreach_pipelines.execution import broker_url, celery_queue
 
 app = make_app(
     {
         "broker": broker_url(),
         "backend": "rpc://",
         "include": None,
-        "config_source": {"task_default_queue": CELERY_QUEUE, "worker_prefetch_multiplier": 1},
+        "config_source": {"task_default_queue": celery_queue(), "worker_prefetch_multiplier": 1},
     }
 )
 execute_plan = create_task(app)

@@ -24,7 +24,7 @@ EXECUTORS = ("multiprocess", "in_process", "celery")
 #: RabbitMQ on this machine with its default user (what CI and the tests use).
 DEFAULT_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
 #: The Celery queue Dagster's steps go to (dagster-celery's default).
-CELERY_QUEUE = "dagster"
+DEFAULT_QUEUE = "dagster"
 
 
 def executor_choice(env: Mapping[str, str] | None = None) -> str:
@@ -40,6 +40,17 @@ def executor_choice(env: Mapping[str, str] | None = None) -> str:
 def broker_url(env: Mapping[str, str] | None = None) -> str:
     """`EVERREACH_CELERY_BROKER_URL`, or RabbitMQ on 127.0.0.1 with the guest user."""
     return get_setting("EVERREACH_CELERY_BROKER_URL", env) or DEFAULT_BROKER_URL
+
+
+def celery_queue(env: Mapping[str, str] | None = None) -> str:
+    """`EVERREACH_CELERY_QUEUE` (default `dagster`): the queue the steps go to and the
+    workers listen on; deployments that share a broker use different queues."""
+    value = get_setting("EVERREACH_CELERY_QUEUE", env) or DEFAULT_QUEUE
+    if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise SettingError(
+            "EVERREACH_CELERY_QUEUE", f"{value!r} is not a queue name", "letters, digits, -_."
+        )
+    return value
 
 
 def build_executor(env: Mapping[str, str] | None = None) -> Any:
@@ -62,6 +73,6 @@ def build_executor(env: Mapping[str, str] | None = None) -> Any:
         else DEFAULT_BROKER_URL
     )
     return celery_executor.configured(
-        {"broker": broker, "config_source": {"task_default_queue": CELERY_QUEUE}},
+        {"broker": broker, "config_source": {"task_default_queue": celery_queue(env)}},
         name="celery",
     )
