@@ -100,7 +100,8 @@ def bench_end_to_end(n: int, server_url: str) -> dict[str, Any]:
     import psycopg
 
     from everreach.capi.delivery import deliver_pending
-    from everreach.capi.intake import CapiSettings, enqueue_conversions
+    from everreach.capi.intake import enqueue_conversions
+    from everreach.capi.settings import CapiSettings
     from everreach.meta.client import GraphClient
     from everreach.sandbox.capi import DEFAULT_PIXEL_ID
     from everreach.sandbox.testing import running_sandbox

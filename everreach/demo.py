@@ -21,9 +21,10 @@ from typing import Any
 
 import click
 
+from everreach.meta.settings import GraphSettings
 from everreach.progress import eta_seconds, format_duration
-from everreach.settings import get_setting
 from everreach.warehouse import database, migrate
+from everreach.warehouse.settings import WarehouseSettings
 
 # (title, module with run_demo) in data-flow order
 STAGES: list[tuple[str, str]] = [
@@ -75,14 +76,13 @@ class DemoContext:
 
 @contextlib.contextmanager
 def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]]:
-    token = get_setting("META_ACCESS_TOKEN")
-    if token:
-        base = get_setting("META_GRAPH_API_BASE_URL") or "https://graph.facebook.com"
+    graph = GraphSettings.from_env()
+    if graph.access_token is not None:
         kwargs = {
-            "access_token": token,
-            "base_url": base,
-            "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
-            "app_secret": get_setting("META_APP_SECRET"),
+            "access_token": graph.token,
+            "base_url": graph.base_url,
+            "api_version": graph.api_version,
+            "app_secret": graph.secret,
         }
         yield None, None, kwargs
         return
@@ -94,7 +94,7 @@ def _meta_endpoint(seed: int) -> Iterator[tuple[str | None, Any, dict[str, Any]]
         kwargs = {
             "access_token": "sandbox-demo-token",
             "base_url": handle.base_url,
-            "api_version": get_setting("META_GRAPH_API_VERSION") or "v25.0",
+            "api_version": graph.api_version,
             "app_secret": getattr(handle.config, "app_secret", None),
         }
         yield handle.base_url, handle.sandbox, kwargs
@@ -124,7 +124,7 @@ def demo(days: int, seed: int) -> None:
     logging.getLogger("webhook_receiver").setLevel(logging.WARNING)
     logging.getLogger("everreach.capi").setLevel(logging.WARNING)
     url = database.resolve_database_url()
-    embedded = get_setting("DATABASE_URL") is None
+    embedded = WarehouseSettings.from_env().database_url is None
     click.echo(
         f"database: {database.describe_url(url)}"
         + (" (embedded Postgres)" if embedded else " (DATABASE_URL)")

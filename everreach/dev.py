@@ -19,8 +19,10 @@ from typing import Any
 
 import click
 
-from everreach.settings import everreach_home, get_setting, project_root
+from everreach.meta.settings import GraphSettings
+from everreach.settings import project_root
 from everreach.warehouse import database, migrate
+from everreach.warehouse.settings import WarehouseSettings
 
 DAGSTER_YAML = """\
 # Written by `everreach dev`. Storage URL comes from the environment (never a secret on disk).
@@ -44,8 +46,7 @@ run_coordinator:
 
 def dagster_home() -> Path:
     """`DAGSTER_HOME`, or `$EVERREACH_HOME/dagster_home`, created with its dagster.yaml."""
-    raw = get_setting("DAGSTER_HOME")
-    home = Path(raw).expanduser().resolve() if raw else everreach_home() / "dagster_home"
+    home = WarehouseSettings.from_env().dagster_home_dir()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists() or config.read_text() != DAGSTER_YAML:
@@ -86,7 +87,7 @@ def dev(host: str, port: int, seed: int) -> None:
     click.echo(f"DAGSTER_HOME={env['DAGSTER_HOME']}")
     click.echo(f"warehouse: {database.describe_url(url)}")
     with contextlib.ExitStack() as stack:
-        if not get_setting("META_ACCESS_TOKEN"):
+        if GraphSettings.from_env().access_token is None:
             from everreach.sandbox.core import SandboxConfig
             from everreach.sandbox.testing import running_sandbox
 
@@ -109,5 +110,5 @@ def dev(host: str, port: int, seed: int) -> None:
         click.echo("running: " + " ".join(cmd[2:]))
         with contextlib.suppress(KeyboardInterrupt):
             subprocess.run(cmd, env=env, cwd=project_root(), check=False)
-    if get_setting("DATABASE_URL") is None:
+    if WarehouseSettings.from_env().database_url is None:
         database.stop_embedded()

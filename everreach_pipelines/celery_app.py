@@ -13,14 +13,18 @@ from __future__ import annotations
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
 
-from everreach_pipelines.execution import broker_url, celery_queue
+from everreach.warehouse.settings import ExecutionSettings
 
+_settings = ExecutionSettings.from_env()
 app = make_app(
     {
-        "broker": broker_url(),
+        "broker": _settings.broker,
         "backend": "rpc://",
         "include": None,
-        "config_source": {"task_default_queue": celery_queue(), "worker_prefetch_multiplier": 1},
+        "config_source": {
+            "task_default_queue": _settings.celery_queue,
+            "worker_prefetch_multiplier": 1,
+        },
     }
 )
 execute_plan = create_task(app)

@@ -5,10 +5,9 @@ Secrets enter as `EnvVar`s (shown by name in the UI, read at run time), never as
 
 from __future__ import annotations
 
-import os
-
 from dagster import Definitions, EnvVar
 
+from everreach.meta.settings import FanOutSettings, GraphSettings
 from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
 from everreach_pipelines.execution import build_executor
 from everreach_pipelines.resources.warehouse import WarehouseResource
@@ -17,26 +16,21 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 _DOMAINS = (ads, organic, capi, messaging, dbt)
 
 
-def _optional_env(name: str) -> EnvVar | None:
-    """An EnvVar when the variable is set, else None (the resource field stays empty)."""
-    return EnvVar(name) if os.environ.get(name, "").strip() else None
-
-
 def build_resources() -> dict[str, object]:
-    """The resources every domain uses, configured from the environment."""
-    from everreach.parallel import parallel_accounts_setting
+    """The resources every domain uses, configured from the environment (validated here,
+    so a bad value fails the code location's load naming the variable)."""
     from everreach_pipelines.resources.meta import MetaGraphResource
 
+    graph = GraphSettings.from_env()
     meta_kwargs: dict[str, object] = {
-        "base_url": os.environ.get("META_GRAPH_API_BASE_URL", "").strip()
-        or "https://graph.facebook.com",
-        "api_version": os.environ.get("META_GRAPH_API_VERSION", "").strip() or "v25.0",
-        "parallel_accounts": parallel_accounts_setting(),
+        "base_url": graph.base_url,
+        "api_version": graph.api_version,
+        "parallel_accounts": FanOutSettings.from_env().parallel_accounts,
     }
-    for field, var in (("access_token", "META_ACCESS_TOKEN"), ("app_secret", "META_APP_SECRET")):
-        env = _optional_env(var)
-        if env is not None:
-            meta_kwargs[field] = env
+    for field in ("access_token", "app_secret"):
+        if getattr(graph, field) is not None:
+            # By name: Dagster reads the value at run time and never shows it.
+            meta_kwargs[field] = EnvVar(GraphSettings.variable(field))
     return {
         "warehouse": WarehouseResource(),
         "meta": MetaGraphResource(**meta_kwargs),

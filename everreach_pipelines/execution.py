@@ -18,48 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from everreach.settings import SettingError, get_setting
-
-EXECUTORS = ("multiprocess", "in_process", "celery")
-#: RabbitMQ on this machine with its default user (what CI and the tests use).
-DEFAULT_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
-#: The Celery queue Dagster's steps go to (dagster-celery's default).
-DEFAULT_QUEUE = "dagster"
-
-
-def executor_choice(env: Mapping[str, str] | None = None) -> str:
-    """`EVERREACH_DAGSTER_EXECUTOR`: `multiprocess` (default), `in_process` or `celery`."""
-    value = (get_setting("EVERREACH_DAGSTER_EXECUTOR", env) or "multiprocess").lower()
-    if value not in EXECUTORS:
-        raise SettingError(
-            "EVERREACH_DAGSTER_EXECUTOR", f"{value!r} is not an executor", " or ".join(EXECUTORS)
-        )
-    return value
-
-
-def broker_url(env: Mapping[str, str] | None = None) -> str:
-    """`EVERREACH_CELERY_BROKER_URL`, or RabbitMQ on 127.0.0.1 with the guest user."""
-    return get_setting("EVERREACH_CELERY_BROKER_URL", env) or DEFAULT_BROKER_URL
-
-
-def celery_queue(env: Mapping[str, str] | None = None) -> str:
-    """`EVERREACH_CELERY_QUEUE` (default `dagster`): the queue the steps go to and the
-    workers listen on; deployments that share a broker use different queues."""
-    value = get_setting("EVERREACH_CELERY_QUEUE", env) or DEFAULT_QUEUE
-    if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise SettingError(
-            "EVERREACH_CELERY_QUEUE", f"{value!r} is not a queue name", "letters, digits, -_."
-        )
-    return value
+from everreach.warehouse.settings import ExecutionSettings
 
 
 def build_executor(env: Mapping[str, str] | None = None) -> Any:
     """The executor of every job in the code location; None leaves Dagster's default
     (multiprocess: each step in its own process of the run worker)."""
-    choice = executor_choice(env)
-    if choice == "multiprocess":
+    settings = ExecutionSettings.from_env(env)
+    if settings.executor == "multiprocess":
         return None
-    if choice == "in_process":
+    if settings.executor == "in_process":
         from dagster import in_process_executor
 
         return in_process_executor
@@ -68,11 +36,11 @@ def build_executor(env: Mapping[str, str] | None = None) -> Any:
     # An env reference: Dagster reads the URL (and any password in it) where the run
     # executes, and shows only the variable's name.
     broker: Any = (
-        {"env": "EVERREACH_CELERY_BROKER_URL"}
-        if get_setting("EVERREACH_CELERY_BROKER_URL", env)
-        else DEFAULT_BROKER_URL
+        {"env": ExecutionSettings.variable("celery_broker_url")}
+        if settings.celery_broker_url is not None
+        else settings.broker
     )
     return celery_executor.configured(
-        {"broker": broker, "config_source": {"task_default_queue": celery_queue(env)}},
+        {"broker": broker, "config_source": {"task_default_queue": settings.celery_queue}},
         name="celery",
     )

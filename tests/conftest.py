@@ -15,16 +15,15 @@ import psycopg
 import pytest
 
 from everreach.warehouse import database, migrate
+from everreach.warehouse.settings import WarehouseSettings
 
 _RAW_SCHEMAS = ("public", "auth")
 
 
 def _server_url() -> str:
-    url = os.environ.get("EVERREACH_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        database.validate_database_url(url, "EVERREACH_TEST_DATABASE_URL")
-        return url
-    return database.start_embedded()
+    settings = WarehouseSettings.from_env()  # both URLs validated
+    url = settings.test_database_url or settings.database_url
+    return url if url else database.start_embedded()
 
 
 @pytest.fixture(scope="session")

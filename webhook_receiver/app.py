@@ -27,6 +27,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from everreach.messaging.settings import ReceiverSettings
+from everreach.settings import secret_value
 from webhook_receiver import send
 from webhook_receiver.rawlog import (
     APPLY_SESSION_OPTIONS,
@@ -34,7 +36,6 @@ from webhook_receiver.rawlog import (
     RawEvent,
     WriterUnavailable,
 )
-from webhook_receiver.settings import ReceiverSettings
 from webhook_receiver.signature import signature_matches
 
 log = logging.getLogger("webhook_receiver")
@@ -66,7 +67,7 @@ async def verify_subscription(request: Request) -> Response:
     settings: ReceiverSettings = request.app.state.settings
     params = request.query_params
     token = params.get("hub.verify_token") or ""
-    expected = settings.verify_token or ""
+    expected = secret_value(settings.verify_token) or ""
     # An empty token never matches, even when the setting is empty too.
     if (
         params.get("hub.mode") == "subscribe"
@@ -98,7 +99,7 @@ async def receive_webhook(request: Request) -> Response:
     header = request.headers.get("x-hub-signature-256")
     if not header:
         return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
-    if not signature_matches(settings.app_secret, body, header):
+    if not signature_matches(settings.app_secret.get_secret_value(), body, header):
         log.warning("webhook signature mismatch (%d bytes)", len(body))
         return PlainTextResponse("invalid signature", status_code=403)
     event = RawEvent.from_request(body, request.headers)

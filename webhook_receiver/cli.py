@@ -26,9 +26,9 @@ def receiver(host: str, port: int, workers: int, log_level: str) -> None:
     """
     import uvicorn
 
+    from everreach.messaging.settings import ReceiverSettings
     from everreach.settings import SettingError
     from webhook_receiver.logs import log_config
-    from webhook_receiver.settings import ReceiverSettings
 
     try:
         ReceiverSettings.from_env()  # fail here, with the variable's name, not in a worker

@@ -10,7 +10,6 @@ naming the field for a malformed body. Delivery to Meta happens later, in Dagste
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -18,7 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from everreach.capi.events import EventValidationError
-from everreach.capi.intake import CapiSettings, build_events, enqueue_events_async
+from everreach.capi.intake import build_events, enqueue_events_async
+from everreach.settings import secret_value
 from webhook_receiver.auth import AuthError, unauthorized_response, verify_bearer
 
 __all__ = ["PATH", "conversions_endpoint", "routes"]
@@ -27,15 +27,6 @@ log = logging.getLogger(__name__)
 
 PATH = "/api/v1/integrations/meta/conversions"
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 1000 events with generous custom_data
-
-
-def _capi_settings(settings: Any) -> CapiSettings:
-    """Pixel and test mode from the receiver's settings, else the environment."""
-    env = CapiSettings.from_env()
-    return CapiSettings(
-        pixel_id=getattr(settings, "meta_pixel_id", None) or env.pixel_id,
-        test_event_code=getattr(settings, "capi_test_event_code", None) or env.test_event_code,
-    )
 
 
 def _unprocessable(field: str, detail: str) -> JSONResponse:
@@ -48,7 +39,7 @@ async def conversions_endpoint(request: Request) -> Response:
     """Validate, hash and queue conversion events for the authenticated user."""
     settings = request.app.state.settings
     try:
-        claims = verify_bearer(request, getattr(settings, "jwt_secret", "") or "")
+        claims = verify_bearer(request, secret_value(settings.jwt_secret) or "")
     except AuthError as exc:
         return unauthorized_response(exc)
     body = await request.body()
@@ -62,9 +53,7 @@ async def conversions_endpoint(request: Request) -> Response:
     if not isinstance(payload, dict | list):
         return _unprocessable("body", "body must be an event object or a list of them")
     try:
-        events = build_events(
-            payload, settings=_capi_settings(settings), user_id=claims["sub"], source="api"
-        )
+        events = build_events(payload, settings=settings.capi, user_id=claims["sub"], source="api")
     except EventValidationError as exc:
         log.info("capi intake refused an event: field %s", exc.field)
         return _unprocessable(exc.field, str(exc))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from everreach.messaging.settings import ReceiverSettings
 from everreach.meta.errors import (
     GraphAPIError,
     GraphConfigurationError,
@@ -38,8 +38,8 @@ from everreach.meta.errors import (
     TransientGraphError,
     classify,
 )
+from everreach.settings import env_value, secret_value
 from webhook_receiver.auth import AuthError, unauthorized_response, verify_bearer
-from webhook_receiver.settings import ReceiverSettings
 from webhook_receiver.store import MessageRow, get_or_create_thread, insert_message
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def _authenticate(request: Request) -> dict[str, Any]:
     settings: ReceiverSettings = request.app.state.settings
-    return verify_bearer(request, settings.jwt_secret or "")
+    return verify_bearer(request, secret_value(settings.jwt_secret) or "")
 
 
 async def _find_thread(
@@ -216,10 +216,11 @@ async def _access_token(
         (_CONFIG_PLATFORM[platform], business_id),
     )
     row = await cur.fetchone()
-    if row and row[0] and os.environ.get(row[0]):
-        return os.environ[row[0]]
-    if settings.access_token:
-        return settings.access_token
+    named = env_value(row[0]) if row and row[0] else None
+    if named:
+        return named
+    if settings.graph.access_token is not None:
+        return settings.graph.access_token.get_secret_value()
     raise SendRefused(
         503,
         "not_configured",
@@ -233,8 +234,10 @@ async def _call_meta(
 ) -> dict[str, Any]:
     settings: ReceiverSettings = request.app.state.settings
     http: httpx.AsyncClient = request.app.state.http
-    url = f"{settings.graph_api_base_url}/{settings.graph_api_version}/{business_id}/messages"
-    proof = hmac.new(settings.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+    url = f"{settings.graph.base_url}/{settings.graph.api_version}/{business_id}/messages"
+    proof = hmac.new(
+        settings.app_secret.get_secret_value().encode(), token.encode(), hashlib.sha256
+    ).hexdigest()
     try:
         response = await http.post(
             url, json=payload, params={"access_token": token, "appsecret_proof": proof}

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 from starlette.applications import Starlette
 
+from everreach.messaging.settings import ReceiverSettings
 from everreach.serving import serve_in_thread
 from webhook_receiver.app import WEBHOOK_PATH, create_app
-from webhook_receiver.settings import ReceiverSettings
 
 
 @dataclasses.dataclass

@@ -29,7 +29,8 @@ from everreach.ads.sync import (
     fetch_account_info,
 )
 from everreach.meta import GraphClient
-from everreach.parallel import interleave, map_each
+from everreach.parallel import map_each
+from everreach.read_ahead import read_ahead
 from everreach.warehouse.bulk import copy_rows, create_temp_like
 
 #: Currencies whose Meta "offset" is 1 (no minor unit): budgets come in whole units.
@@ -241,7 +242,7 @@ def sync_ad_objects(
 
     def listed(kind: str) -> Iterable[tuple]:
         sources = [functools.partial(account_objects, kind, *entry) for entry in plan]
-        return interleave(sources, workers=parallel_accounts, name=f"ad-{kind}s")
+        return read_ahead(sources, workers=parallel_accounts, name=f"ad-{kind}s")
 
     with conn.transaction(), conn.cursor() as cur:
         for kind in ("campaign", "adset", "ad"):

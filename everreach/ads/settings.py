@@ -1,23 +1,14 @@
-"""Settings of the ads sync, read from the environment (a bad value names its variable).
-
-| variable | default | meaning |
-| --- | --- | --- |
-| `META_AD_ACCOUNT_IDS` | – | comma list of ad accounts, added to `meta_platform_config` |
-| `EVERREACH_ADS_START_DATE` | 2024-01-01 | first daily partition (YYYY-MM-DD) |
-| `EVERREACH_ADS_LOOKBACK_DAYS` | 28 | days before the partition re-read each run (0..28) |
-| `EVERREACH_ADS_SCHEDULE` | `0 4 * * *` | cron of the daily sync (UTC) |
-| `EVERREACH_ADS_CONVERSION_ACTION_TYPES` | `omni_purchase` | action types summed into `conversions` |
-| `EVERREACH_ADS_ATTRIBUTION_WINDOWS` | `7d_click,1d_view` | windows summed into `conversions` |
-"""
+"""Settings of the ads sync: which accounts, which days, and what counts as a conversion."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
 
-from everreach.settings import SettingError, get_setting
+from pydantic import BeforeValidator, Field, field_validator
+
+from everreach.settings import EverReachSettings, Invalid, SettingError, cron_expression, setting
 
 DEFAULT_START_DATE = date(2024, 1, 1)
 DEFAULT_LOOKBACK_DAYS = 28
@@ -88,27 +79,7 @@ OVERLAPPING_ACTION_TYPES: tuple[frozenset[str], ...] = (
 
 _ACCOUNT_ID = re.compile(r"^(act_)?(\d{1,20})$")
 _ACTION_TYPE = re.compile(r"^[a-z0-9_.:\-]+$")
-_CRON_FIELD = re.compile(r"^[0-9*/,\-A-Za-z]+$")
-
-
-@dataclass(frozen=True)
-class AdsSettings:
-    """The ads sync's settings (see the module docstring for variables and defaults)."""
-
-    account_ids: tuple[str, ...] = ()
-    start_date: date = DEFAULT_START_DATE
-    lookback_days: int = DEFAULT_LOOKBACK_DAYS
-    schedule: str = DEFAULT_SCHEDULE
-    conversion_action_types: tuple[str, ...] = DEFAULT_ACTION_TYPES
-    attribution_windows: tuple[str, ...] = DEFAULT_WINDOWS
-
-    @property
-    def requested_windows(self) -> tuple[str, ...]:
-        """Attribution windows to request from Meta (all reported ones, plus configured)."""
-        extra = tuple(
-            w for w in self.attribution_windows if w not in REQUESTED_WINDOWS and w != "default"
-        )
-        return REQUESTED_WINDOWS + extra
+_WINDOWS_EXPECTED = "default, or one of 1d_click/7d_click/28d_click plus optionally 1d_view"
 
 
 def normalize_account_id(raw: str, setting: str = "META_AD_ACCOUNT_IDS") -> str:
@@ -123,125 +94,110 @@ def normalize_account_id(raw: str, setting: str = "META_AD_ACCOUNT_IDS") -> str:
     return match.group(2)
 
 
-def parse_account_ids(value: str | None, setting: str = "META_AD_ACCOUNT_IDS") -> tuple[str, ...]:
-    """A comma list of ad account ids, normalized and de-duplicated (order kept)."""
-    if not value:
-        return ()
-    seen: dict[str, None] = {}
-    for part in value.split(","):
-        if part.strip():
-            seen[normalize_account_id(part, setting)] = None
-    return tuple(seen)
+def comma_list(value: object) -> object:
+    """``"a, b,,a"`` → ``("a", "b")``: stripped, empty items dropped, first occurrence kept."""
+    if isinstance(value, str):
+        return tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    return value
 
 
-def parse_lookback(value: str | None, setting: str = "EVERREACH_ADS_LOOKBACK_DAYS") -> int:
-    """Lookback days, 0..28."""
-    if value is None:
-        return DEFAULT_LOOKBACK_DAYS
-    if not value.isdigit():
-        raise SettingError(setting, f"{value!r} is not a whole number of days", "0 to 28")
-    days = int(value)
-    if days > MAX_LOOKBACK_DAYS:
-        raise SettingError(setting, f"{days} is above Meta's 28-day revision window", "0 to 28")
-    return days
+CommaList = Annotated[tuple[str, ...], BeforeValidator(comma_list)]
 
 
-def parse_start_date(value: str | None, setting: str = "EVERREACH_ADS_START_DATE") -> date:
-    """The first partition date (Meta keeps insights for 37 months)."""
-    if value is None:
-        return DEFAULT_START_DATE
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise SettingError(setting, f"{value!r} is not a date", "YYYY-MM-DD") from exc
+class AdsSettings(EverReachSettings):
+    """The ads sync's settings; a bad value fails naming its variable."""
 
+    account_ids: CommaList = setting(
+        "META_AD_ACCOUNT_IDS",
+        (),
+        "Comma list of ad account ids to sync, in addition to `meta_platform_config`.",
+        expected="numeric ids, optionally prefixed with act_, comma separated",
+    )
+    start_date: date = setting(
+        "EVERREACH_ADS_START_DATE",
+        DEFAULT_START_DATE,
+        "First daily partition of the ads assets.",
+        expected="YYYY-MM-DD",
+    )
+    lookback_days: Annotated[int, Field(ge=0, le=MAX_LOOKBACK_DAYS)] = setting(
+        "EVERREACH_ADS_LOOKBACK_DAYS",
+        DEFAULT_LOOKBACK_DAYS,
+        "Days before each partition re-read and replaced (Meta revises 28 days; 0..28).",
+        expected="0 to 28 (Meta revises a day for 28 days)",
+    )
+    schedule: str = setting(
+        "EVERREACH_ADS_SCHEDULE",
+        DEFAULT_SCHEDULE,
+        "Cron (UTC) of the daily ads sync.",
+        expected="five fields, e.g. '0 4 * * *'",
+    )
+    conversion_action_types: CommaList = setting(
+        "EVERREACH_ADS_CONVERSION_ACTION_TYPES",
+        DEFAULT_ACTION_TYPES,
+        "Action types summed into conversions/conversion_value (one non-overlapping tier).",
+        expected="a comma list of Meta action types, one per family",
+    )
+    attribution_windows: CommaList = setting(
+        "EVERREACH_ADS_ATTRIBUTION_WINDOWS",
+        DEFAULT_WINDOWS,
+        "Attribution windows requested and summed for conversions.",
+        expected=_WINDOWS_EXPECTED,
+    )
 
-def parse_cron(value: str | None, setting: str = "EVERREACH_ADS_SCHEDULE") -> str:
-    """A five-field cron expression (validated by Dagster's own cron parser when present)."""
-    if value is None:
-        return DEFAULT_SCHEDULE
-    fields = value.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        raise SettingError(
-            setting, f"{value!r} is not a cron expression", "five fields, e.g. '0 4 * * *'"
+    @property
+    def requested_windows(self) -> tuple[str, ...]:
+        """Attribution windows to request from Meta (all reported ones, plus configured)."""
+        extra = tuple(
+            w for w in self.attribution_windows if w not in REQUESTED_WINDOWS and w != "default"
         )
-    try:
-        from dagster._utils.schedules import is_valid_cron_string
-    except ImportError:  # pragma: no cover - Dagster is optional for this module
-        return " ".join(fields)
-    if not is_valid_cron_string(" ".join(fields)):
-        raise SettingError(
-            setting, f"{value!r} is not a valid cron expression", "five fields, e.g. '0 4 * * *'"
-        )
-    return " ".join(fields)
+        return REQUESTED_WINDOWS + extra
 
+    @field_validator("account_ids")
+    @classmethod
+    def _account_ids(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(normalize_account_id(i) for i in ids))
 
-def parse_action_types(
-    value: str | None, setting: str = "EVERREACH_ADS_CONVERSION_ACTION_TYPES"
-) -> tuple[str, ...]:
-    """Conversion action types; two from one overlapping family are refused."""
-    if value is None:
-        return DEFAULT_ACTION_TYPES
-    types = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
-    if not types:
-        raise SettingError(setting, "is empty", "a comma list of Meta action types")
-    for t in types:
-        if not _ACTION_TYPE.match(t):
-            raise SettingError(
-                setting,
-                f"{t!r} is not a Meta action type",
-                "e.g. omni_purchase or offsite_conversion.fb_pixel_purchase",
-            )
-    for family in OVERLAPPING_ACTION_TYPES:
-        clash = sorted(family.intersection(types))
-        if len(clash) > 1:
-            raise SettingError(
-                setting,
-                f"{', '.join(clash)} count the same conversions (summing them double counts)",
-                "one action type per family",
-            )
-    return types
+    _schedule = field_validator("schedule")(cron_expression)
 
+    @field_validator("conversion_action_types")
+    @classmethod
+    def _action_types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        if not types:
+            raise Invalid("is empty", "a comma list of Meta action types")
+        for t in types:
+            if not _ACTION_TYPE.match(t):
+                raise Invalid(
+                    f"{t!r} is not a Meta action type",
+                    "e.g. omni_purchase or offsite_conversion.fb_pixel_purchase",
+                )
+        for family in OVERLAPPING_ACTION_TYPES:
+            clash = sorted(family.intersection(types))
+            if len(clash) > 1:
+                raise Invalid(
+                    f"{', '.join(clash)} count the same conversions (summing them double counts)",
+                    "one action type per family",
+                )
+        return types
 
-def parse_windows(
-    value: str | None, setting: str = "EVERREACH_ADS_ATTRIBUTION_WINDOWS"
-) -> tuple[str, ...]:
-    """Attribution windows: at most one click and one view window, or `default` alone."""
-    if value is None:
-        return DEFAULT_WINDOWS
-    windows = tuple(dict.fromkeys(w.strip() for w in value.split(",") if w.strip()))
-    expected = "default, or one of 1d_click/7d_click/28d_click plus optionally 1d_view"
-    if not windows:
-        raise SettingError(setting, "is empty", expected)
-    if "default" in windows:
-        if len(windows) > 1:
-            raise SettingError(
-                setting,
-                "'default' already is Meta's attribution setting; "
-                "combining it with other windows double counts",
-                expected,
+    @field_validator("attribution_windows")
+    @classmethod
+    def _windows(cls, windows: tuple[str, ...]) -> tuple[str, ...]:
+        if not windows:
+            raise Invalid("is empty", _WINDOWS_EXPECTED)
+        if "default" in windows:
+            if len(windows) > 1:
+                raise Invalid(
+                    "'default' already is Meta's attribution setting; "
+                    "combining it with other windows double counts",
+                    _WINDOWS_EXPECTED,
+                )
+            return windows
+        for w in windows:
+            if w not in CLICK_WINDOWS + VIEW_WINDOWS:
+                raise Invalid(f"{w!r} is not a window Meta returns", _WINDOWS_EXPECTED)
+        # Click windows nest (1d ⊂ 7d ⊂ 28d): two of them would count a conversion twice.
+        if sum(w in CLICK_WINDOWS for w in windows) > 1:
+            raise Invalid(
+                "click windows nest (1d_click is inside 7d_click); pick one", _WINDOWS_EXPECTED
             )
         return windows
-    for w in windows:
-        if w not in CLICK_WINDOWS + VIEW_WINDOWS:
-            raise SettingError(setting, f"{w!r} is not a window Meta returns", expected)
-    # Click windows nest (1d ⊂ 7d ⊂ 28d): two of them would count a conversion twice.
-    if sum(w in CLICK_WINDOWS for w in windows) > 1:
-        raise SettingError(
-            setting, "click windows nest (1d_click is inside 7d_click); pick one", expected
-        )
-    return windows
-
-
-def load_ads_settings(env: Mapping[str, str] | None = None) -> AdsSettings:
-    """Read every ads setting from `env` (default: the process environment)."""
-    return AdsSettings(
-        account_ids=parse_account_ids(get_setting("META_AD_ACCOUNT_IDS", env)),
-        start_date=parse_start_date(get_setting("EVERREACH_ADS_START_DATE", env)),
-        lookback_days=parse_lookback(get_setting("EVERREACH_ADS_LOOKBACK_DAYS", env)),
-        schedule=parse_cron(get_setting("EVERREACH_ADS_SCHEDULE", env)),
-        conversion_action_types=parse_action_types(
-            get_setting("EVERREACH_ADS_CONVERSION_ACTION_TYPES", env)
-        ),
-        attribution_windows=parse_windows(get_setting("EVERREACH_ADS_ATTRIBUTION_WINDOWS", env)),
-    )

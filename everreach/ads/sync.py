@@ -10,7 +10,6 @@ temporary table and then replaces that range in `ad_performance` in one short tr
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,8 +32,9 @@ from everreach.ads.transform import (
 from everreach.meta import GraphClient
 from everreach.meta.client import relaxed_gc
 from everreach.meta.throttle import ScopeUsage
-from everreach.parallel import interleave, map_each
-from everreach.settings import SettingError
+from everreach.parallel import map_each
+from everreach.read_ahead import read_ahead
+from everreach.settings import named_token
 
 #: effective_status values Meta accepts in a filter, per object level. Filtering on all of
 #: them is what makes Meta include DELETED and ARCHIVED objects (and keep their spend).
@@ -133,18 +133,7 @@ def configured_accounts(conn: psycopg.Connection, settings: AdsSettings) -> list
 def account_token(account: AdAccount, env: Mapping[str, str] | None = None) -> str | None:
     """The account's own token (from the variable `token_env_var` names), or None for the
     client's default token. A named but unset variable is a setting error."""
-    if not account.token_env_var:
-        return None
-    env = os.environ if env is None else env
-    value = (env.get(account.token_env_var) or "").strip()
-    if not value:
-        raise SettingError(
-            account.token_env_var,
-            "is not set",
-            f"the access token of ad account act_{account.account_id} "
-            "(named by meta_platform_config.token_env_var)",
-        )
-    return value
+    return named_token(account.token_env_var, f"ad account act_{account.account_id}", env)
 
 
 def fetch_account_info(client: GraphClient, account: AdAccount, token: str | None) -> AccountInfo:
@@ -282,7 +271,9 @@ def sync_ad_performance(
         result.load = replace_ad_performance(
             conn,
             result.windows,
-            interleave(sources, workers=parallel_accounts, batch=page_limit, depth=depth),
+            read_ahead(
+                sources, workers=parallel_accounts, batch=page_limit, depth=depth, name="ads"
+            ),
             {},
             campaigns=campaigns,
             text=True,

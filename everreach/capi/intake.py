@@ -10,7 +10,6 @@ event_id)`` is unique and a resubmitted event is skipped, not stored twice.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import orjson
 import psycopg
 
 from everreach.capi.events import ConversionEvent, EventValidationError, build_event
+from everreach.capi.settings import CapiSettings
 
 __all__ = [
     "CapiSettings",
@@ -31,24 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CapiSettings:
-    """Intake defaults: the pixel for events without one, and global test mode."""
-
-    pixel_id: str | None = None
-    test_event_code: str | None = None
-    default_phone_country: str | None = "us"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CapiSettings:
-        """``META_PIXEL_ID``, ``META_CAPI_TEST_EVENT_CODE`` (empty means unset)."""
-        env = os.environ if env is None else env
-        return cls(
-            pixel_id=env.get("META_PIXEL_ID") or None,
-            test_event_code=env.get("META_CAPI_TEST_EVENT_CODE") or None,
-        )
 
 
 @dataclass

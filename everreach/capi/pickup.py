@@ -22,18 +22,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from everreach.capi.events import MAX_EVENT_AGE, EventValidationError, build_event
-from everreach.capi.intake import CapiSettings, EnqueueResult, enqueue_events
+from everreach.capi.intake import EnqueueResult, enqueue_events
+from everreach.capi.settings import DEFAULT_ETYPE_EVENTS, CapiSettings, parse_etype_map
 
 __all__ = ["DEFAULT_ETYPE_EVENTS", "PickupResult", "parse_etype_map", "pick_up_user_events"]
 
 log = logging.getLogger(__name__)
-
-#: user_event etype → Meta standard event name.
-DEFAULT_ETYPE_EVENTS: dict[str, str] = {
-    "purchase": "Purchase",
-    "lead": "Lead",
-    "signup": "CompleteRegistration",
-}
 
 # Props the app may record with a conversion that Meta takes as is.
 _PASSTHROUGH_PROPS = (
@@ -56,25 +50,6 @@ class PickupResult:
     queued: int = 0
     duplicates: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # field → events skipped
-
-
-def parse_etype_map(text: str | None) -> dict[str, str]:
-    """``"purchase:Purchase,lead:Lead"`` → mapping; empty → :data:`DEFAULT_ETYPE_EVENTS`.
-
-    An entry without ``:`` maps the etype to its CamelCased name (``add_to_cart`` →
-    ``AddToCart``).
-    """
-    if not text or not text.strip():
-        return dict(DEFAULT_ETYPE_EVENTS)
-    mapping: dict[str, str] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        etype, _, name = item.partition(":")
-        etype = etype.strip()
-        mapping[etype] = name.strip() or "".join(p.capitalize() for p in etype.split("_"))
-    return mapping
 
 
 _SELECT = """

@@ -1,6 +1,6 @@
 """The Meta Graph API client (importable without Dagster or Starlette)."""
 
-from everreach.meta.client import ClientMetrics, GraphClient, MetaSettingError
+from everreach.meta.client import ClientMetrics, GraphClient
 from everreach.meta.errors import (
     AsyncJobFailedError,
     DeprecatedVersionError,
@@ -16,6 +16,7 @@ from everreach.meta.errors import (
     TransientGraphError,
     classify,
 )
+from everreach.meta.settings import GraphSettings, MetaSettingError
 
 __all__ = [
     "AsyncJobFailedError",
@@ -24,6 +25,7 @@ __all__ = [
     "GraphAPIError",
     "GraphClient",
     "GraphConfigurationError",
+    "GraphSettings",
     "InvalidMetricError",
     "MetaSettingError",
     "MissingPermissionError",

@@ -12,10 +12,7 @@ import copy
 import gc
 import hashlib
 import hmac
-import os
-import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,12 +37,15 @@ from everreach.meta.errors import (
     TransientGraphError,
     classify,
 )
+from everreach.meta.settings import (
+    DEFAULT_API_VERSION,
+    DEFAULT_BASE_URL,
+    VERSION_RE,
+    GraphSettings,
+)
 from everreach.meta.throttle import Throttle
-from everreach.settings import SettingError
+from everreach.read_ahead import read_ahead
 
-DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v25.0"
-_VERSION_RE = re.compile(r"^v\d+\.\d+$")
 #: Throttling codes that limit the whole app rather than one ad account or Page (code 17
 #: is the ad account's limit when its subcode is 2446079, the user's limit otherwise).
 APP_THROTTLE_CODES = frozenset({4, 17, 341})
@@ -97,10 +97,6 @@ def relaxed_gc(gen0_threshold: int = 200_000) -> Iterator[None]:
             if _gc_depth == 0 and _gc_saved is not None:
                 gc.set_threshold(*_gc_saved)
                 _gc_saved = None
-
-
-class MetaSettingError(SettingError):
-    """A Meta setting read from the environment has a bad value (names the variable)."""
 
 
 @dataclass
@@ -189,7 +185,7 @@ class GraphClient:
         seed: int | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        if not _VERSION_RE.match(api_version):
+        if not VERSION_RE.match(api_version):
             raise ValueError(f"api_version must look like v25.0, got {api_version!r}")
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
@@ -250,40 +246,20 @@ class GraphClient:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> GraphClient:
-        """Build a client from ``META_GRAPH_API_BASE_URL``, ``META_GRAPH_API_VERSION``,
-        ``META_ACCESS_TOKEN`` and ``META_APP_SECRET`` (bad values raise
-        :class:`MetaSettingError` naming the variable)."""
-        env = os.environ if environ is None else environ
-        base_url = (env.get("META_GRAPH_API_BASE_URL") or DEFAULT_BASE_URL).strip()
-        parts = urlsplit(base_url)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.netloc
-            or parts.query
-            or (parts.path not in ("", "/"))
-        ):
-            raise MetaSettingError(
-                "META_GRAPH_API_BASE_URL",
-                f"{base_url!r} is not an API host URL",
-                f"http(s)://host[:port] without a path, e.g. {DEFAULT_BASE_URL} or "
-                "http://127.0.0.1:8765",
-            )
-        version = (env.get("META_GRAPH_API_VERSION") or DEFAULT_API_VERSION).strip()
-        if not _VERSION_RE.match(version):
-            raise MetaSettingError(
-                "META_GRAPH_API_VERSION", f"{version!r} is not a version", "vNN.N such as v25.0"
-            )
-        token = env.get("META_ACCESS_TOKEN") or None
-        if token is not None and (token != token.strip() or " " in token):
-            raise MetaSettingError(
-                "META_ACCESS_TOKEN", "contains whitespace (value not shown)", "the token alone"
-            )
-        secret = env.get("META_APP_SECRET") or None
-        if secret is not None and (secret != secret.strip() or " " in secret):
-            raise MetaSettingError(
-                "META_APP_SECRET", "contains whitespace (value not shown)", "the app secret alone"
-            )
-        return cls(token, base_url=base_url, api_version=version, app_secret=secret, **kwargs)
+        """A client configured by :class:`GraphSettings` from the environment (bad values
+        raise :class:`MetaSettingError` naming the variable)."""
+        return cls.from_settings(GraphSettings.from_env(environ), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: GraphSettings, **kwargs: Any) -> GraphClient:
+        """A client for the host, version, token and app secret of ``settings``."""
+        return cls(
+            settings.token,
+            base_url=settings.base_url,
+            api_version=settings.api_version,
+            app_secret=settings.secret,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ basics
     def url(self, path: str) -> str:
@@ -328,18 +304,30 @@ class GraphClient:
         token: str | None = None,
         json_body: bool = False,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         """POST to a node or edge (form body with JSON-encoded nested values, or JSON).
 
         With ``idempotent=False`` (e.g. sending a message) a request whose answer was lost
         (read timeout) is not repeated; explicit Meta errors are still retried.
+        ``max_retries`` overrides the client's retries of transient errors for this call.
         """
         if json_body:
             return self._request(
-                "POST", self.url(path), json=dict(data or {}), token=token, idempotent=idempotent
+                "POST",
+                self.url(path),
+                json=dict(data or {}),
+                token=token,
+                idempotent=idempotent,
+                max_retries=max_retries,
             )
         return self._request(
-            "POST", self.url(path), data=encode_params(data), token=token, idempotent=idempotent
+            "POST",
+            self.url(path),
+            data=encode_params(data),
+            token=token,
+            idempotent=idempotent,
+            max_retries=max_retries,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -357,8 +345,10 @@ class GraphClient:
         json: dict | None = None,
         token: str | None = None,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         auth = self._auth(token)
+        retry_limit = self.max_retries if max_retries is None else max_retries
         attempt = throttled = 0
         while True:
             self.throttle.wait_turn(self.scope)
@@ -424,7 +414,7 @@ class GraphClient:
                     self.throttle.pause(self._backoff(min(throttled, 6)), scope)
             else:
                 attempt += 1
-                if attempt > self.max_retries:
+                if attempt > retry_limit:
                     raise error
                 self._sleep(self._backoff(attempt - 1))
             self.metrics.add(retries=1)
@@ -532,64 +522,19 @@ class GraphClient:
         Yields ``(object_id, row)`` as rows arrive (streamed, never all held in memory);
         rows of one object keep their order, rows of different objects interleave.
         """
-        ids = list(object_ids)
-        out: queue.Queue = queue.Queue(maxsize=2 * self.max_concurrent_jobs)
-        stop = threading.Event()
-        todo: queue.Queue = queue.Queue()
-        for oid in ids:
-            todo.put(oid)
 
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def source(oid: str) -> Callable[[], Iterator[tuple[str, dict]]]:
+            return lambda: (
+                (oid, row) for row in self._insights(oid, dict(params), token, async_run, {})
+            )
 
-        def worker() -> None:
-            while not stop.is_set():
-                try:
-                    oid = todo.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    batch: list[dict] = []
-                    for row in self._insights(oid, dict(params), token, async_run, {}):
-                        batch.append(row)
-                        if len(batch) >= batch_size:
-                            if not put((oid, batch, None)):
-                                return
-                            batch = []
-                    if batch and not put((oid, batch, None)):
-                        return
-                except BaseException as exc:  # handed to the consumer, raised there
-                    put((oid, None, exc))
-                    return
-            put((None, None, None))
-
-        workers = [
-            threading.Thread(target=worker, name="graph-insights", daemon=True)
-            for _ in range(min(self.max_concurrent_jobs, max(len(ids), 1)))
-        ]
-        for thread in workers:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(workers):
-                oid, batch, exc = out.get()
-                if exc is not None:
-                    raise exc
-                if oid is None:
-                    finished += 1
-                    continue
-                for row in batch:
-                    yield oid, row
-        finally:
-            stop.set()
-            for thread in workers:
-                thread.join(timeout=5)
+        yield from read_ahead(
+            [source(oid) for oid in object_ids],
+            workers=self.max_concurrent_jobs,
+            batch=batch_size,
+            depth=2 * self.max_concurrent_jobs,
+            name="graph-insights",
+        )
 
     def _insights(
         self, object_id: str, params: dict, token: str | None, async_run: bool, scope: dict

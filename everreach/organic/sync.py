@@ -15,7 +15,6 @@ one transaction per asset, so a re-run leaves the same rows.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from everreach.organic.fetch import (
     parse_insight_values,
 )
 from everreach.parallel import map_each
-from everreach.settings import SettingError
+from everreach.settings import named_token
 from everreach.warehouse.bulk import copy_rows, create_temp_like, insert_via_stage
 
 #: Lifetime counters can only be read "now": a partition older than this (relative to the
@@ -109,19 +108,6 @@ def load_accounts(conn: psycopg.Connection, platform: str) -> list[OrganicAccoun
         (platform,),
     ).fetchall()
     return [OrganicAccount(platform, r[0], r[1], r[2], r[3] or {}) for r in rows]
-
-
-def env_token(var: str | None, what: str, env: Mapping[str, str] | None = None) -> str | None:
-    """The token in environment variable ``var`` (None when ``var`` is None).
-
-    A named but unset variable is a configuration error naming it (never the value).
-    """
-    if not var:
-        return None
-    value = (os.environ if env is None else env).get(var, "").strip()
-    if not value:
-        raise SettingError(var, f"is not set (the access token for {what})", "an access token")
-    return value
 
 
 def snapshot_allowed(day: date, as_of: datetime) -> bool:
@@ -256,7 +242,7 @@ class _AccountPosts:
 
 
 def _instagram_token(account: OrganicAccount, env: Mapping[str, str] | None) -> str | None:
-    return env_token(account.token_env_var, f"Instagram account {account.external_id}", env)
+    return named_token(account.token_env_var, f"Instagram account {account.external_id}", env)
 
 
 def page_token(
@@ -271,8 +257,8 @@ def page_token(
     what = f"Facebook Page {account.external_id}"
     direct_var = account.settings.get("page_token_env_var")
     if direct_var:
-        return env_token(str(direct_var), what, env) or ""
-    user_token = env_token(account.token_env_var, what, env)
+        return named_token(str(direct_var), what, env) or ""
+    user_token = named_token(account.token_env_var, what, env)
     body = graph.get(account.external_id, {"fields": "access_token"}, token=user_token)
     token = body.get("access_token")
     if not token:

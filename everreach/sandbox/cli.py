@@ -41,11 +41,10 @@ def _parse_rates(values: tuple[str, ...]) -> dict[int, float]:
 @click.option("--extra", default="{}", help="JSON object of domain knobs (e.g. media counts).")
 @click.option(
     "--app-secret",
-    envvar=["META_SANDBOX_APP_SECRET", "META_APP_SECRET"],
     default=None,
-    show_envvar=True,
     help="App secret for webhook signatures / appsecret_proof checks (the same "
-    "secret the client and the receiver use).",
+    "secret the client and the receiver use). Default: META_SANDBOX_APP_SECRET, else "
+    "META_APP_SECRET.",
 )
 @click.option("--error-rate", multiple=True, help="Fault injection CODE=RATE, repeatable.")
 @click.option(
@@ -82,6 +81,7 @@ def sandbox(
     import uvicorn
 
     from everreach.sandbox.core import SandboxConfig, create_app
+    from everreach.sandbox.settings import SandboxSettings
 
     try:
         extra_knobs = json.loads(extra)
@@ -90,7 +90,10 @@ def sandbox(
     except ValueError as exc:
         raise click.BadParameter("must be a JSON object", param_hint="--extra") from exc
     config = SandboxConfig(
-        extra=extra_knobs, app_secret=app_secret, error_rate=_parse_rates(error_rate), **knobs
+        extra=extra_knobs,
+        app_secret=app_secret or SandboxSettings.from_env().signing_secret,
+        error_rate=_parse_rates(error_rate),
+        **knobs,
     )  # type: ignore[arg-type]
     app = create_app(config)
     # Bind first so that --port 0 can print the port actually chosen.

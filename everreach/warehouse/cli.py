@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from everreach.warehouse import database, migrate
+from everreach.warehouse.settings import BISettings
 
 
 @click.group()
@@ -46,17 +47,16 @@ def bi() -> None:
 @click.option("--name", default="everreach_bi", show_default=True, help="Role name.")
 @click.option(
     "--password-env",
-    default="EVERREACH_BI_PASSWORD",
+    default=BISettings.variable("password"),
     show_default=True,
     help="Environment variable holding the role's password (never a CLI argument).",
 )
 def create_role(name: str, password_env: str) -> None:
     """Create a read-only login limited to the `marts` schema."""
-    import os
-
+    from everreach.settings import env_value
     from everreach.warehouse.bi import create_bi_role
 
-    password = os.environ.get(password_env) or None
+    password = env_value(password_env)
     if password is None:
         click.echo(
             f"note: {password_env} is not set: the role gets no password "

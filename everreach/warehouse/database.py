@@ -22,7 +22,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import conninfo as pg_conninfo
 
-from everreach.settings import SettingError, everreach_home, get_setting
+from everreach.settings import SettingError
+from everreach.warehouse.settings import WarehouseSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def describe_url(url: str) -> str:
 
 def embedded_pgdata(env: Mapping[str, str] | None = None) -> Path:
     """The embedded server's data directory."""
-    return everreach_home(env) / "pgdata"
+    return WarehouseSettings.from_env(env).state_dir() / "pgdata"
 
 
 def start_embedded(env: Mapping[str, str] | None = None) -> str:
@@ -101,11 +102,8 @@ def stop_embedded() -> None:
 
 def resolve_database_url(env: Mapping[str, str] | None = None) -> str:
     """`DATABASE_URL` when set (validated), else the embedded server's URL."""
-    url = get_setting("DATABASE_URL", env)
-    if url:
-        validate_database_url(url)
-        return url
-    return start_embedded(env)
+    url = WarehouseSettings.from_env(env).database_url  # validated
+    return url if url else start_embedded(env)
 
 
 def with_database(url: str, dbname: str) -> str:

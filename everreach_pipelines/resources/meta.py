@@ -5,8 +5,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from everreach.meta.client import DEFAULT_API_VERSION, DEFAULT_BASE_URL, GraphClient
-from everreach.parallel import DEFAULT_PARALLEL_ACCOUNTS
+from everreach.meta.client import GraphClient
+from everreach.meta.settings import DEFAULT_API_VERSION, DEFAULT_BASE_URL, FanOutSettings
 
 
 class MetaGraphResource(ConfigurableResource):
@@ -32,7 +32,7 @@ class MetaGraphResource(ConfigurableResource):
     )
     page_limit: int = Field(default=500, description="Rows per page requested.")
     parallel_accounts: int = Field(
-        default=DEFAULT_PARALLEL_ACCOUNTS,
+        default=FanOutSettings.model_fields["parallel_accounts"].default,
         description="Ad accounts / Pages / IG accounts a sync reads at once, one worker "
         "each (EVERREACH_META_PARALLEL_ACCOUNTS).",
     )

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from everreach.ads.objects import budget
-from everreach.ads.settings import AdsSettings, load_ads_settings
+from everreach.ads.settings import AdsSettings
 from everreach.ads.transform import (
     AD_PERFORMANCE_COLUMNS,
     AccountContext,
@@ -87,14 +87,14 @@ META_ROW = {
 )
 def test_bad_setting_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(SettingError) as info:
-        load_ads_settings({name: value})
+        AdsSettings.from_env({name: value})
     assert info.value.name == name
     assert name in str(info.value)
 
 
 def test_settings_defaults_and_parsing() -> None:
-    assert load_ads_settings({}) == AdsSettings()
-    s = load_ads_settings(
+    assert AdsSettings.from_env({}) == AdsSettings()
+    s = AdsSettings.from_env(
         {
             "META_AD_ACCOUNT_IDS": " act_12, 34 ,act_12",
             "EVERREACH_ADS_LOOKBACK_DAYS": "0",

@@ -7,7 +7,8 @@ from typing import Any
 
 import psycopg
 
-from everreach.capi.intake import CapiSettings, enqueue_conversions
+from everreach.capi.intake import enqueue_conversions
+from everreach.capi.settings import CapiSettings
 from everreach.sandbox.capi import DEFAULT_PIXEL_ID
 
 PIXEL = DEFAULT_PIXEL_ID

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from everreach.capi.settings import CapiSettings
 from webhook_receiver.conversions import PATH, routes
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -38,7 +39,7 @@ def make_app(database_url: str, **settings: object) -> Starlette:
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.settings = SimpleNamespace(
-        jwt_secret=SECRET, meta_pixel_id=PIXEL, capi_test_event_code=None, **settings
+        jwt_secret=SECRET, capi=CapiSettings(pixel_id=PIXEL), **settings
     )
     return app
 
@@ -246,7 +247,7 @@ def test_invalid_json_is_422(client: TestClient) -> None:
 
 def test_global_test_mode_setting(database_url: str, db: psycopg.Connection) -> None:
     app = make_app(database_url)
-    app.state.settings.capi_test_event_code = "GLOBAL42"
+    app.state.settings.capi = CapiSettings(pixel_id=PIXEL, test_event_code="GLOBAL42")
     payload = {"event_name": "Lead", "email": "b@example.com"}
     with TestClient(app) as c:
         assert c.post(PATH, json=payload, headers=auth(token(str(uuid.uuid4())))).status_code == 202

@@ -9,8 +9,8 @@ import httpx
 import jwt
 import psycopg
 
+from everreach.messaging.settings import ReceiverSettings
 from webhook_receiver.conversions import PATH
-from webhook_receiver.settings import ReceiverSettings
 from webhook_receiver.testing import running_receiver
 
 SECRET = "receiver-jwt-secret-for-tests-0123456789"
@@ -21,7 +21,7 @@ def test_issue_example_through_the_receiver(
 ) -> None:
     monkeypatch.setenv("META_PIXEL_ID", "700000000000001")
     monkeypatch.delenv("META_CAPI_TEST_EVENT_CODE", raising=False)
-    settings = ReceiverSettings(
+    settings = ReceiverSettings.from_env(
         app_secret="app-secret",
         database_url=database_url,
         jwt_secret=SECRET,

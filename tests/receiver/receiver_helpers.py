@@ -12,10 +12,11 @@ import httpx
 import jwt
 import psycopg
 
+from everreach.messaging.settings import ReceiverSettings
+from everreach.meta.settings import GraphSettings
 from everreach.sandbox import messaging
 from everreach.sandbox.messaging import WebhookFactory, serialize, sign
 from everreach.sandbox.testing import RunningSandbox
-from webhook_receiver.settings import ReceiverSettings
 from webhook_receiver.testing import RunningReceiver
 
 APP_SECRET = "test-app-secret"
@@ -79,8 +80,9 @@ def receiver_settings(
         "database_url": database_url,
         "verify_token": VERIFY_TOKEN,
         "jwt_secret": JWT_SECRET,
-        "graph_api_base_url": graph_base_url,
-        "access_token": "sandbox-token",
+        "graph": GraphSettings(
+            base_url=graph_base_url, access_token="sandbox-token", app_secret=APP_SECRET
+        ),
         "pool_min_size": 1,
         "pool_max_size": 4,
         "request_timeout_seconds": 10.0,

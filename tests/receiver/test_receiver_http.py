@@ -7,9 +7,9 @@ import json
 import pytest
 from receiver_helpers import APP_SECRET, VERIFY_TOKEN, Rig
 
+from everreach.messaging.settings import ReceiverSettings
 from everreach.sandbox.messaging import serialize, sign
 from everreach.settings import SettingError
-from webhook_receiver.settings import ReceiverSettings
 
 
 def _handshake(rig: Rig, token: str, mode: str = "subscribe"):

@@ -24,7 +24,7 @@ from dagster import (
 
 from everreach.ads import checks
 from everreach.ads.objects import sync_ad_objects
-from everreach.ads.settings import load_ads_settings
+from everreach.ads.settings import AdsSettings
 from everreach.ads.sync import (
     StepCallback,
     configured_accounts,
@@ -139,7 +139,7 @@ def ad_objects(
     client = meta.get_client()
     before = client.metrics.as_dict()
     try:
-        settings = load_ads_settings()
+        settings = AdsSettings.from_env()
         with warehouse.connect() as conn:
             accounts = configured_accounts(conn, settings)
             result = sync_ad_objects(
@@ -279,7 +279,7 @@ def ad_performance(
     Meta reports them, `actions`/`action_values` as jsonb, and conversions derived from the
     configured action types and attribution windows. Each run re-reads its partitions plus
     the lookback window (Meta revises 28 days) and replaces those days atomically."""
-    settings = load_ads_settings()
+    settings = AdsSettings.from_env()
     window = context.partition_time_window
     first = window.start.date()
     last = window.end.date() - timedelta(days=1)

@@ -6,7 +6,7 @@ from typing import Any
 
 from dagster import materialize
 
-from everreach.ads.settings import load_ads_settings
+from everreach.ads.settings import AdsSettings
 from everreach.ads.sync import configured_accounts
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
@@ -24,7 +24,7 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 def discover_accounts(database_url: str, meta: MetaGraphResource) -> list[str]:
     """When no ad account is configured, add the token's own (`GET me/adaccounts`) to
     `meta_platform_config`, so a fresh demo has something to sync. Returns the ids added."""
-    settings = load_ads_settings()
+    settings = AdsSettings.from_env()
     with connect(database_url) as conn:
         if configured_accounts(conn, settings):
             return []

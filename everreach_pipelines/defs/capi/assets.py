@@ -2,15 +2,14 @@
 
 # No `from __future__ import annotations`: Dagster reads the config and resource
 # annotations at decoration time.
-import os
 from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
 
 from everreach.capi.delivery import MAX_BATCH, DeliveryConfig, deliver_pending
-from everreach.capi.intake import CapiSettings
-from everreach.capi.pickup import parse_etype_map, pick_up_user_events
+from everreach.capi.pickup import pick_up_user_events
+from everreach.capi.settings import CapiSettings, parse_etype_map
 from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
@@ -45,10 +44,11 @@ def capi_user_event_conversions(
     context: dg.AssetExecutionContext, config: UserEventPickupConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Queue the conversion rows of ``user_event`` that are not queued yet."""
-    mapping = parse_etype_map(config.etypes or os.environ.get("META_CAPI_CONVERSION_ETYPES"))
+    settings = CapiSettings.from_env()
+    mapping = parse_etype_map(config.etypes) if config.etypes else settings.conversion_etypes
     with warehouse.connect() as conn:
         result = pick_up_user_events(
-            conn, etype_events=mapping, settings=CapiSettings.from_env(), limit=config.limit
+            conn, etype_events=mapping, settings=settings, limit=config.limit
         )
     context.log.info(
         f"picked up {result.queued} conversions from user_event "
@@ -112,9 +112,7 @@ def capi_event_batches(
     """Deliver every pending CAPI event; see ``everreach.capi.delivery``."""
     delivery = DeliveryConfig(
         batch_size=config.batch_size,
-        test_event_code=config.test_event_code
-        or os.environ.get("META_CAPI_TEST_EVENT_CODE")
-        or None,
+        test_event_code=config.test_event_code or CapiSettings.from_env().test_event_code,
         pixel_id=config.pixel_id or None,
         max_events=config.max_events or None,
         max_attempts=config.max_attempts,

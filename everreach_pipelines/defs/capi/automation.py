@@ -2,10 +2,9 @@
 
 # No `from __future__ import annotations`: Dagster reads the config and resource
 # annotations at decoration time.
-import os
-
 import dagster as dg
 
+from everreach.capi.settings import CapiSettings
 from everreach_pipelines.defs.capi.assets import capi_event_batches, capi_user_event_conversions
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
@@ -16,18 +15,8 @@ capi_delivery_job = dg.define_asset_job(
 )
 
 
-def _interval_seconds() -> int:
-    raw = os.environ.get("META_CAPI_SENSOR_INTERVAL_SECONDS", "").strip()
-    if not raw:
-        return 60
-    if not raw.isdigit() or int(raw) < 5:
-        from everreach.settings import SettingError
-
-        raise SettingError(
-            "META_CAPI_SENSOR_INTERVAL_SECONDS", "must be a whole number ≥ 5", "seconds, e.g. 60"
-        )
-    return int(raw)
-
+# Read when the code location loads: a bad value fails the load naming the variable.
+_SETTINGS = CapiSettings.from_env()
 
 _WORK = """
 select
@@ -38,7 +27,7 @@ select
 
 @dg.sensor(
     job=capi_delivery_job,
-    minimum_interval_seconds=_interval_seconds(),
+    minimum_interval_seconds=_SETTINGS.sensor_interval_seconds,
     description="Starts CAPI delivery when events are pending (interval: "
     "META_CAPI_SENSOR_INTERVAL_SECONDS, default 60 s).",
 )
@@ -58,7 +47,7 @@ def capi_pending_sensor(
 capi_sweep_schedule = dg.ScheduleDefinition(
     name="capi_sweep_schedule",
     job=capi_delivery_job,
-    cron_schedule=os.environ.get("META_CAPI_SWEEP_CRON", "").strip() or "*/30 * * * *",
+    cron_schedule=_SETTINGS.sweep_cron,
     description="Fallback sweep: picks up user_event conversions and retries what is "
     "still pending (META_CAPI_SWEEP_CRON, default every 30 minutes).",
 )

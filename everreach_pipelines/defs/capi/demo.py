@@ -8,12 +8,12 @@ and :func:`everreach.capi.delivery.deliver_pending`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any, Protocol
 
 from everreach.capi.delivery import DeliveryConfig, deliver_pending
-from everreach.capi.intake import CapiSettings, enqueue_conversions
+from everreach.capi.intake import enqueue_conversions
 from everreach.capi.pickup import pick_up_user_events
+from everreach.capi.settings import CapiSettings
 from everreach.meta.client import GraphClient
 from everreach.sandbox.capi import DEFAULT_PIXEL_ID
 from everreach.warehouse.database import connect
@@ -112,7 +112,8 @@ def demo_conversions(now: dt.datetime, run_tag: str) -> list[dict[str, Any]]:
 
 def run_demo(ctx: DemoContext) -> list[str]:
     """Queue the demo conversions (test mode), deliver them to the sandbox; summary lines."""
-    pixel_id = os.environ.get("META_PIXEL_ID")
+    configured = CapiSettings.from_env()
+    pixel_id = configured.pixel_id
     if not pixel_id:
         if not ctx.sandbox_base_url:
             # Real Meta and no pixel configured: there is nowhere sensible to send to.
@@ -120,8 +121,8 @@ def run_demo(ctx: DemoContext) -> list[str]:
             ctx.log(line)
             return [line]
         pixel_id = DEFAULT_PIXEL_ID
-    code = os.environ.get("META_CAPI_TEST_EVENT_CODE") or DEMO_TEST_EVENT_CODE
-    settings = CapiSettings(pixel_id=pixel_id, test_event_code=code)
+    code = configured.test_event_code or DEMO_TEST_EVENT_CODE
+    settings = configured.model_copy(update={"pixel_id": pixel_id, "test_event_code": code})
     now = dt.datetime.now(dt.UTC)
     payloads = demo_conversions(now, now.strftime("%Y%m%d%H%M%S"))
     client = GraphClient(**ctx.graph_client_kwargs)

@@ -21,23 +21,13 @@ from everreach.warehouse.database import dbt_env
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 
-# dbt phones home unless told not to; set before anything from dbt runs in this process.
+#: dbt phones home unless told not to (the project file says so too; dbt subprocesses and
+#: in-process runs get these with their connection variables).
 TELEMETRY_ENV = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
-for _key, _value in TELEMETRY_ENV.items():
-    os.environ.setdefault(_key, _value)
 
-# `prepare_if_dev()` below runs `dbt` by name: make this environment's dbt the one found
-# even when its bin/ folder is not on PATH (a venv used without activating it).
-_ENV_BIN = str(Path(sys.executable).parent)
-if (Path(_ENV_BIN) / "dbt").exists() and _ENV_BIN not in os.environ.get("PATH", "").split(
-    os.pathsep
-):
-    os.environ["PATH"] = _ENV_BIN + os.pathsep + os.environ.get("PATH", "")
-
+# The manifest is built by `ensure_manifest()` when the dbt assets load (in-process, no
+# `dbt` on PATH needed); deployments run `dbt parse` before packaging.
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# In `dagster dev` the manifest is (re)built from the models on load; deployments run
-# `dbt parse` (or `dagster-dbt project prepare-and-package`) before packaging.
-dbt_project.prepare_if_dev()
 
 
 def _newest_source_mtime() -> float:

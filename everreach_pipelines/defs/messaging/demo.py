@@ -7,7 +7,6 @@ reports what landed: received, applied, threads, messages, statuses.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
 import httpx
@@ -30,22 +29,24 @@ class DemoContext(Protocol):
 
 def run_demo(ctx: DemoContext, count: int = DEMO_BURST) -> list[str]:
     """Run the burst; return summary lines (received, applied, threads, messages, statuses)."""
+    from everreach.messaging.settings import ReceiverSettings
+    from everreach.meta.settings import GraphSettings
     from everreach.sandbox import messaging
-    from webhook_receiver.settings import ReceiverSettings
     from webhook_receiver.testing import running_receiver
 
     sandbox = getattr(ctx, "sandbox", None)
+    graph = GraphSettings.from_env(
+        **({"base_url": ctx.sandbox_base_url} if ctx.sandbox_base_url else {})
+    )
     secret = (
         messaging.app_secret(sandbox)
         if sandbox is not None
-        else (os.environ.get("META_APP_SECRET") or messaging.DEFAULT_APP_SECRET)
+        else (graph.secret or messaging.DEFAULT_APP_SECRET)
     )
-    settings = ReceiverSettings(
+    settings = ReceiverSettings.from_env(
         app_secret=secret,
         database_url=ctx.database_url,
-        verify_token=os.environ.get("META_WEBHOOK_VERIFY_TOKEN"),
-        jwt_secret=os.environ.get("API_JWT_SECRET"),
-        graph_api_base_url=(ctx.sandbox_base_url or "https://graph.facebook.com").rstrip("/"),
+        graph=graph,
         pool_min_size=1,
         pool_max_size=4,
     )

@@ -1,0 +1,1 @@
+"""Messenger, Instagram Direct and WhatsApp conversations (no Dagster, no ASGI stack)."""
