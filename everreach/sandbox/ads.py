@@ -25,7 +25,6 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,7 +35,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from everreach.sandbox import ads_objects
 from everreach.sandbox.core import Sandbox
+from everreach.sandbox.usage import UsageScope
 
 DOMAIN = "ads"
 ATTRIBUTION_DAYS = 28
@@ -93,45 +94,6 @@ ID_FIELDS = {
     "objective",
 }
 INSIGHT_FIELDS = NUMERIC_FIELDS | ID_FIELDS
-ENTITY_FIELDS = {
-    "campaign": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "objective",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "account_id",
-    ],
-    "adset": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "campaign_id",
-        "account_id",
-    ],
-    "ad": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "created_time",
-        "updated_time",
-        "campaign_id",
-        "adset_id",
-        "account_id",
-    ],
-}
 HIDDEN_BY_DEFAULT = {"DELETED", "ARCHIVED"}
 _DATE_PRESET = re.compile(r"^last_(\d+)d$")
 
@@ -171,6 +133,10 @@ class AdsState:
         self.objects: dict[str, tuple[str, Account, int]] = {}  # id → (kind, account, pos)
         self.jobs: dict[str, dict] = {}
         self.failed_once: set[str] = set()
+        self.active_ads: dict[str, int] = {}  # account id → ACTIVE ads (rate-limit budgets)
+        self.creatives: dict[str, dict] = {}  # creative id → creative (ads_objects)
+        self.ad_creative: dict[str, str] = {}  # ad id → its creative's id
+        self._spent: dict[tuple[str, date], int] = {}  # (account, today) → lifetime spend
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._day_cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
@@ -949,54 +915,6 @@ def _time_range(sandbox: Sandbox, params: dict, today: date) -> tuple[date, date
     )
 
 
-# --------------------------------------------------------------------------- rendering
-def _fmt_time(value: datetime, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _render(obj: dict, fields: list[str], acct: Account) -> dict:
-    out: dict[str, Any] = {}
-    for f in fields:
-        if f in obj:
-            v = obj[f]
-            out[f] = _fmt_time(v, acct.tz) if isinstance(v, datetime) else v
-    out.setdefault("id", obj["id"])
-    return out
-
-
-def _account_body(acct: Account, fields: list[str], now: datetime) -> dict:
-    offset = now.astimezone(acct.tz).utcoffset() or timedelta(0)
-    hours = offset.total_seconds() / 3600
-    full = {
-        "id": f"act_{acct.id}",
-        "account_id": acct.id,
-        "name": acct.name,
-        "currency": acct.currency,
-        "timezone_name": acct.timezone_name,
-        "timezone_offset_hours_utc": int(hours) if hours.is_integer() else hours,
-        "account_status": acct.account_status,
-        "created_time": _fmt_time(acct.created_time, acct.tz),
-    }
-    body = {f: full[f] for f in fields if f in full}
-    body["id"] = full["id"]
-    return body
-
-
-class _Rendered(Sequence):
-    """A lazily rendered list of entity dicts (for paging without copying)."""
-
-    def __init__(self, objs: list[dict], fields: list[str], acct: Account) -> None:
-        self.objs, self.fields, self.acct = objs, fields, acct
-
-    def __len__(self) -> int:
-        return len(self.objs)
-
-    def __getitem__(self, item):  # type: ignore[override]
-        if isinstance(item, slice):
-            return [_render(o, self.fields, self.acct) for o in self.objs[item]]
-        return _render(self.objs[item], self.fields, self.acct)
-
-
 # --------------------------------------------------------------------------- handlers
 def register(sandbox: Sandbox) -> None:
     """Create the seeded ads data and register every ads node with the sandbox."""
@@ -1008,8 +926,37 @@ def register(sandbox: Sandbox) -> None:
         sandbox.register_node(f"act_{acct.id}", "ad_account", module)
     for obj_id, (kind, _, _) in state.objects.items():
         sandbox.register_node(obj_id, kind, module)
+    ads_objects.build_creatives(state)
+    for creative_id in state.creatives:
+        sandbox.register_node(creative_id, "adcreative", module)
     if sandbox.lookup("me") is None:
         sandbox.register_node("me", "user", module)
+
+
+def usage_scope(
+    sandbox: Sandbox, node_id: str, kind: str, edge: str | None, method: str
+) -> UsageScope | None:
+    """The ad account whose budget a call uses, and which use case (insights or management)."""
+    state: AdsState = sandbox.domains[DOMAIN]
+    acct: Account | None = None
+    if kind == "ad_account":
+        acct = state.accounts.get(node_id[4:])
+    elif kind in ("campaign", "adset", "ad"):
+        acct = state.objects[node_id][1]
+    elif kind == "adcreative":
+        acct = state.accounts[state.creatives[node_id]["account_id"]]
+    elif kind == "ad_report_run":
+        job = state.jobs.get(node_id)
+        acct = job["account"] if job is not None else None
+    if acct is None:
+        return None
+    insights = edge == "insights" or kind == "ad_report_run"
+    active = state.active_ads.get(acct.id)
+    if active is None:
+        active = state.active_ads[acct.id] = sum(
+            1 for ad in acct.ads if ad["effective_status"] == "ACTIVE"
+        )
+    return UsageScope(acct.id, "ads_insights" if insights else "ads_management", active)
 
 
 def handle(
@@ -1017,69 +964,46 @@ def handle(
 ) -> Response:
     """Answer an ads Graph call (see module docstring for what exists)."""
     state: AdsState = sandbox.domains[DOMAIN]
-    params = request.state.params
     denied = sandbox.require_permission(request, "ads_read")
     if denied is not None:
         return denied
     try:
         if kind == "user":
-            if edge == "adaccounts":
-                fields = sandbox.list_param(params, "fields", ["id"])
-                now = sandbox.now()
-                rows = [_account_body(a, fields + ["id"], now) for a in state.accounts.values()]
-                return sandbox.page(request, rows)
+            user = {"id": "10000000000000001", "name": "Sandbox User"}
             if edge is None:
-                return sandbox.json_response({"id": "10000000000000001", "name": "Sandbox User"})
+                return ads_objects.handle_read(request, sandbox, state, "user", user, "id,name")
+            if edge == "adaccounts":
+                return ads_objects.handle_list(request, sandbox, state, "user", user, edge)
         elif kind == "ad_account":
             return _handle_account(request, sandbox, state, node_id[4:], edge)
         elif kind in ("campaign", "adset", "ad"):
             return _handle_object(request, sandbox, state, node_id, kind, edge)
+        elif kind == "adcreative":
+            if edge is None:
+                creative = state.creatives[node_id]
+                return ads_objects.handle_read(request, sandbox, state, kind, creative)
         elif kind == "ad_report_run":
             return _handle_report_run(request, sandbox, state, node_id, edge)
     except QueryError as exc:
         return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
-    return sandbox.unknown_node_response(f"{node_id}/{edge}" if edge else node_id, request.method)
-
-
-def _entity_filter(sandbox: Sandbox, params: dict, kind: str, objs: list[dict]) -> list[dict]:
-    statuses: set[str] | None = None
-    if params.get("effective_status"):
-        statuses = set(sandbox.list_param(params, "effective_status"))
-    filtering = sandbox.json_param(params, "filtering") or []
-    for flt in filtering if isinstance(filtering, list) else []:
-        if isinstance(flt, dict) and str(flt.get("field", "")).endswith("effective_status"):
-            vals = flt.get("value") or []
-            statuses = {str(v) for v in (vals if isinstance(vals, list) else [vals])}
-    if statuses is None:
-        return [o for o in objs if o["effective_status"] not in HIDDEN_BY_DEFAULT]
-    return [o for o in objs if o["effective_status"] in statuses]
+    except ads_objects.ObjectError as exc:
+        return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
+    if edge is not None:
+        return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
+    return sandbox.unknown_node_response(node_id, request.method)
 
 
 def _handle_account(
     request: Request, sandbox: Sandbox, state: AdsState, acct_id: str, edge: str | None
 ) -> Response:
     acct = state.accounts[acct_id]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_account_body(acct, fields, sandbox.now()))
-    if edge in ("campaigns", "adsets", "ads"):
-        kind = edge[:-1]
-        objs = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        for f in fields:
-            if f not in ENTITY_FIELDS[kind]:
-                raise QueryError(
-                    100,
-                    f"(#100) Tried accessing nonexisting field ({f}) on "
-                    f"node type ({kind.capitalize()})",
-                )
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, kind, objs), fields, acct)
-        )
+        return ads_objects.handle_read(request, sandbox, state, "ad_account", acct)
+    if edge in ads_objects.LIST_EDGES["ad_account"]:
+        return ads_objects.handle_list(request, sandbox, state, "ad_account", acct, edge)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, None)
-    raise QueryError(100, f"(#100) Unknown edge {edge} on AdAccount")
+    return ads_objects.unknown_edge(sandbox, "ad_account", f"act_{acct_id}", edge, request.method)
 
 
 def _handle_object(
@@ -1087,24 +1011,13 @@ def _handle_object(
 ) -> Response:
     _, acct, pos = state.objects[node_id]
     obj = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind][pos]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_render(obj, fields, acct))
+        return ads_objects.handle_read(request, sandbox, state, kind, obj)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, (kind, pos))
-    if kind != "ad" and edge in ("adsets", "ads"):
-        child = edge[:-1]
-        objs = [
-            o
-            for o in {"adset": acct.adsets, "ad": acct.ads}[child]
-            if o.get(f"{kind}_id") == node_id
-        ]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, child, objs), fields, acct)
-        )
-    raise QueryError(100, f"(#100) Unknown edge {edge} on {kind}")
+    if edge in ads_objects.LIST_EDGES[kind]:
+        return ads_objects.handle_list(request, sandbox, state, kind, obj, edge)
+    return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
 
 
 def _account_today(sandbox: Sandbox, acct: Account, at: datetime | None = None) -> date:
@@ -1124,7 +1037,7 @@ def _insights(
     threshold = sandbox.config.reduce_data_threshold
     too_big = threshold is not None and len(query) > threshold
     if request.method == "POST":
-        return _start_job(sandbox, state, acct, scope, params, too_big)
+        return _start_job(request, sandbox, state, acct, scope, params, too_big, len(query), today)
     if too_big:
         return sandbox.reduce_data_response()
     return sandbox.page(request, query, default_limit=25)
@@ -1140,12 +1053,15 @@ def _job_key(acct: Account, scope: tuple[str, int] | None, params: dict) -> str:
 
 
 def _start_job(
+    request: Request,
     sandbox: Sandbox,
     state: AdsState,
     acct: Account,
     scope: tuple[str, int] | None,
     params: dict,
     too_big: bool,
+    rows: int,
+    today: date,
 ) -> Response:
     module = sys.modules[__name__]
     key = _job_key(acct, scope, params)
@@ -1162,43 +1078,81 @@ def _start_job(
     with state._lock:
         job_id = str(6_120_000_000_000_000 + next(state._job_ids))
     now = sandbox.now()
-    state.jobs[job_id] = {
+    since, until = _time_range(sandbox, params, today)
+    job: dict[str, Any] = {
         "id": job_id,
         "account": acct,
         "scope": scope,
         "params": dict(params),
         "time_ref": now,
+        "date_start": since.isoformat(),
+        "date_stop": until.isoformat(),
         "polls": 0,
         "fail": fail,
         "key": key,
     }
+    model = sandbox.timing.jobs
+    if model is not None:
+        # Realistic profile: the run takes time that grows with its size, and that time
+        # (and its rows' CPU) counts against the account's ads_insights budget at once.
+        with state._lock:
+            duration = model.duration(rows, sandbox.job_rng)
+        job["started"] = sandbox.clock()
+        job["duration"] = duration
+        sandbox.charge(
+            getattr(request.state, "usage_scope", None),
+            cpu_seconds=rows * model.cpu_ms_per_row / 1000.0,
+            time_seconds=duration,
+        )
+    state.jobs[job_id] = job
     sandbox.register_node(job_id, "ad_report_run", module)
     sandbox.stats["async_jobs"] += 1
     return sandbox.json_response({"report_run_id": job_id})
 
 
-def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
+def _job_progress(sandbox: Sandbox, job: dict, count_poll: bool) -> tuple[str, int]:
+    """(async_status, percent) of a running or finished job; "done" when it has ended."""
+    model = sandbox.timing.jobs
+    if model is not None and "duration" in job:
+        elapsed = sandbox.clock() - job["started"]
+        duration = job["duration"]
+        if elapsed < model.not_started_seconds:
+            return "Job Not Started", 0
+        if elapsed < duration:
+            pct = min(99, int(100 * elapsed / duration))
+            return ("Job Started" if pct < 5 else "Job Running"), pct
+        if elapsed < duration + model.finishing_seconds:
+            return "Job Running", 100  # Meta can show 100 % while still running
+        return "done", 100
     need = max(sandbox.config.async_polls_to_complete, 1)
     if count_poll:
         job["polls"] += 1
     polls = job["polls"]
+    if polls <= need:
+        # Meta can show 100 % while the job is still running: only the text counts.
+        pct = min(100, int(100 * polls / need))
+        text = (
+            "Job Not Started"
+            if polls == 0
+            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
+        )
+        return text, pct
+    return "done", 100
+
+
+def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
     acct: Account = job["account"]
     body: dict[str, Any] = {
         "id": job["id"],
         "account_id": acct.id,
         "time_ref": int(job["time_ref"].timestamp()),
-        "date_start": None,
-        "date_stop": None,
+        "date_start": job["date_start"],
+        "date_stop": job["date_stop"],
         "is_running": True,
     }
-    if polls <= need:
-        # Meta can show 100 % while the job is still running: only the text counts.
-        pct = min(100, int(100 * polls / need))
-        body["async_status"] = (
-            "Job Not Started"
-            if polls == 0
-            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
-        )
+    text, pct = _job_progress(sandbox, job, count_poll)
+    if text != "done":
+        body["async_status"] = text
         body["async_percent_completion"] = pct
     elif job["fail"] is not None:
         code, subcode, message = job["fail"]
@@ -1216,12 +1170,13 @@ def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
         if subcode is not None:
             body["error_subcode"] = subcode
     else:
+        ran = max(1, round(job.get("duration", 1.0)))
         body.update(
             {
                 "async_status": "Job Completed",
                 "async_percent_completion": 100,
                 "is_running": False,
-                "time_completed": int(job["time_ref"].timestamp()) + 1,
+                "time_completed": int(job["time_ref"].timestamp()) + ran,
             }
         )
     return body
@@ -1232,9 +1187,17 @@ def _handle_report_run(
 ) -> Response:
     job = state.jobs[job_id]
     if edge is None:
-        return sandbox.json_response(_job_status(sandbox, job, count_poll=True))
+        params = request.state.params
+        ads_objects.check_params(params, (), "AdReportRun")
+        status = _job_status(sandbox, job, count_poll=True)
+        if params.get("fields") in (None, ""):
+            return sandbox.json_response(status)  # Meta's default: every status field
+        fields = ads_objects.requested_fields(params, "AdReportRun")
+        renderer = ads_objects.Renderer(sandbox, state, params)
+        run = {"status": status, "account": job["account"]}
+        return sandbox.json_response(renderer.render("ad_report_run", run, fields))
     if edge != "insights":
-        raise QueryError(100, f"(#100) Unknown edge {edge} on AdReportRun")
+        return ads_objects.unknown_edge(sandbox, "ad_report_run", job_id, edge, request.method)
     status = _job_status(sandbox, job, count_poll=False)
     if status["async_status"] != "Job Completed":
         raise QueryError(2601, "Error accessing adreport job.")
