@@ -55,6 +55,16 @@ GOAL_RATIO = 4.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 when the process
+    is not on this machine, e.g. a remote Postgres)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if not stat.exists():
+        return 0.0
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -141,6 +151,8 @@ class Outcome:
     peak_pct_by_account: dict[str, int] = field(default_factory=dict)
     app_peak_pct: float = 0.0
     note: str = ""
+    #: CPU seconds spent by the contender, the sandbox and (ours) the Postgres backend.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def throttled(self) -> int:
@@ -179,6 +191,12 @@ def run_everreach(args: argparse.Namespace, url: str, workers: int, name: str) -
         with psycopg.connect(url) as conn:
             conn.execute("truncate ad_performance")
             conn.commit()
+            pids = {
+                "client": os.getpid(),
+                "sandbox": sandbox.proc.pid,
+                "Postgres": conn.info.backend_pid,
+            }
+            before = {k: cpu_seconds(p) for k, p in pids.items()}
             started = time.perf_counter()
             result = sync_ad_performance(
                 client,
@@ -190,6 +208,7 @@ def run_everreach(args: argparse.Namespace, url: str, workers: int, name: str) -
                 parallel_accounts=workers,
             )
             seconds = time.perf_counter() - started
+            cpu = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
         usage = sandbox.usage()
         return Outcome(
             name,
@@ -202,6 +221,7 @@ def run_everreach(args: argparse.Namespace, url: str, workers: int, name: str) -
             f"{int(result.api.get('async_jobs', 0))} report runs, "
             f"{int(result.api.get('throttle_waits', 0))} slow-down waits "
             f"({result.api.get('throttle_wait_seconds', 0):.1f} s)",
+            cpu=cpu,
         )
     finally:
         sandbox.stop()
@@ -266,6 +286,7 @@ def run_airbyte(args: argparse.Namespace) -> Outcome:
                     }
                 )
             )
+            sandbox_cpu = cpu_seconds(sandbox.proc.pid)
             started = time.perf_counter()
             rows = 0
             errors: list[str] = []
@@ -295,6 +316,7 @@ def run_airbyte(args: argparse.Namespace) -> Outcome:
                     elif '"level": "ERROR"' in line or '"level":"ERROR"' in line:
                         errors.append(line[:300])
             seconds = time.perf_counter() - started
+            cpu = {"sandbox": cpu_seconds(sandbox.proc.pid) - sandbox_cpu}
         usage = sandbox.usage()
         return Outcome(
             "Airbyte source-facebook-marketing (ads_insights)",
@@ -305,6 +327,7 @@ def run_airbyte(args: argparse.Namespace) -> Outcome:
             float(usage.get("app_peak_pct", 0)),
             note=f"exit {proc.returncode}, {len(errors)} error lines"
             + (f": {errors[0]}" if errors else ""),
+            cpu=cpu,
         )
     finally:
         sandbox.stop()
@@ -325,6 +348,9 @@ def report(outcome: Outcome) -> None:
     print(f"{'':<52} {json.dumps(peaks, sort_keys=True)}")
     if outcome.note:
         print(f"{'':<52} {outcome.note}")
+    if outcome.cpu:
+        spent = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.cpu.items())
+        print(f"{'':<52} CPU: {spent}")
 
 
 def main() -> None:
