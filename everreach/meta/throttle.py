@@ -149,6 +149,8 @@ class Throttle:
         self._scope_not_before: dict[str, float] = {}  # the same, per scope
         self._scopes: dict[str, ScopeUsage] = {}
         self.last_usage_pct = 0.0
+        #: Pauses that held every worker (the app's usage, or an unscoped answer).
+        self.app_pauses = 0
 
     def _delay_for(self, pct: float) -> float:
         """The slow-down a usage percent asks for: none below the threshold, then a
@@ -198,6 +200,7 @@ class Throttle:
         with self._lock:
             until = self._clock() + seconds
             if scope is None:
+                self.app_pauses += 1
                 self._not_before = max(self._not_before, until)
             else:
                 self._scope_not_before[scope] = max(self._scope_not_before.get(scope, 0.0), until)

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 from ads_helpers import SMALL, account_ids, client_for, configure_accounts, snapshot
@@ -131,3 +132,53 @@ def test_asset_reads_accounts_in_parallel_in_the_meta_ads_pool(
     assert meta["throttle_errors"].value == 0
     peaks = meta["peak_usage_pct_by_account"].data
     assert set(peaks) == {f"act_{i}" for i in ids}
+
+
+def test_a_throttled_account_waits_alone_and_the_backfill_resumes_to_the_same_table(
+    db: psycopg.Connection,
+) -> None:
+    from everreach.sandbox.profile import BucBudget, LatencyModel, UsageLimits
+
+    settings = AdsSettings(lookback_days=0)
+    since, until = YESTERDAY - timedelta(days=9), YESTERDAY
+    knobs = {**SMALL, "accounts": 4}
+    with running_sandbox(**knobs) as clean:
+        accounts = [AdAccount(i) for i in account_ids(clean)]
+        sync_ad_performance(client_for(clean), db, accounts, since, until, settings)
+    fault_free = snapshot(db)
+    db.execute("truncate ad_performance")
+    # Each account may make 12 insights calls per rolling hour (7.2 s at this scale). Our
+    # client reads the usage headers and waits before reaching 100 %, so to see it resume
+    # after a throttling error, another tool has just used up the first account's budget:
+    # our first insights call on that account gets Meta's 80000 without warning.
+    tight = UsageLimits(
+        ads_insights=BucBudget(12, 0, cputime_seconds=1e6, total_time_seconds=1e6),
+    )
+    with running_sandbox(
+        **knobs,
+        profile="realistic",
+        time_scale=0.002,
+        latency=LatencyModel(floor_ms=0, median_ms=0, tail_probability=0, per_kb_ms=0),
+        usage_limits=tight,
+    ) as handle:
+        noisy = accounts[0]
+        with httpx.Client(timeout=10) as http:
+            for _ in range(100):
+                answer = http.get(
+                    handle.url(f"{noisy.node_id}/insights"),
+                    params={"access_token": "another-tool", "level": "account"},
+                )
+                if answer.status_code != 200:
+                    break
+        assert answer.json()["error"]["code"] == 80000
+        client = client_for(handle, max_throttle_retries=50)
+        result = sync_ad_performance(
+            client, db, accounts, since, until, settings, parallel_accounts=4
+        )
+    assert snapshot(db) == fault_free  # resumed after every throttle, nothing lost or doubled
+    assert result.api["throttled"] > 0
+    noisy_usage = result.usage[noisy.account_id]
+    assert noisy_usage.throttled == result.api["throttled"] and noisy_usage.waits > 0
+    others = [u for a, u in result.usage.items() if a != noisy.account_id]
+    assert all(u.throttled == 0 for u in others)
+    assert client.throttle.app_pauses == 0  # the other accounts were never held
