@@ -381,30 +381,31 @@ def main() -> None:
         f"{args.campaigns}×{args.adsets}×{args.ads} ads per account, realistic profile at "
         f"time scale {args.time_scale} (every contender's durations and waits × the same factor)"
     )
+    baseline: Outcome | None = None
+    peer: Outcome | None = None
     try:
         migrate.upgrade(url)
-        outcomes = [
-            run_everreach(args, url, args.parallel, f"EverReach, {args.parallel} accounts at once")
-        ]
-        report(outcomes[0])
+        parallel = run_everreach(
+            args, url, args.parallel, f"EverReach, {args.parallel} accounts at once"
+        )
+        report(parallel)
         if not args.skip_baseline:
-            outcomes.append(run_everreach(args, url, 1, "EverReach, one account after another"))
-            report(outcomes[-1])
+            baseline = run_everreach(args, url, 1, "EverReach, one account after another")
+            report(baseline)
         if args.airbyte_python:
-            outcomes.append(run_airbyte(args))
-            report(outcomes[-1])
+            peer = run_airbyte(args)
+            report(peer)
     finally:
         with psycopg.connect(database.with_database(server, "postgres"), autocommit=True) as c:
             c.execute(f'drop database if exists "{name}" with (force)')
-    if len(outcomes) > 1:
-        parallel, baseline = outcomes[0], outcomes[1]
+    if baseline is not None:
         ratio = baseline.seconds / parallel.seconds
         print(
             f"one after another / parallel: {ratio:.2f}× (goal ≥ {GOAL_RATIO:.0f}×), "
             f"throttling errors {parallel.throttled} (goal 0)"
         )
-        for other in outcomes[2:]:
-            print(f"{other.name} / EverReach parallel: {other.seconds / parallel.seconds:.2f}×")
+    if peer is not None:
+        print(f"{peer.name} / EverReach parallel: {peer.seconds / parallel.seconds:.2f}×")
     print(f"load average after: {os.getloadavg()}")
 
 
