@@ -18,15 +18,13 @@ AdReportRun status, checked against Meta's spec (:mod:`everreach.sandbox.ads_spe
   (``effective_status``, ``filtering``, ``updated_since``, ``is_completed``, ``summary``)
   or at least validated (``date_preset``, ``time_range``, which only affect stats fields).
 
-Creatives are generated here (one per ad, from a hash of the ad's id, so the existing
-seeded data is untouched) with landing URLs that carry UTM parameters, in the link or in
-``url_tags``.
+Creatives come from :mod:`everreach.sandbox.creatives` (their data: landing URLs, formats);
+this module serves them like every other object.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +33,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from everreach.sandbox import creatives
 from everreach.sandbox.ads_spec import (
     EDGE_PARAMS,
     EDGES,
@@ -44,7 +43,7 @@ from everreach.sandbox.ads_spec import (
     LIST_EDGE_PARAMS,
     NODE_PARAMS,
 )
-from everreach.sandbox.core import Sandbox, parse_field, split_fields
+from everreach.sandbox.core import Sandbox, parse_field, split_fields, unknown_parameter_message
 
 if TYPE_CHECKING:
     from everreach.sandbox.ads import Account, AdsState
@@ -108,11 +107,11 @@ def nonexisting_field(name: str, node_type: str) -> ObjectError:
 
 # --------------------------------------------------------------------------- parameters
 def check_params(params: dict, allowed: Sequence[str] | set[str], where: str) -> None:
-    """Refuse any parameter not in ``allowed`` (nor Graph-wide), naming it."""
+    """Refuse any parameter not in ``allowed`` (nor Graph-wide), naming it and ``where``."""
     accepted = set(GRAPH_WIDE_PARAMS) | set(allowed)
     for name in params:
         if name not in accepted:
-            raise ObjectError(100, f"(#100) Unknown parameter: {name} (on {where})")
+            raise ObjectError(100, unknown_parameter_message(name, where))
 
 
 def _enum_check(values: list[str], enum: str, param: str) -> None:
@@ -270,7 +269,8 @@ class Renderer:
         """The object of ``kind`` with ``object_id`` (None when unknown)."""
         state = self.state
         if kind == "adcreative":
-            return state.creatives.get(object_id)
+            entry = state.creatives.get(object_id)
+            return entry[1] if entry is not None else None
         if kind == "ad_account":
             return state.accounts.get(object_id.removeprefix("act_"))
         entry = state.objects.get(object_id)
@@ -354,26 +354,14 @@ OPTIMIZATION = {
     "OUTCOME_AWARENESS": ("REACH", "UNDEFINED", "LEARN_MORE"),
     "OUTCOME_ENGAGEMENT": ("POST_ENGAGEMENT", "ON_POST", "LEARN_MORE"),
 }
-PRODUCTS = [
-    ("trail-runner-2", "Trail Runner 2", "Light on rock, grippy in mud."),
-    ("cork-yoga-mat", "Cork Yoga Mat", "Natural grip for every flow."),
-    ("merino-base-layer", "Merino Base Layer", "Warm when wet, fresh for days."),
-    ("insulated-bottle", "Insulated Bottle 750", "Cold for 24 hours, hot for 12."),
-    ("recovery-bundle", "Recovery Bundle", "Foam roller, band and ball: save 20 %."),
-]
-_SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def _slug(text: str) -> str:
-    return _SLUG.sub("-", text.lower()).strip("-")
 
 
 def _page_id(acct: Account) -> str:
-    return str(104_000_000_000_001 + acct.index)
+    return creatives.page_of(acct)[0]
 
 
-def _pixel_id(acct: Account) -> str:
-    return str(990_000_000_000_001 + acct.index)
+def _pixel_id(state: AdsState) -> str:
+    return state.pixel_id()
 
 
 def _labels(obj: dict, acct: Account) -> list[dict] | None:
@@ -503,7 +491,10 @@ def adset_values(r: Renderer, obj: dict) -> tuple[dict, Account]:
         }
     )
     if goal == "OFFSITE_CONVERSIONS":
-        values["promoted_object"] = {"pixel_id": _pixel_id(acct), "custom_event_type": "PURCHASE"}
+        values["promoted_object"] = {
+            "pixel_id": _pixel_id(r.state),
+            "custom_event_type": "PURCHASE",
+        }
     elif goal == "LEAD_GENERATION":
         values["promoted_object"] = {"page_id": _page_id(acct)}
     remaining = _budget_remaining(obj)
@@ -527,18 +518,17 @@ def ad_values(r: Renderer, obj: dict) -> tuple[dict, Account]:
             "configured_status": obj["status"],
             "campaign": {"id": obj["campaign_id"]},
             "adset": {"id": obj["adset_id"]},
-            "creative": {"id": r.state.ad_creative[obj["id"]]},
             "bid_type": "ABSOLUTE_OCPM",
             "source_ad_id": "0",
             "last_updated_by_app_id": r.sandbox.config.app_id,
             "preview_shareable_link": f"https://fb.me/{_digest(obj['id'], 'preview') % 36**8:x}",
             "targeting": _targeting(acct, obj["adset_id"]),
             "tracking_specs": [
-                {"action.type": ["offsite_conversion"], "fb_pixel": [_pixel_id(acct)]},
+                {"action.type": ["offsite_conversion"], "fb_pixel": [_pixel_id(r.state)]},
                 {"action.type": ["link_click"], "post.wall": [_page_id(acct)]},
             ],
             "conversion_specs": [
-                {"action.type": ["offsite_conversion"], "conversion_id": [_pixel_id(acct)]}
+                {"action.type": ["offsite_conversion"], "conversion_id": [_pixel_id(r.state)]}
             ],
         }
     )
@@ -549,9 +539,8 @@ def ad_values(r: Renderer, obj: dict) -> tuple[dict, Account]:
 
 
 def creative_values(r: Renderer, obj: dict) -> tuple[dict, Account]:
-    """Every field value a creative has (its dict is built by :func:`build_creatives`)."""
-    acct = r.state.accounts[obj["account_id"]]
-    return obj, acct
+    """Every field value a creative has (built by :mod:`everreach.sandbox.creatives`)."""
+    return obj, r.state.creatives[obj["id"]][0]
 
 
 def account_values(r: Renderer, acct: Account) -> tuple[dict, Account]:
@@ -655,75 +644,6 @@ VALUES: dict[str, Callable[[Renderer, Any], tuple[dict, Any]]] = {
 }
 
 
-# --------------------------------------------------------------------------- creatives
-def build_creatives(state: AdsState) -> None:
-    """One creative per ad, with a landing URL that carries UTM parameters."""
-    n = 0
-    for acct in state.accounts.values():
-        page = _page_id(acct)
-        for pos, ad in enumerate(acct.ads):
-            campaign = acct.campaigns[int(acct.ad_campaign[pos])]
-            objective = str(campaign.get("objective"))
-            cta = OPTIMIZATION.get(objective, ("", "", "LEARN_MORE"))[2]
-            slug, title, body = PRODUCTS[_digest(ad["id"], "product") % len(PRODUCTS)]
-            utm_campaign = _slug(campaign["name"])
-            base = f"https://shop.everreach.example/products/{slug}"
-            # Some advertisers put UTM parameters in the link, others in url_tags (Meta
-            # appends those to the link when the ad is clicked); both are common.
-            in_link = _digest(ad["id"], "utm") % 2 == 0
-            link = (
-                f"{base}?utm_source=facebook&utm_medium=paid_social&utm_campaign={utm_campaign}"
-                if in_link
-                else base
-            )
-            url_tags = (
-                "utm_content={{ad.id}}&utm_term={{adset.name}}"
-                if in_link
-                else f"utm_source=facebook&utm_medium=paid_social&utm_campaign={utm_campaign}"
-                "&utm_content={{ad.id}}"
-            )
-            creative_id = str(CREATIVE_ID_BASE + n)
-            n += 1
-            post_id = str(_digest(ad["id"], "post") % 10**15)
-            image_hash = hashlib.md5(f"{ad['id']}:image".encode()).hexdigest()
-            creative = {
-                "id": creative_id,
-                "name": f"{ad['name']} · {title}",
-                "account_id": acct.id,
-                "actor_id": page,
-                "status": "ACTIVE",
-                "object_type": "SHARE",
-                "title": title,
-                "body": body,
-                "call_to_action_type": cta,
-                "call_to_action": {"type": cta, "value": {"link": link}},
-                "link_url": link,
-                "url_tags": url_tags,
-                "image_hash": image_hash,
-                "image_url": f"https://scontent.xx.fbcdn.net/v/t45.1600-4/{post_id}_n.jpg",
-                "thumbnail_url": (
-                    f"https://external.xx.fbcdn.net/emg1/v/t13/{post_id}?url={slug}&w=64&h=64"
-                ),
-                "thumbnail_id": str(_digest(ad["id"], "thumb") % 10**15),
-                "effective_object_story_id": f"{page}_{post_id}",
-                "object_story_spec": {
-                    "page_id": page,
-                    "link_data": {
-                        "link": link,
-                        "message": body,
-                        "name": title,
-                        "image_hash": image_hash,
-                        "call_to_action": {"type": cta, "value": {"link": link}},
-                    },
-                },
-                "use_page_actor_override": False,
-                "_ad_id": ad["id"],
-                "_adset_id": ad["adset_id"],
-            }
-            state.creatives[creative_id] = creative
-            state.ad_creative[ad["id"]] = creative_id
-
-
 # --------------------------------------------------------------------------- lists
 def children(state: AdsState, kind: str, obj: Any, child: str) -> list:
     """The objects ``obj`` (of ``kind``) lists on the edge of ``child`` objects."""
@@ -731,12 +651,13 @@ def children(state: AdsState, kind: str, obj: Any, child: str) -> list:
         return list(state.accounts.values())
     acct = obj if kind == "ad_account" else state.objects[obj["id"]][1]
     if child == "adcreative":
-        creatives = [state.creatives[state.ad_creative[ad["id"]]] for ad in acct.ads]
+        if kind == "ad":  # an ad's own creative, whatever its status
+            return [state.creatives[obj["creative"]["id"]][1]]
+        live = [c for c in acct.creatives if c["status"] != "DELETED"]
         if kind == "adset":
-            return [c for c in creatives if c["_adset_id"] == obj["id"]]
-        if kind == "ad":
-            return [c for c in creatives if c["_ad_id"] == obj["id"]]
-        return creatives
+            used = {ad["creative"]["id"] for ad in acct.ads if ad["adset_id"] == obj["id"]}
+            return [c for c in live if c["id"] in used]
+        return live
     objs = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[child]
     if kind == "ad_account":
         return list(objs)
@@ -901,7 +822,7 @@ def handle_read(
     """``GET /{id}``: the object with the requested fields."""
     params = request.state.params
     node_type = TYPE_OF[kind]
-    check_params(params, NODE_PARAMS.get(node_type, {}), node_type)
+    check_params(params, NODE_PARAMS.get(node_type, {}), f"a {node_type} read")
     _validate_stats_params(sandbox, params, NODE_PARAMS.get(node_type, {}))
     fields = requested_fields(params, node_type, default)
     return sandbox.json_response(Renderer(sandbox, state, params).render(kind, obj, fields))
@@ -915,7 +836,9 @@ def handle_list(
     node_type = TYPE_OF[kind]
     child = EDGE_KIND[edge]
     _, spec = EDGE_PARAMS[f"{node_type}.{edge}"]
-    check_params(params, [*LIST_EDGE_PARAMS, *LIST_EXTRA_PARAMS, *spec], f"{node_type}/{edge}")
+    check_params(
+        params, [*LIST_EDGE_PARAMS, *LIST_EXTRA_PARAMS, *spec], f"the {node_type}/{edge} edge"
+    )
     _validate_stats_params(sandbox, params, spec)
     fields = requested_fields(params, TYPE_OF[child])
     objs = filter_objects(sandbox, state, child, children(state, kind, obj, child), params, spec)
@@ -951,7 +874,6 @@ def amount_spent_cents(state: AdsState, acct: Account, today: date) -> int:
 __all__ = [
     "ObjectError",
     "Renderer",
-    "build_creatives",
     "check_params",
     "handle_list",
     "handle_read",

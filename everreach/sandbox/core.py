@@ -843,6 +843,18 @@ class Sandbox:
         return response
 
 
+def unknown_parameter_message(name: str, where: str, docs: str | None = None) -> str:
+    """The answer (code 100) to a parameter an endpoint does not take, naming it and where.
+
+    Meta refuses such parameters rather than ignoring them; its exact wording for this case
+    is not in its docs or public threads, so every domain words it the same way, here.
+    """
+    text = f"(#100) The parameter {name} is not supported on {where}"
+    if docs:
+        text += f". Please check {docs} for the parameters it takes"
+    return text
+
+
 def split_fields(text: str) -> list[str]:
     """Split a ``fields`` value at top-level commas (``a,b{c,d},e.limit(0)``)."""
     out, depth, cur = [], 0, []
