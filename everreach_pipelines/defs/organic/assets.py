@@ -102,6 +102,19 @@ def _progress(context: AssetExecutionContext, what: str, days: list[date]) -> Pr
     )
 
 
+def _usage_metadata(graph: OrganicGraph, account_ids: list[str], parallel: int) -> dict:
+    """How the run stood with Meta's limits: accounts read at once, and the highest usage
+    Meta reported per Page / IG account (they are metered one by one)."""
+    usage = graph.client.throttle.usage()
+    return {
+        "parallel_accounts": parallel,
+        "throttle_errors": sum(usage[a].throttled for a in account_ids if a in usage),
+        "peak_usage_pct_by_account": MetadataValue.json(
+            {a: round(usage[a].peak_pct, 1) for a in sorted(set(account_ids)) if a in usage}
+        ),
+    }
+
+
 def _failure(errors: list[str]) -> Failure:
     # A person must fix these (token, metric list, setting): retrying cannot help.
     return Failure(description="\n".join(errors), allow_retries=False)
@@ -242,12 +255,14 @@ def organic_posts(
     notes: list[str] = []
     errors: list[str] = []
     preview: list[dict] = []
+    account_ids: list[str] = []
     progress = _progress(context, "organic posts", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
+                account_ids.extend(a.external_id for a in accounts)
                 for day in days:
                     report = sync.sync_posts(
                         conn,
@@ -302,6 +317,7 @@ def organic_posts(
             "posts_by_kind": dict(by_kind),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
+            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
             "api_calls_per_post": round(stats.graph_calls / fetched, 3),
             "notes": MetadataValue.md("\n".join(f"- {n}" for n in notes) or "(none)"),
             "preview": MetadataValue.md(_md_table(preview[:10])),
@@ -375,12 +391,14 @@ def social_account_insights(
     skipped: Counter = Counter()
     errors: list[str] = []
     preview: list[dict] = []
+    account_ids: list[str] = []
     progress = _progress(context, "social_account_insights", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
+                account_ids.extend(a.external_id for a in accounts)
                 for day in days:
                     report = sync.sync_account_insights(
                         conn,
@@ -420,6 +438,7 @@ def social_account_insights(
             "skipped_by_reason": dict(skipped),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
+            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
             **({SPARK_FOLLOWER_TREND: spark} if spark is not None else {}),
             **({CHART_FOLLOWER_TREND: chart} if chart is not None else {}),
             "preview": MetadataValue.md(_md_table(preview[:10])),
