@@ -21,8 +21,8 @@ and ad level into ``ad_performance`` (a throw-away database on the server of
 3. with ``--airbyte-python``: Airbyte's ``source-facebook-marketing`` (its default
    ``ads_insights`` stream: ad level, daily) reading the same accounts and days to /dev/null
    through ``bench/airbyte_facebook_marketing.py``, as the peer figure. It starts one report
-   run per account and day (with up to 100 in flight per account), so 400 days are 8,000
-   runs: compare it on fewer ``--days`` (with ``--skip-baseline``).
+   run per account and day (up to 100 in flight per account, accounts one after another),
+   so 400 days are 8,000 runs: compare it on fewer ``--days`` (with ``--skip-baseline``).
 
 It prints each contender's wall time, rows, throttling errors (as the sandbox counted them,
 by code) and the peak usage per account, then the ratio of the baseline's wall time to the
