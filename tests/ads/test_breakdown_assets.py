@@ -220,3 +220,26 @@ def test_each_table_is_keyed_by_its_familys_grain(db: psycopg.Connection) -> Non
             ).fetchall()
         }
         assert set(family.columns) == columns - {"fetched_at"}, family.table
+
+
+def test_accounts_read_in_parallel_give_the_same_rows(
+    db: psycopg.Connection, ads_sandbox: RunningSandbox
+) -> None:
+    accounts = [AdAccount(i) for i in account_ids(ads_sandbox)]
+    family = FAMILIES[1]
+    since, until = YESTERDAY - timedelta(days=3), YESTERDAY
+    query = f"select * from {family.table} order by 1, 2, 3, 6"
+    one = sync_family(client_for(ads_sandbox), db, family, accounts, since, until, AdsSettings())
+    sequential = [r[:-1] for r in db.execute(query).fetchall()]  # without fetched_at
+    both = sync_family(
+        client_for(ads_sandbox),
+        db,
+        family,
+        accounts,
+        since,
+        until,
+        AdsSettings(),
+        parallel_accounts=2,
+    )
+    assert both.rows == one.rows > 0
+    assert [r[:-1] for r in db.execute(query).fetchall()] == sequential

@@ -31,6 +31,7 @@ from everreach.progress import Progress
 from everreach.settings import SettingError
 from everreach_pipelines.defs.ads.assets import (
     AD_PERFORMANCE,
+    ADS_POOL,
     ADS_RETRY_POLICY,
     GROUP,
     KINDS,
@@ -94,6 +95,7 @@ def breakdown_asset(family: Family) -> AssetsDefinition:
         partitions_def=ads_daily_partitions,
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=31),
         retry_policy=ADS_RETRY_POLICY,
+        pool=ADS_POOL,
         description=f"{family.description} Ad level, every ad status, the ad account's "
         "local dates; each run re-reads its partitions plus the lookback window (Meta revises "
         "28 days) and replaces those days atomically.",
@@ -141,6 +143,7 @@ def breakdown_asset(family: Family) -> AssetsDefinition:
                     settings,
                     log=context.log.debug,
                     on_step=step,
+                    parallel_accounts=meta.parallel_accounts,
                 )
                 progress.finish(f"{result.rows:,} rows loaded")
             except (GraphConfigurationError, SettingError) as exc:

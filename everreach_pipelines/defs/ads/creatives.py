@@ -16,6 +16,7 @@ from everreach.ads.sync import configured_accounts
 from everreach.meta import GraphConfigurationError
 from everreach.settings import SettingError
 from everreach_pipelines.defs.ads.assets import (
+    ADS_POOL,
     ADS_RETRY_POLICY,
     GROUP,
     KINDS,
@@ -37,6 +38,7 @@ CHECK_EVERY_AD_HAS_ITS_CREATIVE = "every_ad_creative_known"
     owners=OWNERS,
     kinds=KINDS,
     retry_policy=ADS_RETRY_POLICY,
+    pool=ADS_POOL,
     check_specs=[
         AssetCheckSpec(
             CHECK_EVERY_AD_HAS_ITS_CREATIVE,
