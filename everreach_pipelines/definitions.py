@@ -39,5 +39,6 @@ def build_resources() -> dict[str, object]:
 
 defs = Definitions.merge(
     *(domain.defs for domain in _DOMAINS),
+    ads.reports_defs,
     Definitions(resources=build_resources(), executor=build_executor()),
 )

@@ -45,7 +45,7 @@ OBJECT_FIELDS: dict[str, str] = {
     "adset": "id,name,status,effective_status,daily_budget,lifetime_budget,created_time,"
     "updated_time,campaign_id,account_id",
     "ad": "id,name,status,effective_status,created_time,updated_time,campaign_id,adset_id,"
-    "account_id",
+    "account_id,creative",
 }
 _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # kind: (table, key column, columns)
@@ -96,6 +96,7 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "effective_status",
             "created_time",
             "updated_time",
+            "creative_id",
             "raw",
         ),
     ),
@@ -149,6 +150,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
             *times,
             raw,
         )
+    creative = obj.get("creative")
     return (
         str(obj["id"]),
         account_id,
@@ -156,6 +158,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
         str(obj["adset_id"]),
         *common,
         *times,
+        str(creative["id"]) if isinstance(creative, dict) and creative.get("id") else None,
         raw,
     )
 

@@ -920,7 +920,9 @@ class InsightsQuery:
         reach_max = np.zeros(nslots, dtype=np.int64)
         counted = np.zeros(nslots, dtype=np.int64)
         mask = self.ad_mask
-        idx = self.groups if k == 1 else (self.groups[:, None] * k + np.arange(k)[None, :]).ravel()
+        # With breakdowns the day arrays are (ads, cells), even for a single cell.
+        split = self.plan is not None
+        idx = (self.groups[:, None] * k + np.arange(k)[None, :]).ravel() if split else self.groups
         day = since
         while day <= until:
             if self.acct.delivering and self.acct.start_day <= day < self.today:
@@ -943,7 +945,7 @@ class InsightsQuery:
                     vals = np.bincount(idx, weights=m[name][mask].ravel(), minlength=nslots)
                     sums[name] = sums.get(name, 0) + vals.astype(np.int64)
                 aov = m["aov"][mask]
-                if k > 1:
+                if split:
                     aov = aov[:, None]
                 for name, comp in (("v1", "p1"), ("v7", "p7"), ("v28", "p28"), ("vv", "pv")):
                     vals = np.bincount(idx, weights=(m[comp][mask] * aov).ravel(), minlength=nslots)
@@ -951,7 +953,7 @@ class InsightsQuery:
                 r = m["reach"][mask].ravel()
                 reach_sum += np.bincount(idx, weights=r, minlength=nslots).astype(np.int64)
                 np.maximum.at(reach_max, idx, r)
-                if k == 1:
+                if not split:
                     counted += np.bincount(idx, minlength=nslots)
                 else:
                     seen = (m["impressions"][mask] > 0).ravel()

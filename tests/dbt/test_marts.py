@@ -285,7 +285,7 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
         instance=instance,
     )
     lines = run_demo(ctx)
-    assert logged and lines[0].startswith("dbt build: 28 models materialized")
+    assert logged and lines[0].startswith("dbt build: 41 models materialized")
     passed, total = lines[0].split(", ")[1].split(" ")[0].split("/")
     assert passed == total and int(total) > 100
     # recorded in the demo's instance, as the UI shows it: the marts materialized (the

@@ -8,8 +8,8 @@ in a virtualenv of its own and name that interpreter in ``EVERREACH_AIRBYTE_PYTH
     EVERREACH_AIRBYTE_PYTHON=/tmp/airbyte-venv/bin/python ./scripts/test tests/sandbox -k airbyte
 
 Without it the test is skipped, saying so. It runs the connector's ``check``, ``discover``
-and a ``read`` of campaigns, ad sets, ads, ad creatives and ads insights (its default
-fields, action breakdowns and attribution windows) through ``bench/airbyte_facebook_marketing.py``
+and a ``read`` of campaigns, ad sets, ads, ad creatives, ads insights (its default
+fields, action breakdowns and attribution windows) and its breakdown streams through ``bench/airbyte_facebook_marketing.py``
 against a sandbox on the realistic profile, and asks for no error and the rows the
 sandbox holds.
 """
@@ -29,6 +29,14 @@ from everreach.sandbox.testing import running_sandbox
 
 WRAPPER = Path(__file__).resolve().parents[2] / "bench" / "airbyte_facebook_marketing.py"
 STREAMS = ["campaigns", "ad_sets", "ads", "ad_creatives", "ads_insights"]
+#: Some of the connector's breakdown streams (each one of Meta's breakdown combinations),
+#: read over the last 3 days only: on the realistic profile every day is a report run.
+BREAKDOWN_STREAMS = [
+    "ads_insights_age_and_gender",
+    "ads_insights_region",
+    "ads_insights_platform_and_device",
+    "ads_insights_action_type",
+]
 SCALE = 0.01
 
 
@@ -98,7 +106,7 @@ def test_airbyte_source_facebook_marketing_checks_discovers_and_reads(tmp_path: 
             return messages
 
         def read(config_path: Path, streams: list[str]) -> Counter:
-            catalog = tmp_path / f"catalog-{len(streams)}.json"
+            catalog = tmp_path / f"catalog-{streams[0]}.json"
             subprocess.run(
                 [
                     *base,
@@ -119,6 +127,7 @@ def test_airbyte_source_facebook_marketing_checks_discovers_and_reads(tmp_path: 
         status = [m for m in checked if m["type"] == "CONNECTION_STATUS"]
         assert status[-1]["connectionStatus"]["status"] == "SUCCEEDED"
         records = read(objects_config, STREAMS[:-1]) + read(insights_config, STREAMS[-1:])
+        breakdowns = read(config("breakdowns", 3), BREAKDOWN_STREAMS)
         state = sb.sandbox.domains["ads"]
         # Meta's defaults: no DELETED/ARCHIVED objects unless the connector asks for them
         live = [a for a in state.accounts.values() if a.id in accounts]
@@ -128,3 +137,6 @@ def test_airbyte_source_facebook_marketing_checks_discovers_and_reads(tmp_path: 
         assert records["ads"] == ads and records["campaigns"] and records["ad_sets"]
         assert records["ad_creatives"]
         assert records["ads_insights"] >= ads  # a row per ad and day with delivery
+        # every ad delivering in those days has at least one row per breakdown stream
+        for stream in BREAKDOWN_STREAMS:
+            assert breakdowns[stream] >= ads, stream

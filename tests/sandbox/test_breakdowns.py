@@ -43,6 +43,7 @@ FAMILIES = [
     ["hourly_stats_aggregated_by_advertiser_time_zone"],
     ["body_asset"],
     ["image_asset", "gender"],
+    ["comscore_market"],  # one value: a breakdown with a single cell
 ]
 
 
