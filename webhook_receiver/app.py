@@ -1,12 +1,14 @@
 """The receiver's ASGI app: Meta's webhook endpoint, the send endpoints, CAPI intake.
 
 ``create_app(settings)`` builds it; the lifespan opens ``app.state.pool`` (an
-``AsyncConnectionPool``), the group-commit writer and the HTTP client used to call Meta.
+``AsyncConnectionPool``), the group-commit writer, and the send service with its Graph API
+client (``app.state.sender``).
 
 ``POST /api/webhooks/meta`` does, in order: size limit (413), signature over the raw
-bytes (401 missing / 403 wrong), then hands the body to the writer, which commits the raw
-row and its application together (see :mod:`webhook_receiver.rawlog`), and answers 200 —
-or 503 when the database cannot take it, so Meta retries.
+bytes (401 missing / 403 wrong), the one walk of the body into typed events
+(:mod:`everreach.messaging`), then hands it to the writer, which commits the raw row and
+its application together (see :mod:`webhook_receiver.rawlog`), and answers 200 — or 503
+when the database cannot take it, so Meta retries.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
@@ -27,7 +29,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from everreach.messaging.send import SendService
 from everreach.messaging.settings import ReceiverSettings
+from everreach.meta import GraphClient
 from everreach.settings import secret_value
 from webhook_receiver import send
 from webhook_receiver.rawlog import (
@@ -41,6 +45,8 @@ from webhook_receiver.signature import signature_matches
 log = logging.getLogger("webhook_receiver")
 
 WEBHOOK_PATH = "/api/webhooks/meta"
+#: Sends in flight per process: each waits on Meta in a worker thread.
+SEND_THREADS = 16
 
 
 class BodyTooLarge(Exception):
@@ -177,15 +183,30 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
             apply_mode=settings.apply_mode,
         )
         writer.start()
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0))
+        # A send is not repeated when Meta's answer is lost (idempotent=False in the
+        # service); explicit transient errors are retried briefly, the caller is waiting.
+        graph = GraphClient(
+            settings.graph.token,
+            base_url=settings.graph.base_url,
+            api_version=settings.graph.api_version,
+            app_secret=settings.graph.secret or settings.app_secret.get_secret_value(),
+            read_timeout=settings.send_timeout_seconds,
+            max_retries=2,
+            backoff_base=0.25,
+            backoff_max=2.0,
+            max_throttle_retries=1,
+            pool_size=SEND_THREADS,
+        )
+        executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="meta-send")
         app.state.pool = pool
         app.state.writer = writer
-        app.state.http = http
+        app.state.sender = SendService(pool, graph, executor)
         try:
             yield
         finally:
             await writer.stop()
-            await http.aclose()
+            executor.shutdown(wait=False, cancel_futures=True)
+            graph.session.close()
             await pool.close()
 
     routes = [
