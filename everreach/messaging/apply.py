@@ -28,6 +28,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -70,17 +71,24 @@ async def prelock(cur: AsyncCursor, keys: Iterable[str]) -> None:
 
 # ---------------------------------------------------------------------------- statements
 _INSERT_THREADS = """
-insert into conversation_thread (platform, business_account_id, contact_id, contact_name)
-select k.platform, k.business, k.contact, k.name
-from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k(platform, business, contact, name)
+insert into conversation_thread (platform, business_account_id, contact_id, contact_name,
+    contact_name_at)
+select k.platform, k.business, k.contact, k.name, k.name_at
+from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+    as k(platform, business, contact, name, name_at)
 on conflict (platform, business_account_id, contact_id) do nothing
 """
 
+# The profile name Meta sent with the newest event wins (ties: the greater name).
 _RENAME_THREADS = """
-update conversation_thread as t set contact_name = k.name, updated_at = now()
-from unnest(%s::text[], %s::text[], %s::text[], %s::text[]) as k(platform, business, contact, name)
+update conversation_thread as t set contact_name = k.name, contact_name_at = k.name_at,
+    updated_at = now()
+from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])
+    as k(platform, business, contact, name, name_at)
 where t.platform = k.platform and t.business_account_id = k.business
-  and t.contact_id = k.contact and t.contact_name is distinct from k.name
+  and t.contact_id = k.contact
+  and (t.contact_name_at is null or t.contact_name_at < k.name_at
+       or (t.contact_name_at = k.name_at and t.contact_name < k.name))
 """
 
 _UPSERT_USER_REFS = """
@@ -402,7 +410,8 @@ class BatchPlan:
     """The rows a batch writes, table by table (built from events, then executed)."""
 
     lock_keys: set[str] = field(default_factory=set)
-    threads: dict[ThreadKey, str | None] = field(default_factory=dict)
+    #: thread → (profile name, Meta's time of the event that carried it)
+    threads: dict[ThreadKey, tuple[str, datetime] | None] = field(default_factory=dict)
     user_refs: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
     referrals: dict[ThreadKey, Referral] = field(default_factory=dict)
     user_links: list[tuple] = field(default_factory=list)
@@ -444,12 +453,16 @@ class BatchPlan:
             self._observed(event, event_id)
 
     # -- builders
-    def _thread(self, key: ThreadKey, name: str | None = None) -> None:
-        if name is not None or key not in self.threads:
-            self.threads[key] = name if name is not None else self.threads.get(key)
+    def _thread(self, key: ThreadKey, name: str | None = None, at: datetime | None = None) -> None:
+        known = self.threads.get(key)
+        if name is not None and at is not None:
+            if known is None or (at, name) > (known[1], known[0]):
+                self.threads[key] = (name, at)
+        elif key not in self.threads:
+            self.threads[key] = None
 
     def _message(self, m: Message, event_id: int | None) -> None:
-        self._thread(m.thread, m.contact_name)
+        self._thread(m.thread, m.contact_name, m.at)
         pmid = m.platform_message_id
         row = (
             m.message_id,
@@ -596,31 +609,14 @@ class BatchPlan:
         """The batch's statements, in the order they must run."""
         out: list[tuple[str, Sequence[Any]]] = []
         if self.threads:
-            keys = list(self.threads)
-            out.append(
-                (
-                    _INSERT_THREADS,
-                    (
-                        [k.platform for k in keys],
-                        [k.business_id for k in keys],
-                        [k.contact_id for k in keys],
-                        [self.threads[k] for k in keys],
-                    ),
-                )
-            )
-            named = [(k, n) for k, n in self.threads.items() if n is not None]
-            if named:
-                out.append(
-                    (
-                        _RENAME_THREADS,
-                        (
-                            [k.platform for k, _ in named],
-                            [k.business_id for k, _ in named],
-                            [k.contact_id for k, _ in named],
-                            [n for _, n in named],
-                        ),
-                    )
-                )
+            rows = [
+                (k.platform, k.business_id, k.contact_id, *(named or (None, None)))
+                for k, named in self.threads.items()
+            ]
+            out.append((_INSERT_THREADS, _columns(rows, 5)))
+            named_rows = [r for r in rows if r[3] is not None]
+            if named_rows:
+                out.append((_RENAME_THREADS, _columns(named_rows, 5)))
         if self.user_refs:
             rows = [(p, b, r, *v) for (p, b, r), v in self.user_refs.items()]
             out.append((_UPSERT_USER_REFS, _columns(rows, 7)))

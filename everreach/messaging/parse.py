@@ -201,11 +201,15 @@ def _account_event(
     contact_id: str | None = None,
     user_ref: str | None = None,
     external_id: str | None = None,
+    timed: bool = True,
     **extra: Any,
 ) -> AccountEvent:
+    # `timed`: `at` is Meta's clock. When it is only the receive time, it stays out of the
+    # key, or Meta's retry of the same body would be stored as a second event.
+    when = int(at.timestamp() * 1000) if timed else ""
     dedup = (
         f"{platform}:{kind}:{business_id}:{contact_id or ''}:{user_ref or ''}:"
-        f"{external_id or ''}:{int(at.timestamp() * 1000)}:{_digest(payload)}"
+        f"{external_id or ''}:{when}:{_digest(payload)}"
     )
     return cls(
         platform=platform,
@@ -273,15 +277,17 @@ def _messaging_body(body: dict[str, Any], platform: str, received_at: datetime) 
                 _messaging_event(parsed.events, platform, business, value, entry_at, received_at)
                 continue
             payload = value if isinstance(value, dict) else {"value": value}
+            at = meta_time(payload.get("time") or payload.get("timestamp")) or entry_at
             parsed.events.append(
                 _account_event(
                     AccountEvent,
                     platform=platform,
                     business_id=business,
-                    at=meta_time(payload.get("time") or payload.get("timestamp")) or fallback,
+                    at=at or fallback,
                     kind=field,
                     payload=payload,
                     external_id=_id(payload.get("id")),
+                    timed=at is not None,
                 )
             )
     return parsed
@@ -319,6 +325,7 @@ def _messaging_event(
         # A receipt without a clock of its own: its watermark is the best one Meta gives.
         at = meta_time(event[receipt_kind].get("watermark"), f"{receipt_kind}.watermark")
     common = {"platform": platform, "business_id": business, "at": at or received_at}
+    timed = at is not None
     prior = event.get("prior_message")
     if isinstance(prior, dict) and sender is not None and _id(prior.get("identifier")):
         # Meta ties a plugin identity to the PSID on the user's first message.
@@ -330,14 +337,14 @@ def _messaging_event(
             )
         )
     if "message" in event:
-        _message(out, common, sender, sender_ref, recipient, event, standby)
+        _message(out, common, sender, sender_ref, recipient, event, standby, timed)
     elif receipt_kind is not None:
         _receipts(out, common, sender, _dict(event[receipt_kind], receipt_kind), receipt_kind)
     elif "postback" in event:
         postback = _dict(event["postback"], "postback")
         referral = postback.get("referral")
         if sender is None:
-            _user_ref_event(out, common, sender_ref, "postback", postback)
+            _user_ref_event(out, common, sender_ref, "postback", postback, timed)
             if isinstance(referral, dict):
                 out.append(_messenger_referral(common, None, sender_ref, referral))
             return
@@ -371,7 +378,7 @@ def _messaging_event(
     elif "referral" in event:
         referral = _dict(event["referral"], "referral")
         if sender is None:
-            _user_ref_event(out, common, sender_ref, "referral", referral)
+            _user_ref_event(out, common, sender_ref, "referral", referral, timed)
         ref = _messenger_referral(common, sender, sender_ref, referral)
         ref.touches_window = sender is not None
         out.append(ref)
@@ -383,6 +390,7 @@ def _messaging_event(
                 Edit,
                 **common,
                 kind="message_edit",
+                timed=timed,
                 payload={"text": _text(edit.get("text")), "edit": edit},
                 contact_id=sender,
                 external_id=mid,
@@ -402,6 +410,7 @@ def _messaging_event(
                 Optin,
                 **common,
                 kind="optin",
+                timed=timed,
                 payload=optin,
                 contact_id=sender,
                 user_ref=user_ref,
@@ -416,6 +425,7 @@ def _messaging_event(
                 AccountEvent,
                 **common,
                 kind=kind[:100].replace("-", "_"),
+                timed=timed,
                 payload=value if isinstance(value, dict) else {"value": value},
                 contact_id=sender,
                 user_ref=sender_ref,
@@ -436,13 +446,20 @@ def _standby(payload: dict[str, Any], standby: bool) -> dict[str, Any]:
 
 
 def _user_ref_event(
-    out: list[Event], common: dict[str, Any], user_ref: str | None, kind: str, payload: dict
+    out: list[Event],
+    common: dict[str, Any],
+    user_ref: str | None,
+    kind: str,
+    payload: dict,
+    timed: bool,
 ) -> None:
     """An event from a plugin identity (no PSID): on the Page, and on the identity."""
     user_ref = _need(user_ref, "sender")
     out.append(UserRefSeen(**common, user_ref=user_ref))
     out.append(
-        _account_event(AccountEvent, **common, kind=kind, payload=payload, user_ref=user_ref)
+        _account_event(
+            AccountEvent, **common, kind=kind, payload=payload, user_ref=user_ref, timed=timed
+        )
     )
 
 
@@ -454,6 +471,7 @@ def _message(
     recipient: str | None,
     event: dict[str, Any],
     standby: bool,
+    timed: bool,
 ) -> None:
     message = _dict(event["message"], "message")
     mid = require_id(message.get("mid"), "message.mid")
@@ -462,7 +480,7 @@ def _message(
         contact = _need(recipient, "recipient")
     elif sender is None:
         # A chat-plugin guest (user_ref, no PSID): kept on the Page and the identity.
-        _user_ref_event(out, common, sender_ref, "message", message)
+        _user_ref_event(out, common, sender_ref, "message", message, timed)
         return
     else:
         contact = sender
@@ -585,7 +603,8 @@ def _whatsapp_body(body: dict[str, Any], received_at: datetime) -> ParsedBody:
         entry = _dict(entry, "entry[]")
         parsed.entries += 1
         waba = _id(entry.get("id"))
-        fallback = whatsapp_time(entry.get("time"), "entry.time") or received_at
+        entry_at = whatsapp_time(entry.get("time"), "entry.time")
+        fallback = entry_at or received_at
         for change in _list(entry.get("changes"), "entry.changes"):
             change = _dict(change, "changes[]")
             field = change.get("field")
@@ -593,7 +612,7 @@ def _whatsapp_body(body: dict[str, Any], received_at: datetime) -> ParsedBody:
             metadata = value.get("metadata")
             if field in ("messages", None) and isinstance(metadata, dict):
                 phone = require_id(metadata.get("phone_number_id"), "metadata.phone_number_id")
-                _whatsapp_messages(parsed, phone, value, fallback)
+                _whatsapp_messages(parsed, phone, value, entry_at, received_at)
             elif field == "smb_message_echoes":
                 metadata = _dict(metadata, "value.metadata")
                 phone = require_id(metadata.get("phone_number_id"), "metadata.phone_number_id")
@@ -608,14 +627,24 @@ def _whatsapp_body(body: dict[str, Any], received_at: datetime) -> ParsedBody:
                 if business is None:
                     raise PayloadError("entry.id is missing")
                 parsed.items += _whatsapp_account(
-                    parsed.events, business, _text(field, 100) or "change", value, fallback
+                    parsed.events,
+                    business,
+                    _text(field, 100) or "change",
+                    value,
+                    entry_at,
+                    received_at,
                 )
     return parsed
 
 
 def _whatsapp_messages(
-    parsed: ParsedBody, phone: str, value: dict[str, Any], fallback: datetime
+    parsed: ParsedBody,
+    phone: str,
+    value: dict[str, Any],
+    entry_at: datetime | None,
+    received_at: datetime,
 ) -> None:
+    fallback = entry_at or received_at
     names: dict[str, str | None] = {}
     for contact in _list(value.get("contacts"), "value.contacts"):
         contact = _dict(contact, "contacts[]")
@@ -623,23 +652,28 @@ def _whatsapp_messages(
         wa_id = _id(contact.get("wa_id"))
         if isinstance(profile, dict) and wa_id is not None:
             names[wa_id] = _text(profile.get("name"), 256)
+    start = len(parsed.events)
     for message in _list(value.get("messages"), "value.messages"):
         parsed.items += 1
         _whatsapp_message(parsed.events, phone, _dict(message, "messages[]"), names, fallback)
+    message_times = [e.at for e in parsed.events[start:]]
     for status in _list(value.get("statuses"), "value.statuses"):
         parsed.items += 1
         parsed.events.append(_whatsapp_status(phone, _dict(status, "statuses[]"), fallback))
     errors = value.get("errors")
     if errors:
-        # Errors about the notification itself (e.g. an unsupported webhook payload).
+        # Errors about the notification itself (e.g. an unsupported webhook payload), timed
+        # by the messages they came with.
+        at = max(message_times) if message_times else entry_at
         parsed.events.append(
             _account_event(
                 AccountEvent,
                 platform="whatsapp",
                 business_id=phone,
-                at=fallback,
+                at=at or received_at,
                 kind="errors",
                 payload={"errors": errors},
+                timed=at is not None,
             )
         )
 
@@ -816,7 +850,12 @@ def _whatsapp_status(phone: str, status: dict[str, Any], fallback: datetime) -> 
 
 
 def _whatsapp_account(
-    out: list[Event], business: str, field: str, value: dict[str, Any], fallback: datetime
+    out: list[Event],
+    business: str,
+    field: str,
+    value: dict[str, Any],
+    entry_at: datetime | None,
+    received_at: datetime,
 ) -> int:
     """Calls, user preferences, template status, account notices, …: one observed event per
     item of the value's list (``calls[]``, ``user_preferences[]``), else one for the value."""
@@ -836,18 +875,19 @@ def _whatsapp_account(
             or _id(item.get("message_template_id"))
             or _id(value.get("message_template_id"))
         )
-        at = whatsapp_time(item.get("timestamp"), f"{field}.timestamp") or fallback
+        at = whatsapp_time(item.get("timestamp"), f"{field}.timestamp") or entry_at
         kind = field if key is None or key == field else f"{field}.{key}"
         out.append(
             _account_event(
                 AccountEvent,
                 platform="whatsapp",
                 business_id=business,
-                at=at,
+                at=at or received_at,
                 kind=kind,
                 payload=item,
                 contact_id=contact,
                 external_id=external,
+                timed=at is not None,
             )
         )
     return len(items)

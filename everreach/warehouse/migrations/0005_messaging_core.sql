@@ -10,6 +10,10 @@ alter table conversation_message add column if not exists sent_via text
 alter table conversation_message add column if not exists sent_by text;
 alter table conversation_message add column if not exists sent_by_role text;
 
+-- When Meta last told us the contact's profile name (the newest name wins, whatever order
+-- webhooks arrive in).
+alter table conversation_thread add column if not exists contact_name_at timestamptz;
+
 -- Every webhook event that is neither a conversation message nor a receipt/status, typed by
 -- `kind` (see everreach_pipelines/defs/messaging/README.md for the vocabulary): optins,
 -- handover, app roles, policy enforcement, message edits, WhatsApp calls, template status,
