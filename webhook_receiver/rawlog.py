@@ -4,11 +4,13 @@ Design choice — store and apply in the **same transaction**, many webhooks per
 
 * A request walks its verified body once into typed events (:mod:`everreach.messaging`),
   puts it on a queue and waits. A writer task takes everything queued (up to
-  ``max_batch``) and, in one transaction, takes the batch's advisory locks, inserts the raw
-  rows with their final status, applies every body set-based (one statement per table), and
-  commits once. Then every waiting request answers 200. One WAL flush and two round trips
-  serve the whole batch, which is what lets the receiver approach the no-database request
-  rate while still answering 200 only after the event is durable.
+  ``max_batch``) and, in one transaction and one call (``messaging_apply``), inserts the
+  raw rows with their final status, takes the batch's advisory locks and applies every
+  body set-based (one statement per table), then commits. Every waiting request answers
+  200. One round trip and one WAL flush serve the whole batch, which is what lets the
+  receiver approach the no-database request rate while still answering 200 only after the
+  event is durable. Several writers overlap their batches (and their WAL flushes); the
+  up-front locks keep them from deadlocking.
 * If any statement fails, the whole transaction rolls back and the batch is redone on the
   slow path: raw rows inserted ``pending``, each body applied alone in a savepoint (see
   :mod:`everreach.messaging.webhook_log`). A body that cannot be applied is stored with
@@ -30,12 +32,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from everreach.messaging.apply import BatchPlan, prelock
+from everreach.messaging.apply import apply_bodies
 from everreach.messaging.webhook_log import (
     APPLY_SESSION_OPTIONS,
     Outcome,
@@ -118,48 +120,39 @@ def batch_keys(events: list[RawEvent]) -> tuple[set[tuple[str, str, str]], set[s
     return threads, locks
 
 
-_INSERT_RAW = """
-insert into meta_webhook_event (object_type, raw_body, body_sha256, signature, headers,
-    received_at, status, error, attempts, applied_at, entry_count, event_count)
-values (%s, %s, %s, %s, %s, %s, %s, %s, %s, case when %s then now() end, %s, %s)
-returning id
-"""
-
-
-async def insert_raw(cur: AsyncCursor, events: list[RawEvent], *, final: bool = False) -> list[int]:
-    """Insert the raw rows in one pipelined statement; their ids.
+def raw_rows(events: list[RawEvent], *, final: bool) -> list[dict[str, Any]]:
+    """The raw rows of ``events`` for ``messaging_apply`` (the body hex-encoded).
 
     ``final``: with the status the walk gave them (the fast path commits their application
     in the same transaction); otherwise ``pending``, to be applied and recorded.
     """
     rows = []
-    for e in events:
+    for n, e in enumerate(events):
         s = e.stored
         parsed = s.parsed
         rows.append(
-            (
-                e.object_type,
-                e.body,
-                hashlib.sha256(e.body).hexdigest(),
-                e.signature,
-                Jsonb(e.headers),
-                e.received_at,
-                s.status if final else "pending",
-                s.error if final else None,
-                1 if final else 0,
-                final and s.status == "applied",
-                parsed.entries if final and parsed is not None else None,
-                parsed.items if final and parsed is not None else None,
-            )
+            {
+                "obj": e.object_type,
+                "body": e.body.hex(),
+                "sha": hashlib.sha256(e.body).hexdigest(),
+                "sig": e.signature,
+                "headers": e.headers,
+                "at": e.received_at,
+                "status": s.status if final else "pending",
+                "error": s.error if final else None,
+                "attempts": 1 if final else 0,
+                "entries": parsed.entries if final and parsed is not None else None,
+                "items": parsed.items if final and parsed is not None else None,
+                "o": n,
+            }
         )
-    await cur.executemany(_INSERT_RAW, rows, returning=True)
-    ids: list[int] = []
-    while True:
-        row = await cur.fetchone()
-        assert row is not None
-        ids.append(row[0])
-        if not cur.nextset():
-            break
+    return rows
+
+
+async def insert_raw(cur: AsyncCursor, events: list[RawEvent]) -> list[int]:
+    """Insert the raw rows as ``pending`` in one statement; their ids, in order."""
+    ids = await apply_bodies(cur, [], raw=raw_rows(events, final=False))
+    assert ids is not None and len(ids) == len(events)
     return ids
 
 
@@ -188,19 +181,14 @@ async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list
     """
     try:
         async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-            ids = await insert_raw(cur, events, final=True)
-            locks: set[str] = set()
-            for event in events:
-                if event.stored.parsed is not None:
-                    locks.update(event.stored.parsed.lock_keys())
-            await prelock(cur, locks)
-            bodies = _bodies(events, ids)
-            plan = BatchPlan.build(
-                (b.parsed, b.webhook_event_id) for b in bodies if b.parsed is not None
+            # One call: raw rows (final status), the batch's locks, every table.
+            ids = await apply_bodies(
+                cur,
+                ((e.stored.parsed, n) for n, e in enumerate(events) if e.stored.parsed is not None),
+                raw=raw_rows(events, final=True),
             )
-            for sql, params in plan.statements():
-                await cur.execute(sql, params)
-            outcomes = [b.outcome() for b in bodies]
+            assert ids is not None and len(ids) == len(events)
+            outcomes = [b.outcome() for b in _bodies(events, ids)]
         return outcomes
     except asyncio.CancelledError:
         raise
