@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
@@ -44,6 +45,7 @@ from everreach.messaging.webhook_log import (
     StoredBody,
     apply_each,
     apply_stored_batch,
+    record_outcomes,
     retry_losers,
 )
 
@@ -259,7 +261,9 @@ class EventWriter:
             self._tasks.append(asyncio.create_task(self._run(), name=f"webhook-writer-{n}"))
         if self.apply_mode == "deferred":
             self._tasks.append(asyncio.create_task(self._apply_loop(), name="webhook-applier"))
-            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="webhook-sweeper"))
+        # Both modes: what a crash left pending (deferred: stored, not applied yet; inline: a
+        # body waiting for its deadlock retry) is applied on start and then every sweep.
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="webhook-sweeper"))
 
     async def stop(self) -> None:
         """Stop the writers; requests still queued get :class:`WriterUnavailable` (→ 503)."""
@@ -347,18 +351,34 @@ class EventWriter:
                 log.warning("deferred apply of %d events failed: %s", len(ids), type(exc).__name__)
 
     async def _sweep_loop(self) -> None:
-        """Deferred mode: apply rows left pending (a crash, a failed apply batch)."""
+        """Apply rows left pending (a crash, a failed apply batch): at once those received
+        before this writer started (none of them is in flight here), then every
+        ``sweep_seconds`` those older than that."""
+        started = datetime.now(UTC)
+        first = True
         while True:
             try:
-                await self.sweep_pending(older_than_seconds=self.sweep_seconds)
+                if first:
+                    swept = await self.sweep_pending(received_before=started)
+                    if swept:
+                        log.info("applied %d webhooks a previous run left pending", swept)
+                else:
+                    await self.sweep_pending(older_than_seconds=self.sweep_seconds)
+                first = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — try again next round
                 log.warning("pending sweep failed: %s", type(exc).__name__)
-            await asyncio.sleep(self.sweep_seconds)
+            await asyncio.sleep(0.5 if first else self.sweep_seconds)
 
-    async def sweep_pending(self, older_than_seconds: float = 0.0, chunk: int = 500) -> int:
-        """Apply ``pending`` rows received more than ``older_than_seconds`` ago."""
+    async def sweep_pending(
+        self,
+        older_than_seconds: float = 0.0,
+        chunk: int = 500,
+        received_before: datetime | None = None,
+    ) -> int:
+        """Apply ``pending`` rows received more than ``older_than_seconds`` ago (or before
+        ``received_before``)."""
         done = 0
         while True:
             async with (
@@ -370,13 +390,23 @@ class EventWriter:
                 await cur.execute(
                     "select id, raw_body, received_at from meta_webhook_event "
                     "where status = 'pending' "
-                    "and received_at < now() - make_interval(secs => %s) order by id "
-                    "limit %s for update skip locked",
-                    (older_than_seconds, chunk),
+                    "and received_at < coalesce(%s, now() - make_interval(secs => %s)) "
+                    "order by id limit %s for update skip locked",
+                    (received_before, older_than_seconds, chunk),
                 )
                 rows = await cur.fetchall()
                 if not rows:
                     return done
                 events = [RawEvent.from_request(bytes(raw), {}, at) for _, raw, at in rows]
-                await apply_stored(conn, cur, events, [row[0] for row in rows])
+                bodies = _bodies(events, [row[0] for row in rows])
+                try:
+                    async with conn.transaction():  # set-based first, as a savepoint
+                        await apply_bodies(
+                            cur, [(b.parsed, b.webhook_event_id) for b in bodies if b.parsed]
+                        )
+                        await record_outcomes(cur, [b.outcome() for b in bodies])
+                except (psycopg.Error, ValueError, TypeError) as exc:
+                    if conn.broken or isinstance(exc, psycopg.OperationalError):
+                        raise
+                    await apply_each(conn, cur, bodies)  # body by body, each in a savepoint
             done += len(rows)
