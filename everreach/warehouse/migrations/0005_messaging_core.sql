@@ -290,9 +290,14 @@ as $$
                              when 'played' then 4 when 'failed' then 99 else 0 end
 $$;
 
+-- A batch is a few hundred rows against tables that grow without bound: every join probes
+-- an index (nested loops), never a hash of a whole table — the planner cannot know how
+-- many rows a JSON document holds and would otherwise scan conversation_message per batch.
 create or replace function messaging_apply(p_batch jsonb)
 returns bigint[]
 language plpgsql
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
     v_ids bigint[];
@@ -487,11 +492,20 @@ begin
     -- Receipts stored before their message arrived are attached to it now.
     if p_batch ? 'new_pmids' then
         update message_delivery_event as d set
-            message_id = m.message_id, thread_id = m.thread_id
-        from jsonb_to_recordset(p_batch -> 'new_pmids') as x(p text, pmid text)
-        join conversation_message as m
-            on m.platform = x.p and m.platform_message_id = x.pmid
-        where d.message_id is null and d.platform = x.p and d.platform_message_id = x.pmid;
+            message_id = u.message_id, thread_id = u.thread_id
+        from (
+            select r.id, m.message_id, m.thread_id
+            from jsonb_to_recordset(p_batch -> 'new_pmids') as x(p text, pmid text)
+            join conversation_message as m
+                on m.platform = x.p and m.platform_message_id = x.pmid
+            cross join lateral (
+                select r.id from message_delivery_event as r
+                where r.message_id is null and r.platform = x.p
+                  and r.platform_message_id = x.pmid
+                offset 0  -- a probe per message, never a scan of every unmatched receipt
+            ) as r
+        ) as u
+        where d.id = u.id;
     end if;
 
     -- Every touched message's status from its receipts: the ones naming it, this batch's
