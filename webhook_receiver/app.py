@@ -14,6 +14,7 @@ when the database cannot take it, so Meta retries.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import importlib.util
 import logging
@@ -93,9 +94,8 @@ async def receive_webhook(request: Request) -> Response:
     started = time.perf_counter()
     try:
         # Bounded: a client trickling its body must not hold a connection forever.
-        body = await asyncio.wait_for(
-            read_body(request, settings.max_body_bytes), settings.request_timeout_seconds
-        )
+        async with asyncio.timeout(settings.request_timeout_seconds):
+            body = await read_body(request, settings.max_body_bytes)
     except TimeoutError:
         return PlainTextResponse("request body too slow", status_code=408)
     except BodyTooLarge:
@@ -111,7 +111,8 @@ async def receive_webhook(request: Request) -> Response:
     event = RawEvent.from_request(body, request.headers)
     writer: EventWriter = request.app.state.writer
     try:
-        outcome = await asyncio.wait_for(writer.submit(event), settings.request_timeout_seconds)
+        async with asyncio.timeout(settings.request_timeout_seconds):
+            outcome = await writer.submit(event)
     except (psycopg.OperationalError, PoolTimeout, WriterUnavailable, TimeoutError) as exc:
         # Not durable: Meta must retry. (A batch that committed after our timeout is
         # stored twice then; applying is idempotent, so that costs one raw row.)
@@ -163,8 +164,9 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
             settings.database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
+            # Each writer (and the deferred applier) keeps a connection of its own.
+            min_size=settings.pool_min_size + settings.writers,
+            max_size=settings.pool_max_size + settings.writers + 1,
             open=False,
             timeout=settings.pool_timeout_seconds,
             check=AsyncConnectionPool.check_connection,
@@ -198,6 +200,10 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
             pool_size=SEND_THREADS,
         )
         executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="meta-send")
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic
+        # collector's way, so collections only walk what requests allocate.
+        gc.collect()
+        gc.freeze()
         app.state.pool = pool
         app.state.writer = writer
         app.state.sender = SendService(pool, graph, executor)

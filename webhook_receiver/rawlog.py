@@ -45,6 +45,7 @@ from everreach.messaging.webhook_log import (
     StoredBody,
     apply_each,
     apply_stored_batch,
+    one_statement,
     record_outcomes,
     retry_losers,
 )
@@ -176,27 +177,27 @@ async def apply_stored(
 async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list[Outcome]:
     """Insert raw rows, apply each body, record outcomes — one transaction, one commit.
 
-    Fast path: locks, raw rows (with their final status) and the set-based apply, pipelined.
-    If any statement fails the transaction is rolled back and the batch redone with one
-    savepoint per body. A body that lost a deadlock is re-applied alone after the batch
-    committed (its raw row is durable by then); after a few rounds it is stored as failed.
+    Fast path: one statement (raw rows with their final status, the batch's locks, every
+    table): on the writer's autocommit connection, one round trip. If it fails, nothing of
+    it is committed and the batch is redone with one savepoint per body. A body that lost a
+    deadlock is re-applied alone after the batch committed (its raw row is durable by
+    then); after a few rounds it is stored as failed.
     """
+    ids: list[int] | None = None
     try:
-        async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-            # One call: raw rows (final status), the batch's locks, every table.
+        async with one_statement(conn), conn.cursor() as cur:
             ids = await apply_bodies(
                 cur,
                 ((e.stored.parsed, n) for n, e in enumerate(events) if e.stored.parsed is not None),
                 raw=raw_rows(events, final=True),
             )
-            assert ids is not None and len(ids) == len(events)
-            outcomes = [b.outcome() for b in _bodies(events, ids)]
-        return outcomes
     except asyncio.CancelledError:
         raise
     except Exception:  # noqa: BLE001 — redone body by body below
         if conn.broken or conn.closed:
             raise  # the database is gone: 503 for the whole batch
+    if ids is not None:
+        return [b.outcome() for b in _bodies(events, ids)]
     async with conn.transaction(), conn.cursor() as cur:
         ids = await insert_raw(cur, events)
         outcomes = await apply_stored(conn, cur, events, ids)
@@ -211,14 +212,46 @@ async def apply_committed(
 
 
 async def store_only(conn: AsyncConnection, events: list[RawEvent]) -> list[Outcome]:
-    """Insert raw rows as ``pending`` — one transaction, one commit (deferred apply)."""
-    async with conn.transaction(), conn.cursor() as cur:
+    """Insert raw rows as ``pending`` — one statement, one commit (deferred apply)."""
+    async with one_statement(conn), conn.cursor() as cur:
         ids = await insert_raw(cur, events)
     return [Outcome(event_id, "pending") for event_id in ids]
 
 
 class WriterUnavailable(RuntimeError):
     """The writer is stopped (the app is shutting down)."""
+
+
+class _HeldConnection:
+    """A pool connection a writer task keeps, in autocommit mode: no checkout, check or
+    BEGIN/COMMIT round trips per batch. Given back (and replaced) when it breaks."""
+
+    def __init__(self, pool: AsyncConnectionPool, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.conn: AsyncConnection | None = None
+
+    async def get(self) -> AsyncConnection:
+        if self.conn is not None and (self.conn.broken or self.conn.closed):
+            await self.release()
+        if self.conn is None:
+            conn = await self.pool.getconn(timeout=self.timeout)
+            try:
+                await conn.set_autocommit(True)
+            except BaseException:
+                await self.pool.putconn(conn)
+                raise
+            self.conn = conn
+        return self.conn
+
+    async def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if not (conn.broken or conn.closed):
+            with contextlib.suppress(psycopg.Error):
+                await conn.set_autocommit(False)
+        await self.pool.putconn(conn)
 
 
 class EventWriter:
@@ -287,68 +320,78 @@ class EventWriter:
         return await fut
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # Whatever queued up while the previous commit ran joins this one.
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            live = [(e, f) for e, f in batch if not f.done()]  # skip requests that timed out
-            if not live:
-                continue
-            try:
-                events = [e for e, _ in live]
-                async with self.pool.connection(timeout=self.connection_timeout) as conn:
-                    if self.apply_mode == "inline":
-                        outcomes = await store_and_apply(conn, events)
-                    else:
-                        outcomes = await store_only(conn, events)
-                        if self._queued_events + len(events) <= self.max_queued_events:
-                            self._queued_events += len(events)
-                            self._applier.put_nowait(
-                                (events, [o.webhook_event_id for o in outcomes])
-                            )
-                        else:
-                            # Applying lags far behind: do not hold more bodies in memory;
-                            # the rows are durable and `pending`, the sweep applies them.
-                            if not self.left_to_sweep:
-                                log.warning(
-                                    "deferred apply is behind; leaving batches "
-                                    "pending for the sweep"
-                                )
-                            self.left_to_sweep += len(events)
-            except asyncio.CancelledError:
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(WriterUnavailable("receiver is shutting down"))
-                raise
-            except Exception as exc:  # noqa: BLE001 — every waiting request must get an answer
-                log.warning("webhook batch of %d not stored: %s", len(live), type(exc).__name__)
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.batches += 1
-            self.stored += len(live)
-            for (_, fut), outcome in zip(live, outcomes, strict=True):
+        held = _HeldConnection(self.pool, self.connection_timeout)
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                # Whatever queued up while the previous commit ran joins this one.
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                live = [(e, f) for e, f in batch if not f.done()]  # skip requests timed out
+                if live:
+                    await self._write(held, live)
+        finally:
+            await held.release()
+
+    async def _write(
+        self, held: _HeldConnection, live: list[tuple[RawEvent, asyncio.Future[Outcome]]]
+    ) -> None:
+        try:
+            events = [e for e, _ in live]
+            conn = await held.get()
+            if self.apply_mode == "inline":
+                outcomes = await store_and_apply(conn, events)
+            else:
+                outcomes = await store_only(conn, events)
+                if self._queued_events + len(events) <= self.max_queued_events:
+                    self._queued_events += len(events)
+                    self._applier.put_nowait((events, [o.webhook_event_id for o in outcomes]))
+                else:
+                    # Applying lags far behind: do not hold more bodies in memory; the rows
+                    # are durable and `pending`, the sweep applies them.
+                    if not self.left_to_sweep:
+                        log.warning(
+                            "deferred apply is behind; leaving batches pending for the sweep"
+                        )
+                    self.left_to_sweep += len(events)
+        except asyncio.CancelledError:
+            for _, fut in live:
                 if not fut.done():
-                    fut.set_result(outcome)
+                    fut.set_exception(WriterUnavailable("receiver is shutting down"))
+            raise
+        except Exception as exc:  # noqa: BLE001 — every waiting request must get an answer
+            log.warning("webhook batch of %d not stored: %s", len(live), type(exc).__name__)
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.stored += len(live)
+        for (_, fut), outcome in zip(live, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(outcome)
 
     async def _apply_loop(self) -> None:
         """Deferred mode: apply committed batches right after their 200 was sent."""
-        while True:
-            events, ids = await self._applier.get()
-            while not self._applier.empty() and len(ids) < self.max_batch * 4:
-                more_events, more_ids = self._applier.get_nowait()
-                events, ids = events + more_events, ids + more_ids
-            self._queued_events -= len(ids)
-            try:
-                async with self.pool.connection(timeout=self.connection_timeout) as conn:
-                    await apply_committed(conn, events, ids)
-                self.applied += len(ids)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — rows stay pending; the sweep retries
-                log.warning("deferred apply of %d events failed: %s", len(ids), type(exc).__name__)
+        held = _HeldConnection(self.pool, self.connection_timeout)
+        try:
+            while True:
+                events, ids = await self._applier.get()
+                while not self._applier.empty() and len(ids) < self.max_batch * 4:
+                    more_events, more_ids = self._applier.get_nowait()
+                    events, ids = events + more_events, ids + more_ids
+                self._queued_events -= len(ids)
+                try:
+                    await apply_committed(await held.get(), events, ids)
+                    self.applied += len(ids)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 — rows stay pending; the sweep retries
+                    log.warning(
+                        "deferred apply of %d events failed: %s", len(ids), type(exc).__name__
+                    )
+        finally:
+            await held.release()
 
     async def _sweep_loop(self) -> None:
         """Apply rows left pending (a crash, a failed apply batch): at once those received

@@ -326,12 +326,20 @@ class BatchPlan:
         }
 
     # -- the document
-    def document(self, raw: list[dict[str, Any]] | None = None, *, lock: bool = True) -> str:
+    def document(
+        self,
+        raw: list[dict[str, Any]] | None = None,
+        *,
+        outcomes: list[dict[str, Any]] | None = None,
+        lock: bool = True,
+    ) -> str:
         """The batch as ``messaging_apply``'s JSON document (``raw``: rows to insert first,
-        which the events then name by position)."""
+        which the events then name by position; ``outcomes``: statuses of stored rows)."""
         doc: dict[str, Any] = {}
         if raw is not None:
             doc["raw"] = raw
+        if outcomes:
+            doc["outcomes"] = outcomes
         if lock and self.lock_keys:
             doc["locks"] = sorted(self.lock_keys)
         if self.threads:
@@ -404,14 +412,16 @@ async def apply_bodies(
     bodies: Iterable[tuple[ParsedBody, int | None]],
     *,
     raw: list[dict[str, Any]] | None = None,
-) -> list[int] | None:
-    """Apply parsed bodies set-based, in one call; each comes with the id of its raw row —
-    or, with ``raw`` (rows to insert first), its position in ``raw``. Returns the ids of
-    the rows ``raw`` inserted. Nothing is read back before the commit when ``raw`` is None,
-    so in pipeline mode the batch goes out in one piece."""
+    outcomes: list[dict[str, Any]] | None = None,
+) -> list[int]:
+    """Apply parsed bodies set-based, in one statement; each comes with the id of its raw
+    row — or, with ``raw`` (rows to insert first), its position in ``raw``. ``outcomes``
+    are recorded in the same statement. Returns the ids of the rows ``raw`` inserted.
+
+    On a connection in autocommit mode the statement is its own transaction: the whole
+    batch is committed in one round trip.
+    """
     plan = BatchPlan.build(bodies)
-    await cur.execute(_APPLY, (plan.document(raw),))
-    if raw is None:
-        return None
+    cur = await cur.execute(_APPLY, (plan.document(raw, outcomes=outcomes),))
     row = await cur.fetchone()
     return list(row[0] or []) if row is not None else []

@@ -16,7 +16,9 @@ replay job all apply bodies through :func:`apply_stored_batch`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +37,7 @@ __all__ = [
     "StoredBody",
     "apply_each",
     "apply_stored_batch",
+    "one_statement",
     "record_outcomes",
 ]
 
@@ -200,16 +203,32 @@ async def retry_losers(
     return outcomes
 
 
+def outcome_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Outcomes as ``messaging_apply``'s ``outcomes`` section."""
+    return [
+        {
+            "id": o.webhook_event_id,
+            "status": "pending" if o.status == "retry" else o.status,
+            "error": o.error,
+            "entries": o.entries,
+            "items": o.events,
+        }
+        for o in outcomes
+    ]
+
+
 async def apply_stored_batch(conn: AsyncConnection, bodies: list[StoredBody]) -> list[Outcome]:
-    """Apply bodies whose raw rows are committed and record their outcomes (fast path,
-    then the slow path when any statement failed)."""
+    """Apply bodies whose raw rows are committed and record their outcomes: one statement
+    (one transaction, one round trip on an autocommit connection), then body by body when
+    it failed."""
+    outcomes = [b.outcome() for b in bodies]
     try:
-        async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+        async with one_statement(conn), conn.cursor() as cur:
             await apply_bodies(
-                cur, [(b.parsed, b.webhook_event_id) for b in bodies if b.parsed is not None]
+                cur,
+                [(b.parsed, b.webhook_event_id) for b in bodies if b.parsed is not None],
+                outcomes=outcome_rows(outcomes),
             )
-            outcomes = [b.outcome() for b in bodies]
-            await record_outcomes(cur, outcomes)
         return outcomes
     except asyncio.CancelledError:
         raise
@@ -219,3 +238,14 @@ async def apply_stored_batch(conn: AsyncConnection, bodies: list[StoredBody]) ->
     async with conn.transaction(), conn.cursor() as cur:
         outcomes = await apply_each(conn, cur, bodies)
     return await retry_losers(conn, bodies, outcomes)
+
+
+@contextlib.asynccontextmanager
+async def one_statement(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A transaction for one statement: the statement's own on an autocommit connection
+    (no BEGIN/COMMIT round trips), an explicit one otherwise."""
+    if conn.autocommit:
+        yield
+    else:
+        async with conn.transaction():
+            yield

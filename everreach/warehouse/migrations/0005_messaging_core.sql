@@ -270,7 +270,9 @@ create trigger conversation_message_open_window
 -- JSON document with a section per table (built by everreach.messaging.apply), and each
 -- section is written with one statement. With `raw`, the batch's raw webhook rows are
 -- inserted first and the other sections name them by position (`ev`); without it, `ev` is
--- the id of a stored row. Returns the ids of the inserted raw rows, in batch order.
+-- the id of a stored row, and `outcomes` records how each stored body fared. Called alone
+-- in autocommit mode it is one transaction and one round trip. Returns the ids of the
+-- inserted raw rows, in batch order.
 create or replace function messaging_event_id(p_ids bigint[], p_ev bigint)
 returns bigint
 language sql
@@ -666,6 +668,18 @@ begin
             and t.business_account_id = x.b and t.contact_id = x.c
         order by x.o
         on conflict (dedup_key) do nothing;
+    end if;
+
+    -- The outcome of bodies whose raw rows were stored earlier (deferred apply, replay).
+    if p_batch ? 'outcomes' then
+        update meta_webhook_event as e set
+            status = v.status, error = v.error, attempts = e.attempts + 1,
+            applied_at = case when v.status = 'applied' then now() else e.applied_at end,
+            entry_count = coalesce(v.entries, e.entry_count),
+            event_count = coalesce(v.items, e.event_count)
+        from jsonb_to_recordset(p_batch -> 'outcomes')
+            as v(id bigint, status text, error text, entries integer, items integer)
+        where e.id = v.id;
     end if;
     return v_ids;
 end;
