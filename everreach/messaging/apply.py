@@ -161,7 +161,6 @@ class BatchPlan:
         self.messages[key] = row
         ref = {"p": m.platform, "pmid": pmid}
         self.new_pmids.append(ref)
-        self.status_pmids.add(key)
         if m.direction == "outbound":
             self.new_outbound.append(ref)
 

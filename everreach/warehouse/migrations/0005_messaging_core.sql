@@ -295,11 +295,14 @@ $$;
 -- A batch is a few hundred rows against tables that grow without bound: every join probes
 -- an index (nested loops), never a hash of a whole table — the planner cannot know how
 -- many rows a JSON document holds and would otherwise scan conversation_message per batch.
+-- For the same reason a plan made for one batch fits every batch: each statement is
+-- planned once per session (generic plans) instead of once per call.
 create or replace function messaging_apply(p_batch jsonb)
 returns bigint[]
 language plpgsql
 set enable_hashjoin = off
 set enable_mergejoin = off
+set plan_cache_mode = force_generic_plan
 as $$
 declare
     v_ids bigint[];
@@ -500,6 +503,7 @@ begin
             from jsonb_to_recordset(p_batch -> 'new_pmids') as x(p text, pmid text)
             join conversation_message as m
                 on m.platform = x.p and m.platform_message_id = x.pmid
+                and m.created_at = now()  -- inserted by this transaction, not a re-delivery
             cross join lateral (
                 select r.id from message_delivery_event as r
                 where r.message_id is null and r.platform = x.p
@@ -515,20 +519,30 @@ begin
     -- (created_at = now()), every stored watermark covering it. Rank only moves forward,
     -- failed sticks, the earliest time of each stage wins: the same end state whatever
     -- order receipts and messages arrive in.
-    if p_batch ?| array['named', 'watermarks', 'derived'] then
+    if p_batch ?| array['named', 'new_pmids', 'watermarks', 'derived'] then
         with named as (
-            select distinct x.p, x.pmid
-            from jsonb_to_recordset(coalesce(p_batch -> 'named', '[]'))
-                as x(p text, pmid text)
-        ),
-        by_id as (
-            select m.message_id, d.event_type, d.occurred_at, d.error_code,
-                   coalesce(d.error_message, d.error_title) as error_message
-            from named as x
+            -- messages named by this batch's receipts, and messages it inserted (created_at
+            -- = now()): a re-delivered message has nothing new to reconcile
+            select distinct m.message_id, m.platform, m.platform_message_id
+            from (
+                select x.p, x.pmid, false as new
+                from jsonb_to_recordset(coalesce(p_batch -> 'named', '[]'))
+                    as x(p text, pmid text)
+                union all
+                select x.p, x.pmid, true
+                from jsonb_to_recordset(coalesce(p_batch -> 'new_pmids', '[]'))
+                    as x(p text, pmid text)
+            ) as x
             join conversation_message as m
                 on m.platform = x.p and m.platform_message_id = x.pmid
+                and (not x.new or m.created_at = now())
+        ),
+        by_id as (
+            select x.message_id, d.event_type, d.occurred_at, d.error_code,
+                   coalesce(d.error_message, d.error_title) as error_message
+            from named as x
             join message_delivery_event as d
-                on d.platform = x.p and d.platform_message_id = x.pmid
+                on d.platform = x.platform and d.platform_message_id = x.platform_message_id
         ),
         batch_watermarks as (
             select w.p, w.b, w.c, w.type, w.wm, w.at
@@ -560,9 +574,12 @@ begin
                    null::text as error_message
             from jsonb_to_recordset(coalesce(p_batch -> 'new_outbound', '[]'))
                 as x(p text, pmid text)
-            join conversation_message as m
-                on m.platform = x.p and m.platform_message_id = x.pmid
-                and m.direction = 'outbound' and m.created_at = now()
+            cross join lateral (
+                select m.message_id, m.thread_id, m.sent_at from conversation_message as m
+                where m.platform = x.p and m.platform_message_id = x.pmid
+                  and m.direction = 'outbound' and m.created_at = now()
+                offset 0  -- a probe per new message, never a scan for created_at
+            ) as m
             join conversation_thread as t on t.thread_id = m.thread_id
             join message_delivery_event as d on d.platform = t.platform
                 and d.business_account_id = t.business_account_id
@@ -629,6 +646,8 @@ begin
                 select o.platform, o.external_id, o.payload ->> 'text', o.occurred_at, -1
                 from jsonb_to_recordset(coalesce(p_batch -> 'new_pmids', '[]'))
                     as n(p text, pmid text)
+                join conversation_message as m on m.platform = n.p
+                    and m.platform_message_id = n.pmid and m.created_at = now()
                 join messaging_observed_event as o on o.platform = n.p
                     and o.external_id = n.pmid and o.kind = 'message_edit'
             ) as e
