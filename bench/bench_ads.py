@@ -164,9 +164,9 @@ def run_sync(
 def fetch_only(base: str, days: int, record_to: Path) -> tuple[int, float]:
     """The source's own ceiling: the same insights requests, rows parsed, written to a
     file (one `level<TAB>json` line each) for the replay, and dropped."""
-    from everreach.ads.prefetch import prefetch
     from everreach.ads.sync import insights_params
     from everreach.ads.transform import LEVELS
+    from everreach.read_ahead import prefetch
 
     client = GraphClient("bench-token", base_url=base, poll_interval=0.05, page_limit=2000)
     today = datetime.now(UTC).date()

@@ -3,6 +3,9 @@
 1. Normalize + hash: events/s through ``normalize_user_data`` next to the official
    ``facebook-business`` SDK's ``Normalize.normalize_field`` on the same inputs, in the
    same run (inputs the SDK accepts: alpha-2 countries, YYYYMMDD dates, no dotted phones).
+   Two mixes: "us" (US events, phones written ``+1 (650) 555-1212``) and "world" (events
+   from 16 countries, half the phones written internationally, half nationally with the
+   country's trunk prefix, e.g. ``07400 123456`` in GB or ``8 (912) 345-67-89`` in RU).
 2. End to end: events/s from ``pending`` rows to accepted by the local sandbox over HTTP
    (claim, validate, serialize, POST in batches of 1000, record outcomes, log user_event).
 
@@ -12,17 +15,27 @@ Usage::
         .venv/bin/python bench/bench_capi.py --events 20000 --e2e-events 10000
 
 The end-to-end part creates a throw-away database on that server and drops it after.
+``--baseline-rev REV`` also times ``everreach/capi/normalize.py`` as it was at git
+revision REV, interleaved with today's on the same inputs, so a change to normalization
+is measured before and after in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import phonenumbers
 
 from everreach.capi.normalize import normalize_user_data
 
@@ -30,6 +43,25 @@ FIRST = ["Avery", "Zoë", "Luis", "Mina", "José", "Ann-Marie", "O'Neil", "Chlo�
 LAST = ["Jordan", "Núñez", "Okafor", "Smith", "García", "Müller", "Brown", "Nguyen"]
 CITIES = ["San Francisco", "New York", "Austin", "Menlo Park", "Chicago", "St. Louis"]
 STATES = ["CA", "NY", "TX", "IL", "MO", "WA"]
+# Sixteen countries on six continents, with trunk prefixes 0, 8 and 06 and none.
+WORLD = [
+    "GB",
+    "DE",
+    "FR",
+    "BR",
+    "IN",
+    "MX",
+    "AU",
+    "JP",
+    "ES",
+    "IT",
+    "NL",
+    "RU",
+    "HU",
+    "AR",
+    "ZA",
+    "PH",
+]
 
 
 def make_inputs(n: int, seed: int = 11) -> list[dict[str, str]]:
@@ -56,42 +88,105 @@ def make_inputs(n: int, seed: int = 11) -> list[dict[str, str]]:
     return rows
 
 
-def bench_normalize(n: int, rounds: int = 3) -> dict[str, float]:
+def _world_phone(rng: random.Random, region: str) -> str:
+    """A mobile number of ``region`` with random last digits, written as people write it."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    nsn = phonenumbers.national_significant_number(example)
+    nsn = nsn[:-4] + f"{rng.randint(0, 9999):04d}"
+    number = phonenumbers.parse("+" + str(example.country_code) + nsn)
+    style = rng.choice(
+        [phonenumbers.PhoneNumberFormat.INTERNATIONAL, phonenumbers.PhoneNumberFormat.NATIONAL]
+    )
+    return phonenumbers.format_number(number, style)
+
+
+def make_world_inputs(n: int, seed: int = 13) -> list[dict[str, str]]:
+    """Like :func:`make_inputs`, but events from :data:`WORLD` countries with local phones."""
+    rng = random.Random(seed)
+    rows = make_inputs(n, seed)
+    for row in rows:
+        region = rng.choice(WORLD)
+        row["country"] = region
+        row["ph"] = _world_phone(rng, region)
+        del row["st"], row["zp"]  # US-style state and zip do not fit these countries
+    return rows
+
+
+def load_baseline(rev: str) -> Callable[..., Any]:
+    """``normalize_user_data`` from ``everreach/capi/normalize.py`` at git revision ``rev``."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{rev}:everreach/capi/normalize.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "normalize_baseline.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("normalize_baseline", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.normalize_user_data
+
+
+def bench_normalize(
+    n: int, rounds: int = 3, mix: str = "us", baseline: Callable[..., Any] | None = None
+) -> dict[str, float]:
     """Events/s for ours and the SDK's normalize+hash on the same ``n`` inputs.
 
-    The two run alternately, ``rounds`` times each, and the best round of each counts:
-    the machine is shared, so the best round is the one least disturbed by others.
-    Our first round starts with a cold digest cache, like a fresh process would.
+    The inputs are cut into chunks of 500 events; each round times every contender
+    (ours, the SDK, and a ``baseline`` normalize_user_data when given) on each chunk in
+    turn, and a contender's figure is ``n`` over the sum of its best time per chunk. The
+    machine is shared: interleaving short chunks lets every contender meet the same
+    load, and the best of ``rounds`` tries per chunk is the one least disturbed by
+    others. Our first round starts with a cold digest cache, like a fresh process would.
     """
-    inputs = make_inputs(n)
+    inputs = make_world_inputs(n) if mix == "world" else make_inputs(n)
+    chunks = [inputs[start : start + 500] for start in range(0, n, 500)]
     try:
         from facebook_business.adobjects.serverside.normalize import Normalize
     except ImportError:
         Normalize = None
         print("facebook-business not installed: SDK comparison skipped", file=sys.stderr)
 
-    def ours() -> float:
-        t0 = time.perf_counter()
-        for row in inputs:
-            normalize_user_data(row)
-        return n / (time.perf_counter() - t0)
+    def events(normalize: Callable[..., Any]) -> Callable[[list[dict[str, str]]], None]:
+        def run(chunk: list[dict[str, str]]) -> None:
+            for row in chunk:
+                normalize(row)
 
-    def sdk() -> float:
+        return run
+
+    def sdk(chunk: list[dict[str, str]]) -> None:
         normalize_field = Normalize.normalize_field
-        t0 = time.perf_counter()
-        for row in inputs:
+        for row in chunk:
             for key, value in row.items():
                 normalize_field(key, value)
-        return n / (time.perf_counter() - t0)
 
-    ours_best = sdk_best = 0.0
-    for _ in range(rounds):
-        ours_best = max(ours_best, ours())
-        if Normalize is not None:
-            sdk_best = max(sdk_best, sdk())
-    result = {"ours_events_per_s": ours_best}
+    contenders: dict[str, Callable[[list[dict[str, str]]], None]] = {
+        "ours": events(normalize_user_data)
+    }
     if Normalize is not None:
-        result.update(sdk_events_per_s=sdk_best, speedup=ours_best / sdk_best)
+        contenders["sdk"] = sdk
+    if baseline is not None:
+        contenders["baseline"] = events(baseline)
+    best = {name: [float("inf")] * len(chunks) for name in contenders}
+    for _ in range(rounds):
+        for index, chunk in enumerate(chunks):
+            for name, run in contenders.items():
+                t0 = time.perf_counter()
+                run(chunk)
+                best[name][index] = min(best[name][index], time.perf_counter() - t0)
+    rate = {name: n / sum(times) for name, times in best.items()}
+    result = {"ours_events_per_s": rate["ours"]}
+    if "sdk" in rate:
+        result.update(sdk_events_per_s=rate["sdk"], speedup=rate["ours"] / rate["sdk"])
+    if "baseline" in rate:
+        result.update(
+            baseline_events_per_s=rate["baseline"], vs_baseline=rate["ours"] / rate["baseline"]
+        )
     return result
 
 
@@ -164,9 +259,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--e2e-events", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of normalize+hash")
+    parser.add_argument(
+        "--baseline-rev", help="git revision whose normalize.py is timed beside today's"
+    )
     args = parser.parse_args()
-    for key, value in bench_normalize(args.events).items():
-        print(f"normalize+hash {key}: {value:,.1f}")
+    baseline = load_baseline(args.baseline_rev) if args.baseline_rev else None
+    print("load average (1, 5, 15 min):", os.getloadavg())
+    for mix in ("us", "world"):
+        figures = bench_normalize(args.events, args.rounds, mix=mix, baseline=baseline)
+        for key, value in figures.items():
+            print(f"normalize+hash [{mix}] {key}: {value:,.1f}")
     server = os.environ.get("DATABASE_URL") or os.environ.get("EVERREACH_TEST_DATABASE_URL")
     if not server:
         from everreach.warehouse import database
@@ -179,6 +282,7 @@ def main() -> None:
                 if isinstance(value, float)
                 else f"end-to-end {key}: {value}"
             )
+    print("load average (1, 5, 15 min):", os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ as one clear line and exit with status 2, never as a bare traceback.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 import warnings
@@ -29,41 +28,23 @@ COMMANDS: dict[str, str] = {
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from everreach.meta.errors import GraphConfigurationError
     from everreach.settings import SettingError
     from everreach.warehouse.database import WarehouseConnectionError
     from everreach.warehouse.migrate import MigrationConflictError
 
-    errors: list[type[BaseException]] = [
-        SettingError,
-        WarehouseConnectionError,
-        MigrationConflictError,
-    ]
-    try:
-        from everreach.meta.errors import GraphConfigurationError
-    except ImportError:  # pragma: no cover - the client is part of the package
-        pass
-    else:
-        errors.append(GraphConfigurationError)
-    return tuple(errors)
-
-
-def _available(target: str) -> bool:
-    """Whether the command's module is part of this installation."""
-    try:
-        return importlib.util.find_spec(target.split(":")[0]) is not None
-    except ModuleNotFoundError:
-        return False
+    return (SettingError, WarehouseConnectionError, MigrationConflictError, GraphConfigurationError)
 
 
 class LazyGroup(click.Group):
     """A click group whose commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name, target in COMMANDS.items() if _available(target))
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
-        if target is None or not _available(target):
+        if target is None:
             return None
         module_name, attr = target.split(":")
         module = importlib.import_module(module_name)

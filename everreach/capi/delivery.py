@@ -8,8 +8,9 @@ Per (pixel, test code) group, up to ``batch_size`` (≤ 1000) events per request
 3. send; when Meta refuses the request for a bad event, bisect the batch until the bad
    events stand alone, so the good ones still go; a refused single event is
    ``rejected`` with Meta's reason;
-4. transient failures (5xx, timeouts, rate limits) are retried with backoff; if they
-   persist the rows stay ``pending`` for the next run, ``failed`` after
+4. transient failures (5xx, timeouts, rate limits) are retried by the Graph client, with
+   its backoff, jitter and throttling (``retries`` sets how often for these requests); if
+   they persist the rows stay ``pending`` for the next run, ``failed`` after
    ``max_attempts``;
 5. record per event the outcome, ``fbtrace_id``, attempts, Meta's answer, and log each
    accepted event once into ``user_event`` as ``meta_conversion_<EventName>``.
@@ -21,9 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +51,7 @@ class GraphPoster(Protocol):
         *,
         token: str | None = None,
         json_body: bool = False,
+        max_retries: int | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -62,10 +62,9 @@ class DeliveryConfig:
     batch_size: int = MAX_BATCH
     #: After this many attempts an event that keeps failing transiently is ``failed``.
     max_attempts: int = 8
-    #: Retries of a transient failure within one run (on top of the client's own).
-    retries: int = 2
-    backoff_seconds: float = 1.0
-    backoff_max_seconds: float = 30.0
+    #: Retries of a transient failure per request, done by the client (None: the client's
+    #: own setting).
+    retries: int | None = None
     #: Global test mode: every event is sent (and flagged) with this code.
     test_event_code: str | None = None
     pixel_id: str | None = None  # only this pixel (default: all)
@@ -190,14 +189,12 @@ class _Sender:
         code: str | None,
         config: DeliveryConfig,
         report: DeliveryReport,
-        sleep: Callable[[float], None],
     ) -> None:
         self.client = client
         self.pixel_id = pixel_id
         self.code = code
         self.config = config
         self.report = report
-        self.sleep = sleep
 
     def _client_retries(self) -> int:
         metrics = getattr(self.client, "metrics", None)
@@ -212,37 +209,30 @@ class _Sender:
         payload: dict[str, Any] = {"data": [server_event(r) for r in rows]}
         if self.code:
             payload["test_event_code"] = self.code
-        attempts = 0
-        for retry in range(self.config.retries + 1):
-            before = self._client_retries()
-            attempts += 1
-            self.report.requests += 1
-            try:
-                answer = self.client.post(
-                    f"{self.pixel_id}/events",
-                    data=payload,
-                    token=self.config.access_token,
-                    json_body=True,
-                )
-                attempts += max(self._client_retries() - before, 0)
-                return answer, attempts
-            except TransientGraphError as exc:
-                attempts += max(self._client_retries() - before, 0)
-                error: GraphAPIError = exc
-            except GraphAPIError as exc:
-                attempts += max(self._client_retries() - before, 0)
-                if not exc.is_transient:
-                    exc.attempts = attempts  # type: ignore[attr-defined]
-                    raise
-                error = exc
-            if retry == self.config.retries:
-                transient = _Transient(error)
-                transient.attempts = attempts  # type: ignore[attr-defined]
-                raise transient
-            self.report.retries += 1
-            delay = min(self.config.backoff_seconds * 2**retry, self.config.backoff_max_seconds)
-            self.sleep(delay * random.uniform(0.5, 1.0))  # jitter spreads concurrent runs
-        raise AssertionError("unreachable")
+        before = self._client_retries()
+        try:
+            answer = self.client.post(
+                f"{self.pixel_id}/events",
+                data=payload,
+                token=self.config.access_token,
+                json_body=True,
+                max_retries=self.config.retries,
+            )
+            error: GraphAPIError | None = None
+        except GraphAPIError as exc:
+            error = exc
+        retries = max(self._client_retries() - before, 0)
+        attempts = 1 + retries
+        self.report.requests += attempts
+        self.report.retries += retries
+        if error is None:
+            return answer, attempts
+        if isinstance(error, TransientGraphError) or error.is_transient:
+            transient = _Transient(error)
+            transient.attempts = attempts  # type: ignore[attr-defined]
+            raise transient
+        error.attempts = attempts  # type: ignore[attr-defined]
+        raise error
 
     def send(self, rows: list[dict[str, Any]]) -> list[_Outcome]:
         """Outcomes for ``rows`` (one request, or more when Meta refuses the batch)."""
@@ -402,7 +392,6 @@ def deliver_pending(
     *,
     config: DeliveryConfig | None = None,
     now: _dt.datetime | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryReport:
     """Send every pending event (per pixel and test code, ≤ ``batch_size`` per request).
 
@@ -420,7 +409,7 @@ def deliver_pending(
     groups = conn.execute(_GROUPS, {"pixel": config.pixel_id}).fetchall()
     for pixel_id, stored_code, _count in groups:
         code = config.test_event_code or stored_code or None
-        sender = _Sender(client, pixel_id, code, config, report, sleep)
+        sender = _Sender(client, pixel_id, code, config, report)
         while config.max_events is None or claimed_total < config.max_events:
             limit = config.batch_size
             if config.max_events is not None:

@@ -8,10 +8,10 @@ Meta's usage headers, typed errors (see :mod:`everreach.meta.errors`) and metric
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import hmac
-import queue
 import random
 import threading
 import time
@@ -44,7 +44,12 @@ from everreach.meta.settings import (
     GraphSettings,
 )
 from everreach.meta.throttle import Throttle
+from everreach.read_ahead import read_ahead
 
+#: Throttling codes that limit the whole app rather than one ad account or Page (code 17
+#: is the ad account's limit when its subcode is 2446079, the user's limit otherwise).
+APP_THROTTLE_CODES = frozenset({4, 17, 341})
+ACCOUNT_THROTTLE_SUBCODES = frozenset({2446079})
 #: Every effective_status, so that listing objects for a split misses none.
 ALL_EFFECTIVE_STATUSES = [
     "ACTIVE",
@@ -108,13 +113,20 @@ class ClientMetrics:
     async_restarts: int = 0
     splits: int = 0
     page_shrinks: int = 0
+    #: Answers that were throttling errors (each is waited out and retried).
+    throttled: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Counters of the client this one is a view of (see ``GraphClient.scoped``): every
+    #: increment is added there too, so the client's totals stay whole.
+    _parent: ClientMetrics | None = field(default=None, repr=False, compare=False)
 
     def add(self, **deltas: float) -> None:
         """Add ``deltas`` to the named counters atomically."""
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
+        if self._parent is not None:
+            self._parent.add(**deltas)
 
     def as_dict(self) -> dict[str, float]:
         """A snapshot of all counters."""
@@ -204,6 +216,9 @@ class GraphClient:
             clock=clock,
         )
         self._proofs: dict[str, str] = {}
+        #: The object (ad account, Page, IG account) this client's calls are about; see
+        #: :meth:`scoped`.
+        self.scope: str | None = None
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -213,6 +228,20 @@ class GraphClient:
 
     def __repr__(self) -> str:  # never show the token or the secret
         return f"GraphClient(base_url={self.base_url!r}, api_version={self.api_version!r})"
+
+    def scoped(self, scope: str) -> GraphClient:
+        """A view of this client whose calls are about one object (``act_<id>``, a Page or
+        an Instagram account id).
+
+        The view shares the session, the throttle and the token; its answers' per-object
+        usage (business use case, ad account) pauses only the workers of ``scope``, while
+        the app's usage still pauses everyone. Its ``metrics`` count its own calls and add
+        to this client's.
+        """
+        view = copy.copy(self)
+        view.scope = scope
+        view.metrics = ClientMetrics(_parent=self.metrics)
+        return view
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -275,18 +304,30 @@ class GraphClient:
         token: str | None = None,
         json_body: bool = False,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         """POST to a node or edge (form body with JSON-encoded nested values, or JSON).
 
         With ``idempotent=False`` (e.g. sending a message) a request whose answer was lost
         (read timeout) is not repeated; explicit Meta errors are still retried.
+        ``max_retries`` overrides the client's retries of transient errors for this call.
         """
         if json_body:
             return self._request(
-                "POST", self.url(path), json=dict(data or {}), token=token, idempotent=idempotent
+                "POST",
+                self.url(path),
+                json=dict(data or {}),
+                token=token,
+                idempotent=idempotent,
+                max_retries=max_retries,
             )
         return self._request(
-            "POST", self.url(path), data=encode_params(data), token=token, idempotent=idempotent
+            "POST",
+            self.url(path),
+            data=encode_params(data),
+            token=token,
+            idempotent=idempotent,
+            max_retries=max_retries,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -304,11 +345,13 @@ class GraphClient:
         json: dict | None = None,
         token: str | None = None,
         idempotent: bool = True,
+        max_retries: int | None = None,
     ) -> dict:
         auth = self._auth(token)
+        retry_limit = self.max_retries if max_retries is None else max_retries
         attempt = throttled = 0
         while True:
-            self.throttle.wait_turn()
+            self.throttle.wait_turn(self.scope)
             error: GraphAPIError
             try:
                 if json is not None:
@@ -336,7 +379,7 @@ class GraphClient:
             else:
                 content = resp.content
                 self.metrics.add(calls=1, bytes=len(content))
-                self.throttle.observe(resp.headers)
+                self.throttle.observe(resp.headers, self.scope)
                 try:
                     if len(content) > 65536:
                         with relaxed_gc():
@@ -356,14 +399,22 @@ class GraphClient:
                 raise error
             if isinstance(error, ThrottledError):
                 throttled += 1
+                self.metrics.add(throttled=1)
+                self.throttle.record_throttled(self.scope)
                 if throttled > self.max_throttle_retries:
                     raise error
-                if not self.throttle.pending():
+                scope = self.scope
+                if (
+                    error.code in APP_THROTTLE_CODES
+                    and error.subcode not in ACCOUNT_THROTTLE_SUBCODES
+                ):
+                    scope = None  # the app's limit: everyone waits
+                if not self.throttle.pending(scope):
                     # Throttled without a time to regain access: back off ourselves.
-                    self.throttle.pause(self._backoff(min(throttled, 6)))
+                    self.throttle.pause(self._backoff(min(throttled, 6)), scope)
             else:
                 attempt += 1
-                if attempt > self.max_retries:
+                if attempt > retry_limit:
                     raise error
                 self._sleep(self._backoff(attempt - 1))
             self.metrics.add(retries=1)
@@ -471,64 +522,19 @@ class GraphClient:
         Yields ``(object_id, row)`` as rows arrive (streamed, never all held in memory);
         rows of one object keep their order, rows of different objects interleave.
         """
-        ids = list(object_ids)
-        out: queue.Queue = queue.Queue(maxsize=2 * self.max_concurrent_jobs)
-        stop = threading.Event()
-        todo: queue.Queue = queue.Queue()
-        for oid in ids:
-            todo.put(oid)
 
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+        def source(oid: str) -> Callable[[], Iterator[tuple[str, dict]]]:
+            return lambda: (
+                (oid, row) for row in self._insights(oid, dict(params), token, async_run, {})
+            )
 
-        def worker() -> None:
-            while not stop.is_set():
-                try:
-                    oid = todo.get_nowait()
-                except queue.Empty:
-                    break
-                try:
-                    batch: list[dict] = []
-                    for row in self._insights(oid, dict(params), token, async_run, {}):
-                        batch.append(row)
-                        if len(batch) >= batch_size:
-                            if not put((oid, batch, None)):
-                                return
-                            batch = []
-                    if batch and not put((oid, batch, None)):
-                        return
-                except BaseException as exc:  # handed to the consumer, raised there
-                    put((oid, None, exc))
-                    return
-            put((None, None, None))
-
-        workers = [
-            threading.Thread(target=worker, name="graph-insights", daemon=True)
-            for _ in range(min(self.max_concurrent_jobs, max(len(ids), 1)))
-        ]
-        for thread in workers:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(workers):
-                oid, batch, exc = out.get()
-                if exc is not None:
-                    raise exc
-                if oid is None:
-                    finished += 1
-                    continue
-                for row in batch:
-                    yield oid, row
-        finally:
-            stop.set()
-            for thread in workers:
-                thread.join(timeout=5)
+        yield from read_ahead(
+            [source(oid) for oid in object_ids],
+            workers=self.max_concurrent_jobs,
+            batch=batch_size,
+            depth=2 * self.max_concurrent_jobs,
+            name="graph-insights",
+        )
 
     def _insights(
         self, object_id: str, params: dict, token: str | None, async_run: bool, scope: dict

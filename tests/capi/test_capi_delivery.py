@@ -13,8 +13,6 @@ from everreach.capi.delivery import DeliveryConfig, deliver_pending, pending_cou
 from everreach.meta.errors import TokenInvalidError
 from everreach.sandbox import capi as sandbox_capi
 
-NO_SLEEP = {"sleep": lambda _s: None}
-
 
 def statuses(db: psycopg.Connection) -> dict[str, int]:
     return dict(
@@ -27,7 +25,7 @@ def test_2500_pending_events_go_in_3_requests(
 ) -> None:
     queue(db, [purchase(i) for i in range(2500)])
     assert pending_count(db) == 2500
-    report = deliver_pending(db, graph, **NO_SLEEP)
+    report = deliver_pending(db, graph)
     assert report.requests == 3
     assert report.sent == 2500
     assert sandbox.sandbox.domains["capi"].requests == 3
@@ -47,15 +45,15 @@ def test_2500_pending_events_go_in_3_requests(
 
 def test_batch_size_setting(db: psycopg.Connection, sandbox: Any, graph: Any) -> None:
     queue(db, [purchase(i) for i in range(25)])
-    report = deliver_pending(db, graph, config=DeliveryConfig(batch_size=10), **NO_SLEEP)
+    report = deliver_pending(db, graph, config=DeliveryConfig(batch_size=10))
     assert (report.requests, report.sent) == (3, 25)
 
 
 def test_resubmission_is_sent_once(db: psycopg.Connection, sandbox: Any, graph: Any) -> None:
     queue(db, [purchase(1), purchase(2)])
-    deliver_pending(db, graph, **NO_SLEEP)
+    deliver_pending(db, graph)
     queue(db, [purchase(1), purchase(2)])  # the app retries its call
-    again = deliver_pending(db, graph, **NO_SLEEP)
+    again = deliver_pending(db, graph)
     assert again.requests == 0
     sent_ids = [r["event"]["event_id"] for r in sandbox.sandbox.capi_received]
     assert sorted(sent_ids) == ["order-1", "order-2"]
@@ -72,7 +70,7 @@ def test_one_bad_event_is_isolated_by_bisection(
         "update meta_conversion_event set user_data = jsonb_set(user_data, '{em}', "
         "to_jsonb(repeat('z', 64))) where event_id = 'order-11'"
     )
-    report = deliver_pending(db, graph, **NO_SLEEP)
+    report = deliver_pending(db, graph)
     assert report.sent == 15 and report.rejected_meta == 1
     assert report.bisections >= 4
     assert statuses(db) == {"sent": 15, "rejected": 1}
@@ -92,7 +90,7 @@ def test_event_older_than_7_days_is_rejected_locally(
 ) -> None:
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
     queue(db, [purchase(1), purchase(2, when=old)])
-    report = deliver_pending(db, graph, **NO_SLEEP)
+    report = deliver_pending(db, graph)
     assert (report.sent, report.rejected_local, report.requests) == (1, 1, 1)
     row = db.execute(
         "select status, error_message, attempts from meta_conversion_event "
@@ -105,7 +103,7 @@ def test_event_older_than_7_days_is_rejected_locally(
 def test_transient_faults_are_retried(db: psycopg.Connection, sandbox: Any, graph: Any) -> None:
     queue(db, [purchase(i) for i in range(3)])
     sandbox_capi.fail_next(sandbox.sandbox, 2)  # two 503s, then success
-    report = deliver_pending(db, graph, **NO_SLEEP)
+    report = deliver_pending(db, graph)
     assert report.sent == 3
     assert sandbox.sandbox.stats["capi_faults"] == 2
     assert graph.metrics.retries == 2
@@ -119,14 +117,14 @@ def test_persistent_outage_leaves_events_pending_then_failed(
     graph.max_retries = 0
     queue(db, [purchase(i) for i in range(2)])
     sandbox_capi.fail_next(sandbox.sandbox, 100)
-    config = DeliveryConfig(retries=1, max_attempts=3, backoff_seconds=0.0)
-    first = deliver_pending(db, graph, config=config, **NO_SLEEP)
+    config = DeliveryConfig(retries=1, max_attempts=3)
+    first = deliver_pending(db, graph, config=config)
     assert (first.sent, first.deferred, first.retries) == (0, 2, 1)
     row = db.execute(
         "select status, attempts, error_message from meta_conversion_event limit 1"
     ).fetchone()
     assert row[0] == "pending" and row[1] == 2 and "transient" in row[2]
-    second = deliver_pending(db, graph, config=config, **NO_SLEEP)
+    second = deliver_pending(db, graph, config=config)
     assert second.failed == 2
     assert statuses(db) == {"failed": 2}
     assert sandbox.sandbox.capi_received == []
@@ -136,9 +134,7 @@ def test_global_test_mode_sends_with_the_code_and_flags(
     db: psycopg.Connection, sandbox: Any, graph: Any
 ) -> None:
     queue(db, [purchase(1), purchase(2, test_event_code="TEST777")])
-    report = deliver_pending(
-        db, graph, config=DeliveryConfig(test_event_code="GLOBAL1"), **NO_SLEEP
-    )
+    report = deliver_pending(db, graph, config=DeliveryConfig(test_event_code="GLOBAL1"))
     assert report.requests == 2  # the test code is per request: one per code
     codes = sorted(r["test_event_code"] for r in sandbox.sandbox.capi_received)
     assert codes == ["GLOBAL1", "GLOBAL1"]
@@ -151,7 +147,7 @@ def test_per_event_test_code_is_sent_separately(
     db: psycopg.Connection, sandbox: Any, graph: Any
 ) -> None:
     queue(db, [purchase(1), purchase(2, test_event_code="TEST777")])
-    report = deliver_pending(db, graph, **NO_SLEEP)
+    report = deliver_pending(db, graph)
     assert report.requests == 2
     by_id = {r["event"]["event_id"]: r["test_event_code"] for r in sandbox.sandbox.capi_received}
     assert by_id == {"order-1": None, "order-2": "TEST777"}
@@ -166,8 +162,8 @@ def test_sent_event_logged_once_with_user_id(
         "insert into auth.users (email) values ('u@example.com') returning id"
     ).fetchone()[0]
     queue(db, [purchase(1)], user_id=str(user_id))
-    deliver_pending(db, graph, **NO_SLEEP)
-    deliver_pending(db, graph, **NO_SLEEP)
+    deliver_pending(db, graph)
+    deliver_pending(db, graph)
     rows = db.execute(
         "select user_id, etype, source, props, occurred_at from user_event"
     ).fetchall()
@@ -189,7 +185,7 @@ def test_bad_token_stops_the_run_and_sends_nothing(
     sandbox.sandbox.config.valid_tokens = {"the-only-good-token"}
     queue(db, [purchase(1)])
     with pytest.raises(TokenInvalidError):
-        deliver_pending(db, graph, **NO_SLEEP)
+        deliver_pending(db, graph)
     assert statuses(db) == {"pending": 1}
 
 
@@ -199,7 +195,7 @@ def test_what_the_sandbox_receives_is_metas_server_event(
     queue(
         db, [purchase(7, custom_data={"content_ids": ["sku-1"]}, client_ip_address="203.0.113.9")]
     )
-    deliver_pending(db, graph, **NO_SLEEP)
+    deliver_pending(db, graph)
     event = sandbox.sandbox.capi_received[0]["event"]
     assert set(event) == {
         "event_name",

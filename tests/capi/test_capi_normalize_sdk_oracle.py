@@ -1,7 +1,7 @@
 """The official facebook-business SDK as a test oracle — where it follows Meta's written rules.
 
-Where it deviates (documented in docs and META_FACTS), the written rules win: those cases
-assert that the SDK differs *and* that we produce what the rules say.
+Where it deviates (listed in ``everreach.capi.normalize``'s docstring), the written rules
+win: those cases assert that the SDK differs *and* that we produce what the rules say.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ AGREE = [
     ("ph", "16505551212"),
     ("ph", "+44 844 412 4653"),
     ("ph", "0044 844 412 4653"),
+    ("ph", "+7 912 345-67-89"),
+    ("ph", "+36 20 123 4567"),
+    ("ph", "+54 9 11 2345-6789"),
     ("fn", "Mary"),
     ("ln", "SMITH"),
     ("ge", "f"),
@@ -42,6 +45,7 @@ AGREE = [
     ("zp", "M1 1AE"),
     ("country", "US"),
     ("country", "gb"),
+    ("country", "VN"),
     ("db", "19970216"),
 ]
 
@@ -66,6 +70,7 @@ DEVIATIONS = [
     ("ln", "O'Brien", "obrien"),
     ("ph", "650.555.1212", "16505551212"),  # SDK: refuses dots
     ("ph", "(650)555-1212", "16505551212"),  # SDK: no country code added
+    ("ph", "+44 (0)20 7946 0958", "442079460958"),  # SDK: keeps the trunk 0 after the code
     ("country", "United States", "us"),  # SDK: refuses names
     ("ge", "Female", "f"),  # SDK: hashes "female"
 ]
@@ -85,3 +90,11 @@ def test_sdk_does_not_hash_external_id_but_we_do() -> None:
     theirs = user_data_mod.UserData(external_id="User-7").normalize()
     assert theirs["external_id"] == ["User-7"]  # sent in clear by the SDK
     assert normalize_user_data({"external_id": "User-7"})["external_id"] == sha("user-7")
+
+
+def test_sdk_keeps_a_trunk_prefix_but_we_use_the_events_country() -> None:
+    # A Russian number written nationally: trunk prefix 8, calling code 7.
+    theirs = Normalize.normalize_field("ph", "8 (912) 345-67-89")
+    assert theirs == sha("89123456789")
+    ours = normalize_user_data({"country": "RU", "ph": "8 (912) 345-67-89"})["ph"]
+    assert ours == sha("79123456789")

@@ -178,7 +178,7 @@ def test_no_clear_text_pii_anywhere(
     )
     assert pick_up_user_events(db, settings=SETTINGS).queued == 1
     # Delivery (user_event gets meta_conversion_* rows; Meta gets the events).
-    report = deliver_pending(db, graph, sleep=lambda _s: None)
+    report = deliver_pending(db, graph)
     assert report.sent == 4
 
     assert not find_leaks(db)
