@@ -79,7 +79,9 @@ def params(days: int, limit: int) -> dict:
     return {
         "level": "ad",
         "time_increment": 1,
-        "date_preset": f"last_{days}d",
+        # Every delivered day: the sandbox delivers `days` days before its start, and
+        # Meta's presets are a fixed list (last_Nd exists for a few N only).
+        "date_preset": "maximum",
         "fields": [
             "account_id",
             "campaign_id",
@@ -131,7 +133,7 @@ def main() -> None:
     per_day = ACCOUNTS * CAMPAIGNS * ADSETS * ADS
     days = max(1, math.ceil(args.rows / per_day))
     expected = per_day * days
-    proc, base = start_sandbox(days + 1, args.seed)
+    proc, base = start_sandbox(days, args.seed)
     try:
         client = GraphClient(
             "bench",

@@ -15,7 +15,8 @@ What it does:
    cycling through the bodies): requests/s, p50, p99;
 4. serves the *baseline* — the same uvicorn/Starlette stack, same body read, signature
    check and JSON parse, but answering 200 without touching the database — and measures it
-   the same way; prints the ratio (the figure);
+   the same way, alternating with the receiver for ``--rounds`` rounds (the shared
+   machine's load drifts); prints each round's ratio and the median (the figure);
 5. count check: a count-bounded asyncio client sends exactly ``--count`` webhooks and the
    script compares rows in ``meta_webhook_event`` with the 200 answers it got.
 """
@@ -70,13 +71,14 @@ end
 
 def create_baseline_app():  # noqa: ANN201 - uvicorn factory
     """The receiver's request path without the database: read, verify, parse, 200."""
+    import orjson
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
     from webhook_receiver.app import BodyTooLarge, read_body
-    from webhook_receiver.rawlog import RawEvent
+    from webhook_receiver.rawlog import KEPT_HEADERS
     from webhook_receiver.signature import signature_matches
 
     async def receive(request: Request) -> Response:
@@ -89,7 +91,9 @@ def create_baseline_app():  # noqa: ANN201 - uvicorn factory
             return PlainTextResponse("missing", status_code=401)
         if not signature_matches(SECRET, body, header):
             return PlainTextResponse("invalid signature", status_code=403)
-        RawEvent.from_request(body, request.headers)
+        # What any receiver does before storing: keep the relevant headers, parse the JSON.
+        {k: v for k in KEPT_HEADERS if (v := request.headers.get(k)) is not None}
+        orjson.loads(body)
         return PlainTextResponse("EVENT_RECEIVED")
 
     return Starlette(routes=[Route(WEBHOOK, receive, methods=["POST"])])
@@ -202,6 +206,12 @@ async def _bounded(port: int, bodies: list[bytes], count: int, concurrency: int)
     return statuses
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -209,6 +219,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--bodies", type=int, default=2000, help="distinct webhooks")
     parser.add_argument("--count", type=int, default=3000, help="bounded-run requests")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="baseline/inline measurements, alternated (the machine's load drifts)",
+    )
     parser.add_argument(
         "--writers",
         type=int,
@@ -243,7 +259,8 @@ def main() -> None:
         print(
             f"{len(bodies)} distinct signed webhooks, median {sizes[len(sizes) // 2]} B; "
             f"wrk -t2 -c{args.connections} -d{args.duration}s; uvicorn workers="
-            f"{args.workers}; {os.cpu_count()} cores"
+            f"{args.workers}; writers={args.writers or 'default'}; {os.cpu_count()} cores "
+            f"(shared); load average at start {os.getloadavg()}"
         )
         env = {
             **os.environ,
@@ -253,13 +270,6 @@ def main() -> None:
         }
         if args.writers is not None:
             env["EVERREACH_RECEIVER_WRITERS"] = str(args.writers)
-
-        port = _free_port()
-        proc = _serve("bench_receiver:create_baseline_app", port, args.workers, env)
-        try:
-            base = _wrk(port, script, data, args.duration, args.connections)
-        finally:
-            _stop(proc)
 
         deferred = {
             "rps": float("nan"),
@@ -289,20 +299,28 @@ def main() -> None:
                     conn.execute(
                         "truncate meta_webhook_event, conversation_thread, "
                         "conversation_message, message_delivery_event, "
-                        "messaging_policy_window, user_event cascade"
+                        "messaging_policy_window, user_event, messaging_observed_event, "
+                        "messaging_user_ref cascade"
                     )
             finally:
                 _stop(proc)
 
-        port = _free_port()
-        proc = _serve(
+        # Both servers stay up; their measurements alternate, so a change in the shared
+        # machine's load hits both sides of each ratio alike.
+        base_port, full_port = _free_port(), _free_port()
+        base_proc = _serve("bench_receiver:create_baseline_app", base_port, args.workers, env)
+        full_proc = _serve(
             "webhook_receiver.app:create_app",
-            port,
+            full_port,
             args.workers,
             {**env, "EVERREACH_RECEIVER_APPLY_MODE": "inline"},
         )
+        rounds: list[tuple[dict[str, float], dict[str, float], tuple[float, ...]]] = []
         try:
-            full = _wrk(port, script, data, args.duration, args.connections)
+            for _ in range(args.rounds):
+                base = _wrk(base_port, script, data, args.duration, args.connections)
+                full = _wrk(full_port, script, data, args.duration, args.connections)
+                rounds.append((base, full, os.getloadavg()))
             with psycopg.connect(url, autocommit=True) as conn:
                 # wrk stops with requests in flight: wait until the log stops growing.
                 before, previous = -1, -2
@@ -311,7 +329,7 @@ def main() -> None:
                     time.sleep(1)
                     before = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
                 started = time.perf_counter()
-                statuses = asyncio.run(_bounded(port, bodies, args.count, args.connections))
+                statuses = asyncio.run(_bounded(full_port, bodies, args.count, args.connections))
                 elapsed = time.perf_counter() - started
                 after = conn.execute("select count(*) from meta_webhook_event").fetchone()[0]
                 failed = conn.execute(
@@ -324,27 +342,40 @@ def main() -> None:
                     "group by 1, 2"
                 ).fetchall()
         finally:
-            _stop(proc)
+            _stop(base_proc)
+            _stop(full_proc)
 
-        print(f"{'':34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-        for label, r in (
-            ("baseline (no database)", base),
-            ("durable store, apply deferred", deferred),
-            ("durable store + apply inline", full),
-        ):
+        print(f"{'':34}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'ratio':>7}")
+        for n, (base, full, load) in enumerate(rounds, 1):
+            for label, r in (
+                (f"round {n}: baseline (no database)", base),
+                (f"round {n}: store + apply inline", full),
+            ):
+                ratio = f"{full['rps'] / base['rps']:>7.2f}" if r is full else ""
+                print(
+                    f"{label:34}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                    f"{r['non_2xx']:>9}{ratio}"
+                )
+            print(f"{'':34}load average after round {n}: {tuple(round(x, 2) for x in load)}")
+        if not args.skip_deferred:
+            r = deferred
             print(
-                f"{label:34}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                f"{r['non_2xx']:>9}"
+                f"{'durable store, apply deferred':34}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}"
+                f"{r['p99_ms']:>9.2f}{r['non_2xx']:>9}"
             )
+        ratios = [full["rps"] / base["rps"] for base, full, _ in rounds]
         print(
-            f"ratio durable+apply (inline) / baseline: {full['rps'] / base['rps']:.2f}; "
-            f"durable store (deferred) / baseline: {deferred['rps'] / base['rps']:.2f}"
+            f"ratio durable+apply (inline) / baseline: median {_median(ratios):.2f} "
+            f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}); inline p99 median "
+            f"{_median([full['p99_ms'] for _, full, _ in rounds]):.1f} ms"
         )
-        print(
-            f"deferred mode: {stored} stored during the run, all applied "
-            f"{drained - args.duration:.1f} s after wrk stopped -> sustained store+apply "
-            f"{stored / drained:.0f} events/s"
-        )
+        if not args.skip_deferred:
+            print(
+                f"deferred mode: {deferred['rps'] / rounds[0][0]['rps']:.2f} of round 1's "
+                f"baseline; {stored} stored during the run, all applied "
+                f"{drained - args.duration:.1f} s after wrk stopped -> sustained store+apply "
+                f"{stored / drained:.0f} events/s"
+            )
         print(
             "TOOLCHAIN.md limits on this machine class: no DB 13,700 (1 worker) / 17,700 "
             "(2); one committed INSERT per request 2,800-3,500 (1) / 3,700 (2) req/s"
@@ -354,7 +385,7 @@ def main() -> None:
             f"count check: {args.count} sent by a bounded client in {elapsed:.1f} s, "
             f"{ok} answered 200, {after - before} rows added to meta_webhook_event -> "
             f"{'OK' if ok == after - before else 'MISMATCH'}; rows not applied: {failed}; "
-            f"messages stored: {msgs}"
+            f"messages stored: {msgs}; load average at the end {os.getloadavg()}"
         )
         for status, error, n in errors:
             print(f"  not applied: {n} x {status}: {error}")

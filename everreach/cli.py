@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "dev": "everreach.dev:dev",
     "sandbox": "everreach.sandbox.cli:sandbox",
     "receiver": "webhook_receiver.cli:receiver",
-    "webhooks": "webhook_receiver.cli:webhooks",
+    "webhooks": "everreach.messaging.cli:webhooks",
     "mf": "everreach.semantic_layer:mf",
 }
 

@@ -14,6 +14,7 @@ run's logs). The clock is injectable so the arithmetic and the rate limit are te
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -79,6 +80,8 @@ class Progress:
         self.started = clock()
         self._last_printed = self.started
         self.lines_printed = 0
+        # Parallel workers (one per account) advance the same progress.
+        self._lock = threading.Lock()
 
     @property
     def elapsed(self) -> float:
@@ -109,18 +112,20 @@ class Progress:
 
     def advance(self, steps: int = 1, *, rows: int = 0, note: str = "") -> bool:
         """Count `steps` more done (and `rows`); print if due. Returns whether it printed."""
-        self.done += steps
-        self.rows += rows
-        now = self.clock()
-        if now - self._last_printed >= self.every:
+        with self._lock:
+            self.done += steps
+            self.rows += rows
+            now = self.clock()
+            if now - self._last_printed < self.every:
+                return False
             self._emit(self.line(note), now)
             return True
-        return False
 
     def finish(self, note: str = "") -> str:
         """Print (and return) the final line, whatever the rate limit."""
-        text = self.line(note)
-        self._emit(text, self.clock())
+        with self._lock:
+            text = self.line(note)
+            self._emit(text, self.clock())
         return text
 
     def _emit(self, text: str, now: float) -> None:

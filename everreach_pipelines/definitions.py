@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar
 
-from everreach.meta.settings import GraphSettings
+from everreach.meta.settings import FanOutSettings, GraphSettings
 from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
+from everreach_pipelines.execution import build_executor
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 # Modules, not their `defs` objects: a code location may hold one Definitions at module scope.
@@ -21,7 +22,11 @@ def build_resources() -> dict[str, object]:
     from everreach_pipelines.resources.meta import MetaGraphResource
 
     graph = GraphSettings.from_env()
-    meta_kwargs: dict[str, object] = {"base_url": graph.base_url, "api_version": graph.api_version}
+    meta_kwargs: dict[str, object] = {
+        "base_url": graph.base_url,
+        "api_version": graph.api_version,
+        "parallel_accounts": FanOutSettings.from_env().parallel_accounts,
+    }
     for field in ("access_token", "app_secret"):
         if getattr(graph, field) is not None:
             # By name: Dagster reads the value at run time and never shows it.
@@ -33,5 +38,7 @@ def build_resources() -> dict[str, object]:
 
 
 defs = Definitions.merge(
-    *(domain.defs for domain in _DOMAINS), Definitions(resources=build_resources())
+    *(domain.defs for domain in _DOMAINS),
+    ads.reports_defs,
+    Definitions(resources=build_resources(), executor=build_executor()),
 )

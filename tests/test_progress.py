@@ -156,7 +156,7 @@ def test_a_multi_partition_ads_run_logs_its_progress(db, database_url: str, sand
 
 
 def test_webhook_replay_reports_selection_and_progress(db, database_url: str) -> None:
-    from webhook_receiver.replay import replay_events
+    from everreach.messaging.replay import replay_events
 
     for body in (b"not json", b"{broken", b"[1, 2"):
         db.execute(

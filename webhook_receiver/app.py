@@ -1,25 +1,28 @@
 """The receiver's ASGI app: Meta's webhook endpoint, the send endpoints, CAPI intake.
 
 ``create_app(settings)`` builds it; the lifespan opens ``app.state.pool`` (an
-``AsyncConnectionPool``), the group-commit writer and the HTTP client used to call Meta.
+``AsyncConnectionPool``), the group-commit writer, and the send service with its Graph API
+client (``app.state.sender``).
 
 ``POST /api/webhooks/meta`` does, in order: size limit (413), signature over the raw
-bytes (401 missing / 403 wrong), then hands the body to the writer, which commits the raw
-row and its application together (see :mod:`webhook_receiver.rawlog`), and answers 200 —
-or 503 when the database cannot take it, so Meta retries.
+bytes (401 missing / 403 wrong), the one walk of the body into typed events
+(:mod:`everreach.messaging`), then hands it to the writer, which commits the raw row and
+its application together (see :mod:`webhook_receiver.rawlog`), and answers 200 — or 503
+when the database cannot take it, so Meta retries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
@@ -27,7 +30,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from everreach.messaging.send import SendService
 from everreach.messaging.settings import ReceiverSettings
+from everreach.meta import GraphClient
 from everreach.settings import secret_value
 from webhook_receiver import send
 from webhook_receiver.rawlog import (
@@ -41,6 +46,8 @@ from webhook_receiver.signature import signature_matches
 log = logging.getLogger("webhook_receiver")
 
 WEBHOOK_PATH = "/api/webhooks/meta"
+#: Sends in flight per process: each waits on Meta in a worker thread.
+SEND_THREADS = 16
 
 
 class BodyTooLarge(Exception):
@@ -87,9 +94,8 @@ async def receive_webhook(request: Request) -> Response:
     started = time.perf_counter()
     try:
         # Bounded: a client trickling its body must not hold a connection forever.
-        body = await asyncio.wait_for(
-            read_body(request, settings.max_body_bytes), settings.request_timeout_seconds
-        )
+        async with asyncio.timeout(settings.request_timeout_seconds):
+            body = await read_body(request, settings.max_body_bytes)
     except TimeoutError:
         return PlainTextResponse("request body too slow", status_code=408)
     except BodyTooLarge:
@@ -105,7 +111,8 @@ async def receive_webhook(request: Request) -> Response:
     event = RawEvent.from_request(body, request.headers)
     writer: EventWriter = request.app.state.writer
     try:
-        outcome = await asyncio.wait_for(writer.submit(event), settings.request_timeout_seconds)
+        async with asyncio.timeout(settings.request_timeout_seconds):
+            outcome = await writer.submit(event)
     except (psycopg.OperationalError, PoolTimeout, WriterUnavailable, TimeoutError) as exc:
         # Not durable: Meta must retry. (A batch that committed after our timeout is
         # stored twice then; applying is idempotent, so that costs one raw row.)
@@ -157,8 +164,9 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
             settings.database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
+            # Each writer (and the deferred applier) keeps a connection of its own.
+            min_size=settings.pool_min_size + settings.writers,
+            max_size=settings.pool_max_size + settings.writers + 1,
             open=False,
             timeout=settings.pool_timeout_seconds,
             check=AsyncConnectionPool.check_connection,
@@ -177,15 +185,34 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
             apply_mode=settings.apply_mode,
         )
         writer.start()
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds, connect=5.0))
+        # A send is not repeated when Meta's answer is lost (idempotent=False in the
+        # service); explicit transient errors are retried briefly, the caller is waiting.
+        graph = GraphClient(
+            settings.graph.token,
+            base_url=settings.graph.base_url,
+            api_version=settings.graph.api_version,
+            app_secret=settings.graph.secret or settings.app_secret.get_secret_value(),
+            read_timeout=settings.send_timeout_seconds,
+            max_retries=2,
+            backoff_base=0.25,
+            backoff_max=2.0,
+            max_throttle_retries=1,
+            pool_size=SEND_THREADS,
+        )
+        executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="meta-send")
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic
+        # collector's way, so collections only walk what requests allocate.
+        gc.collect()
+        gc.freeze()
         app.state.pool = pool
         app.state.writer = writer
-        app.state.http = http
+        app.state.sender = SendService(pool, graph, executor)
         try:
             yield
         finally:
             await writer.stop()
-            await http.aclose()
+            executor.shutdown(wait=False, cancel_futures=True)
+            graph.session.close()
             await pool.close()
 
     routes = [

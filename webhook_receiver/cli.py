@@ -1,8 +1,7 @@
-"""``everreach receiver`` (serve the webhook receiver) and ``everreach webhooks replay``."""
+"""``everreach receiver``: serve the webhook receiver (``webhooks replay`` lives in
+:mod:`everreach.messaging.cli`)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import click
 
@@ -47,27 +46,3 @@ def receiver(host: str, port: int, workers: int, log_level: str) -> None:
         timeout_keep_alive=30,
         timeout_graceful_shutdown=20,
     )
-
-
-@click.group("webhooks")
-def webhooks() -> None:
-    """Work with the stored raw webhook log (meta_webhook_event)."""
-
-
-@webhooks.command("replay")
-@click.option(
-    "--since",
-    type=click.DateTime(),
-    default=None,
-    help="Only events received at or after this time (UTC).",
-)
-@click.option("--failed-only", is_flag=True, help="Only events whose apply failed.")
-def replay(since: datetime | None, failed_only: bool) -> None:
-    """Re-apply stored webhooks (idempotent: replaying twice changes nothing)."""
-    from everreach.warehouse.database import resolve_database_url
-    from webhook_receiver.replay import replay_events
-
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    counts = replay_events(resolve_database_url(), since=since, failed_only=failed_only)
-    click.echo(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing to replay")

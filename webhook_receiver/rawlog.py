@@ -2,27 +2,22 @@
 
 Design choice — store and apply in the **same transaction**, many webhooks per commit:
 
-* A request puts its verified body on a queue and waits. A writer task takes everything
-  queued (up to ``max_batch``), and in one transaction inserts the raw rows, applies the
-  bodies, records each body's outcome, and commits once. Then every waiting request
-  answers 200. One WAL flush serves the whole batch, which is what lets the receiver
-  approach the no-database request rate while still answering 200 only after the event
-  is durable.
-* Fast path (almost every batch): psycopg **pipeline mode** and no savepoints. The
-  batch's existing threads are looked up in one statement and its advisory locks taken
-  in one statement (fixed order); every statement whose result is not needed (locks,
-  receipts, status updates, most message inserts, window touches) is sent without
-  waiting, so a batch costs about one round trip per Instagram message / echo instead of
-  one per statement (6–10 per webhook before).
-* If any body of the batch fails (Python or SQL error), the whole transaction rolls back
-  and the batch is redone on the slow path: no pipeline, one savepoint per body. A body
-  that cannot be applied (malformed, or a data error) rolls back to its savepoint and is
-  stored with ``status='failed'`` and the error: it is answered 200 (Meta would retry it
-  forever) and ``everreach webhooks replay --failed-only`` re-applies it.
+* A request walks its verified body once into typed events (:mod:`everreach.messaging`),
+  puts it on a queue and waits. A writer task takes everything queued (up to
+  ``max_batch``) and, in one transaction and one call (``messaging_apply``), inserts the
+  raw rows with their final status, takes the batch's advisory locks and applies every
+  body set-based (one statement per table), then commits. Every waiting request answers
+  200. One round trip and one WAL flush serve the whole batch, which is what lets the
+  receiver approach the no-database request rate while still answering 200 only after the
+  event is durable. Several writers overlap their batches (and their WAL flushes); the
+  up-front locks keep them from deadlocking.
+* If any statement fails, the whole transaction rolls back and the batch is redone on the
+  slow path: raw rows inserted ``pending``, each body applied alone in a savepoint (see
+  :mod:`everreach.messaging.webhook_log`). A body that cannot be applied is stored with
+  ``status='failed'`` and the error: it is answered 200 (Meta would retry it forever) and
+  ``everreach webhooks replay --failed-only`` re-applies it.
 * If the database is unavailable the transaction fails, nothing of the batch is
   committed, and every request of the batch answers 503 so Meta retries it.
-* A body that lost a deadlock is re-applied alone, in a fresh transaction, after its
-  batch committed; if it keeps losing it is stored as failed (replay applies it).
 * ``deferred`` mode commits only the raw rows before the 200 and applies them right after
   with the same fast/slow paths; at most ``max_queued_events`` wait in memory, the rest
   (and anything a crash left ``pending``) is applied by the sweep.
@@ -35,25 +30,38 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from webhook_receiver.messenger import EventCounts, apply_messaging_body
-from webhook_receiver.store import (
-    PayloadError,
-    message_key,
-    prefetch_threads,
-    prelock,
-    thread_cache,
-    thread_key,
+from everreach.messaging.apply import apply_bodies
+from everreach.messaging.webhook_log import (
+    APPLY_SESSION_OPTIONS,
+    Outcome,
+    StoredBody,
+    apply_each,
+    apply_stored_batch,
+    one_statement,
+    record_outcomes,
+    retry_losers,
 )
-from webhook_receiver.whatsapp import apply_whatsapp_body
+
+__all__ = [
+    "APPLY_SESSION_OPTIONS",
+    "EventWriter",
+    "Outcome",
+    "RawEvent",
+    "WriterUnavailable",
+    "apply_stored",
+    "batch_keys",
+    "insert_raw",
+    "store_and_apply",
+    "store_only",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,392 +76,182 @@ KEPT_HEADERS = (
     "x-real-ip",
     "x-request-id",
 )
-_DEADLOCK_RETRIES = 3
-#: Session options for every connection that applies webhooks: a lock wait longer than
-#: this fails (and the body is retried) instead of stalling a batch — observed under
-#: heavy contention, where a lock cycle stayed undetected for minutes.
-APPLY_SESSION_OPTIONS = "-c lock_timeout=5s"
 
 
 @dataclass
 class RawEvent:
-    """A verified webhook body waiting to be stored."""
+    """A verified webhook body waiting to be stored, walked once into events."""
 
     body: bytes
     signature: str | None
     headers: dict[str, str]
-    parsed: Any = None
-    parse_error: str | None = None
+    received_at: datetime
+    stored: StoredBody = field(repr=False)
 
     @classmethod
-    def from_request(cls, body: bytes, headers: Mapping[str, str]) -> RawEvent:
-        """Parse the body (a body that is not JSON is still kept, as ``ignored``)."""
+    def from_request(
+        cls, body: bytes, headers: Mapping[str, str], received_at: datetime | None = None
+    ) -> RawEvent:
+        """Parse and walk the body (a body that is not JSON is still kept, as ``ignored``)."""
         kept = {k: v for k in KEPT_HEADERS if (v := headers.get(k)) is not None}
-        try:
-            parsed = orjson.loads(body)
-            error = None
-        except orjson.JSONDecodeError:
-            parsed, error = None, "body is not valid JSON"
+        received_at = received_at or datetime.now(UTC)
         return cls(
             body=body,
             signature=headers.get("x-hub-signature-256"),
             headers=kept,
-            parsed=parsed,
-            parse_error=error,
+            received_at=received_at,
+            stored=StoredBody.from_raw(body, received_at),
         )
 
     @property
     def object_type(self) -> str | None:
         """``object`` of the body when it is a short plain string."""
-        if isinstance(self.parsed, dict):
-            value = self.parsed.get("object")
-            if isinstance(value, str) and len(value) <= 64 and "\x00" not in value:
-                return value
-        return None
-
-
-@dataclass
-class Outcome:
-    """What happened to one stored body."""
-
-    webhook_event_id: int
-    status: str  # applied | failed | ignored
-    error: str | None = None
-    entries: int | None = None
-    events: int | None = None
-
-
-def _id(value: Any) -> str | None:
-    """An id as :func:`~webhook_receiver.store.require_id` reads it; None when odd."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= 256 and "\x00" not in value:
-        return value
-    return None
+        return self.stored.object_type
 
 
 def batch_keys(events: list[RawEvent]) -> tuple[set[tuple[str, str, str]], set[str]]:
-    """What a batch may touch: its threads, and the advisory locks its events take.
-
-    Both are used up front, in one statement each, instead of one round trip per event:
-    the existing threads are looked up (read only, so a superset is harmless) and the
-    locks taken in a fixed order (a superset only serializes a little more; a key missed
-    here is simply locked when its event is applied). A body shaped oddly contributes
-    what it can; applying it decides what happens to it.
-    """
+    """What a batch touches: its conversations, and the advisory locks its events take
+    (both derived from the bodies' typed events)."""
     threads: set[tuple[str, str, str]] = set()
     locks: set[str] = set()
     for event in events:
-        body = event.parsed
-        if not isinstance(body, dict) or not isinstance(body.get("entry"), list):
+        parsed = event.stored.parsed
+        if parsed is None:
             continue
-        obj = body.get("object")
-        for entry in body["entry"]:
-            if not isinstance(entry, dict):
-                continue
-            if obj in ("page", "instagram"):
-                platform = "messenger" if obj == "page" else "instagram"
-                business = _id(entry.get("id"))
-                if business is not None:
-                    _messaging_keys(platform, business, entry, threads, locks)
-            elif obj == "whatsapp_business_account":
-                _whatsapp_keys(entry, threads, locks)
+        threads.update((t.platform, t.business_id, t.contact_id) for t in parsed.threads())
+        locks.update(parsed.lock_keys())
     return threads, locks
 
 
-def _messaging_keys(
-    platform: str,
-    business: str,
-    entry: dict[str, Any],
-    threads: set[tuple[str, str, str]],
-    locks: set[str],
-) -> None:
-    for kind in ("messaging", "standby"):
-        items = entry.get(kind)
-        for item in items if isinstance(items, list) else ():
-            if not isinstance(item, dict):
-                continue
-            sender = item.get("sender")
-            sender = _id(sender.get("id")) if isinstance(sender, dict) else None
-            recipient = item.get("recipient")
-            recipient = _id(recipient.get("id")) if isinstance(recipient, dict) else None
-            for contact in (sender, recipient):
-                if contact is not None:
-                    threads.add((platform, business, contact))
-            message = item.get("message")
-            if isinstance(message, dict):
-                mid = _id(message.get("mid"))
-                echo = bool(message.get("is_echo"))
-                if mid is not None and (
-                    echo or platform == "instagram" or message.get("is_deleted")
-                ):
-                    locks.add(message_key(platform, mid))
-                if echo and recipient is not None:
-                    locks.add(thread_key(platform, business, recipient))
-            for receipt_kind in ("delivery", "read"):
-                receipt = item.get(receipt_kind)
-                if not isinstance(receipt, dict):
-                    continue
-                mids = receipt.get("mids")
-                for mid in [*(mids if isinstance(mids, list) else ()), receipt.get("mid")]:
-                    if (mid := _id(mid)) is not None:
-                        locks.add(message_key(platform, mid))
-                if sender is not None:
-                    locks.add(thread_key(platform, business, sender))
+def raw_rows(events: list[RawEvent], *, final: bool) -> list[dict[str, Any]]:
+    """The raw rows of ``events`` for ``messaging_apply`` (the body hex-encoded).
 
-
-def _whatsapp_keys(
-    entry: dict[str, Any], threads: set[tuple[str, str, str]], locks: set[str]
-) -> None:
-    changes = entry.get("changes")
-    for change in changes if isinstance(changes, list) else ():
-        value = change.get("value") if isinstance(change, dict) else None
-        if not isinstance(value, dict) or not isinstance(value.get("metadata"), dict):
-            continue
-        business = _id(value["metadata"].get("phone_number_id"))
-        messages = value.get("messages")
-        for message in messages if isinstance(messages, list) else ():
-            contact = _id(message.get("from")) if isinstance(message, dict) else None
-            if business is not None and contact is not None:
-                threads.add(("whatsapp", business, contact))
-        statuses = value.get("statuses")
-        for status in statuses if isinstance(statuses, list) else ():
-            wamid = _id(status.get("id")) if isinstance(status, dict) else None
-            if wamid is not None:
-                locks.add(message_key("whatsapp", wamid))
-
-
-async def apply_body(
-    cur: AsyncCursor, parsed: Any, webhook_event_id: int | None
-) -> tuple[str, EventCounts | None, str | None]:
-    """Dispatch a parsed body to its platform; returns (status, counts, error)."""
-    if not isinstance(parsed, dict):
-        return "ignored", None, "body is not a JSON object"
-    obj = parsed.get("object")
-    if obj in ("page", "instagram"):
-        counts = await apply_messaging_body(cur, parsed, webhook_event_id)
-    elif obj == "whatsapp_business_account":
-        counts = await apply_whatsapp_body(cur, parsed, webhook_event_id)
-    else:
-        return "ignored", None, "unknown object type"
-    return "applied", counts, None
-
-
-async def apply_in_savepoint(
-    conn: AsyncConnection, cur: AsyncCursor, parsed: Any, webhook_event_id: int
-) -> Outcome:
-    """Apply one body inside a savepoint: a failure undoes only this body.
-
-    Outcome ``retry`` means the body lost a deadlock: retrying inside the same transaction
-    would meet the same cycle (its earlier locks are still held), so the caller retries it
-    in a fresh transaction.
+    ``final``: with the status the walk gave them (the fast path commits their application
+    in the same transaction); otherwise ``pending``, to be applied and recorded.
     """
-    try:
-        async with conn.transaction():
-            status, counts, error = await apply_body(cur, parsed, webhook_event_id)
-        return Outcome(
-            webhook_event_id,
-            status,
-            error,
-            counts.entries if counts else None,
-            counts.events if counts else None,
+    rows = []
+    for n, e in enumerate(events):
+        s = e.stored
+        parsed = s.parsed
+        rows.append(
+            {
+                "obj": e.object_type,
+                "body": e.body.hex(),
+                "sha": hashlib.sha256(e.body).hexdigest(),
+                "sig": e.signature,
+                "headers": e.headers,
+                "at": e.received_at,
+                "status": s.status if final else "pending",
+                "error": s.error if final else None,
+                "attempts": 1 if final else 0,
+                "entries": parsed.entries if final and parsed is not None else None,
+                "items": parsed.items if final and parsed is not None else None,
+                "o": n,
+            }
         )
-    except (
-        psycopg.errors.DeadlockDetected,
-        psycopg.errors.SerializationFailure,
-        psycopg.errors.LockNotAvailable,
-    ) as exc:
-        return Outcome(webhook_event_id, "retry", f"concurrency: {exc.sqlstate}")
-    except psycopg.OperationalError as exc:
-        if conn.broken or conn.closed:
-            raise  # the database is gone: the whole batch fails (→ 5xx, Meta retries)
-        # e.g. a program limit (54xxx) hit by this body's content: not availability.
-        return Outcome(webhook_event_id, "failed", _describe(exc))
-    except (
-        PayloadError,
-        psycopg.Error,
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-        OverflowError,
-        AssertionError,
-    ) as exc:
-        # Not the database's availability: this body cannot be applied as it is.
-        return Outcome(webhook_event_id, "failed", _describe(exc))
-
-
-def _describe(exc: BaseException) -> str:
-    # Error text is stored, never logged at info: it may quote message content.
-    if isinstance(exc, psycopg.Error):
-        return f"{type(exc).__name__} ({exc.sqlstate}): {str(exc).splitlines()[0][:300]}"
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
-
-
-_INSERT_RAW = """
-insert into meta_webhook_event (object_type, raw_body, body_sha256, signature, headers)
-values (%s, %s, %s, %s, %s) returning id
-"""
-
-_RECORD_OUTCOMES = """
-update meta_webhook_event e set
-    status = v.status, error = v.error, attempts = e.attempts + 1,
-    applied_at = case when v.status = 'applied' then now() else e.applied_at end,
-    entry_count = coalesce(v.entries, e.entry_count),
-    event_count = coalesce(v.events, e.event_count)
-from unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::int[])
-    as v(id, status, error, entries, events)
-where e.id = v.id
-"""
-
-
-async def record_outcomes(cur: AsyncCursor, outcomes: list[Outcome]) -> None:
-    """Write the outcome of every body in one statement."""
-    await cur.execute(
-        _RECORD_OUTCOMES,
-        (
-            [o.webhook_event_id for o in outcomes],
-            ["pending" if o.status == "retry" else o.status for o in outcomes],
-            [o.error for o in outcomes],
-            [o.entries for o in outcomes],
-            [o.events for o in outcomes],
-        ),
-    )
+    return rows
 
 
 async def insert_raw(cur: AsyncCursor, events: list[RawEvent]) -> list[int]:
-    """Insert the raw rows (status ``pending``) in one pipelined statement; their ids."""
-    await cur.executemany(
-        _INSERT_RAW,
-        [
-            (
-                e.object_type,
-                e.body,
-                hashlib.sha256(e.body).hexdigest(),
-                e.signature,
-                Jsonb(e.headers),
-            )
-            for e in events
-        ],
-        returning=True,
-    )
-    ids: list[int] = []
-    while True:
-        row = await cur.fetchone()
-        assert row is not None
-        ids.append(row[0])
-        if not cur.nextset():
-            break
+    """Insert the raw rows as ``pending`` in one statement; their ids, in order."""
+    ids = await apply_bodies(cur, [], raw=raw_rows(events, final=False))
+    assert ids is not None and len(ids) == len(events)
     return ids
+
+
+def _bodies(events: list[RawEvent], ids: list[int]) -> list[StoredBody]:
+    out = []
+    for event, event_id in zip(events, ids, strict=True):
+        event.stored.webhook_event_id = event_id
+        out.append(event.stored)
+    return out
 
 
 async def apply_stored(
     conn: AsyncConnection, cur: AsyncCursor, events: list[RawEvent], ids: list[int]
 ) -> list[Outcome]:
-    """Apply stored bodies (each in a savepoint) and record their outcomes."""
-    outcomes = []
-    for event, event_id in zip(events, ids, strict=True):
-        if event.parse_error is not None:
-            outcomes.append(Outcome(event_id, "ignored", event.parse_error))
-        else:
-            outcomes.append(await apply_in_savepoint(conn, cur, event.parsed, event_id))
-    await record_outcomes(cur, outcomes)
-    return outcomes
-
-
-async def _apply_without_savepoints(
-    cur: AsyncCursor, events: list[RawEvent], ids: list[int]
-) -> list[Outcome]:
-    outcomes = []
-    for event, event_id in zip(events, ids, strict=True):
-        if event.parse_error is not None:
-            outcomes.append(Outcome(event_id, "ignored", event.parse_error))
-            continue
-        status, counts, error = await apply_body(cur, event.parsed, event_id)
-        outcomes.append(
-            Outcome(
-                event_id,
-                status,
-                error,
-                counts.entries if counts else None,
-                counts.events if counts else None,
-            )
-        )
-    await record_outcomes(cur, outcomes)
-    return outcomes
+    """The slow path: apply stored bodies, each in a savepoint, and record their outcomes."""
+    return await apply_each(conn, cur, _bodies(events, ids))
 
 
 async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list[Outcome]:
     """Insert raw rows, apply each body, record outcomes — one transaction, one commit.
 
-    Tried first without savepoints, in pipeline mode; if any body fails, the transaction
-    is rolled back and the batch redone with one savepoint per body. A body that lost a
-    deadlock is re-applied alone, after the batch committed (its raw row is durable by
-    then); after a few rounds it is stored as failed, for replay.
+    Fast path: one statement (raw rows with their final status, the batch's locks, every
+    table): on the writer's autocommit connection, one round trip. If it fails, nothing of
+    it is committed and the batch is redone with one savepoint per body. A body that lost a
+    deadlock is re-applied alone after the batch committed (its raw row is durable by
+    then); after a few rounds it is stored as failed.
     """
-    return await _apply_batch(conn, events, None)
+    ids: list[int] | None = None
+    try:
+        async with one_statement(conn), conn.cursor() as cur:
+            ids = await apply_bodies(
+                cur,
+                ((e.stored.parsed, n) for n, e in enumerate(events) if e.stored.parsed is not None),
+                raw=raw_rows(events, final=True),
+            )
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 — redone body by body below
+        if conn.broken or conn.closed:
+            raise  # the database is gone: 503 for the whole batch
+    if ids is not None:
+        return [b.outcome() for b in _bodies(events, ids)]
+    async with conn.transaction(), conn.cursor() as cur:
+        ids = await insert_raw(cur, events)
+        outcomes = await apply_stored(conn, cur, events, ids)
+    return await retry_losers(conn, _bodies(events, ids), outcomes)
 
 
 async def apply_committed(
     conn: AsyncConnection, events: list[RawEvent], ids: list[int]
 ) -> list[Outcome]:
     """Apply bodies whose raw rows are already committed (deferred mode, the sweep)."""
-    return await _apply_batch(conn, events, ids)
-
-
-async def _apply_batch(
-    conn: AsyncConnection, events: list[RawEvent], ids: list[int] | None
-) -> list[Outcome]:
-    try:
-        # Fast path: no savepoints, and pipeline mode — a statement whose result is not
-        # needed (locks, receipts, status updates, most message inserts) is sent without
-        # waiting, so a batch costs a few round trips per body instead of one per
-        # statement. Almost every batch applies cleanly; when one body fails (Python or
-        # SQL error), the whole transaction rolls back and the batch is redone below with
-        # savepoints and without pipelining, so each body's error is its own.
-        with thread_cache():
-            async with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                fast_ids = ids if ids is not None else await insert_raw(cur, events)
-                threads, locks = batch_keys(events)
-                await prelock(cur, locks)
-                await prefetch_threads(cur, threads)
-                return await _apply_without_savepoints(cur, events, fast_ids)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        if conn.broken or conn.closed:
-            raise  # the database is gone: 503 for the whole batch
-    async with conn.transaction(), conn.cursor() as cur:
-        if ids is None:
-            ids = await insert_raw(cur, events)
-        outcomes = await apply_stored(conn, cur, events, ids)
-    for round_ in range(_DEADLOCK_RETRIES):
-        retry = [n for n, o in enumerate(outcomes) if o.status == "retry"]
-        if not retry:
-            break
-        log.info("re-applying %d bodies after a deadlock (round %d)", len(retry), round_ + 1)
-        for n in retry:
-            async with conn.transaction(), conn.cursor() as cur:
-                outcomes[n] = (await apply_stored(conn, cur, [events[n]], [ids[n]]))[0]
-    for n, outcome in enumerate(outcomes):
-        if outcome.status == "retry":
-            outcomes[n] = Outcome(outcome.webhook_event_id, "failed", outcome.error)
-            async with conn.transaction(), conn.cursor() as cur:
-                await record_outcomes(cur, [outcomes[n]])
-    return outcomes
+    return await apply_stored_batch(conn, _bodies(events, ids))
 
 
 async def store_only(conn: AsyncConnection, events: list[RawEvent]) -> list[Outcome]:
-    """Insert raw rows as ``pending`` — one transaction, one commit (deferred apply)."""
-    async with conn.transaction(), conn.cursor() as cur:
+    """Insert raw rows as ``pending`` — one statement, one commit (deferred apply)."""
+    async with one_statement(conn), conn.cursor() as cur:
         ids = await insert_raw(cur, events)
     return [Outcome(event_id, "pending") for event_id in ids]
 
 
 class WriterUnavailable(RuntimeError):
     """The writer is stopped (the app is shutting down)."""
+
+
+class _HeldConnection:
+    """A pool connection a writer task keeps, in autocommit mode: no checkout, check or
+    BEGIN/COMMIT round trips per batch. Given back (and replaced) when it breaks."""
+
+    def __init__(self, pool: AsyncConnectionPool, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.conn: AsyncConnection | None = None
+
+    async def get(self) -> AsyncConnection:
+        if self.conn is not None and (self.conn.broken or self.conn.closed):
+            await self.release()
+        if self.conn is None:
+            conn = await self.pool.getconn(timeout=self.timeout)
+            try:
+                await conn.set_autocommit(True)
+            except BaseException:
+                await self.pool.putconn(conn)
+                raise
+            self.conn = conn
+        return self.conn
+
+    async def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if not (conn.broken or conn.closed):
+            with contextlib.suppress(psycopg.Error):
+                await conn.set_autocommit(False)
+        await self.pool.putconn(conn)
 
 
 class EventWriter:
@@ -496,7 +294,9 @@ class EventWriter:
             self._tasks.append(asyncio.create_task(self._run(), name=f"webhook-writer-{n}"))
         if self.apply_mode == "deferred":
             self._tasks.append(asyncio.create_task(self._apply_loop(), name="webhook-applier"))
-            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="webhook-sweeper"))
+        # Both modes: what a crash left pending (deferred: stored, not applied yet; inline: a
+        # body waiting for its deadlock retry) is applied on start and then every sweep.
+        self._tasks.append(asyncio.create_task(self._sweep_loop(), name="webhook-sweeper"))
 
     async def stop(self) -> None:
         """Stop the writers; requests still queued get :class:`WriterUnavailable` (→ 503)."""
@@ -520,82 +320,108 @@ class EventWriter:
         return await fut
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            # Whatever queued up while the previous commit ran joins this one.
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            live = [(e, f) for e, f in batch if not f.done()]  # skip requests that timed out
-            if not live:
-                continue
-            try:
-                events = [e for e, _ in live]
-                async with self.pool.connection(timeout=self.connection_timeout) as conn:
-                    if self.apply_mode == "inline":
-                        outcomes = await store_and_apply(conn, events)
-                    else:
-                        outcomes = await store_only(conn, events)
-                        if self._queued_events + len(events) <= self.max_queued_events:
-                            self._queued_events += len(events)
-                            self._applier.put_nowait(
-                                (events, [o.webhook_event_id for o in outcomes])
-                            )
-                        else:
-                            # Applying lags far behind: do not hold more bodies in memory;
-                            # the rows are durable and `pending`, the sweep applies them.
-                            if not self.left_to_sweep:
-                                log.warning(
-                                    "deferred apply is behind; leaving batches "
-                                    "pending for the sweep"
-                                )
-                            self.left_to_sweep += len(events)
-            except asyncio.CancelledError:
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(WriterUnavailable("receiver is shutting down"))
-                raise
-            except Exception as exc:  # noqa: BLE001 — every waiting request must get an answer
-                log.warning("webhook batch of %d not stored: %s", len(live), type(exc).__name__)
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.batches += 1
-            self.stored += len(live)
-            for (_, fut), outcome in zip(live, outcomes, strict=True):
+        held = _HeldConnection(self.pool, self.connection_timeout)
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                # Whatever queued up while the previous commit ran joins this one.
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                live = [(e, f) for e, f in batch if not f.done()]  # skip requests timed out
+                if live:
+                    await self._write(held, live)
+        finally:
+            await held.release()
+
+    async def _write(
+        self, held: _HeldConnection, live: list[tuple[RawEvent, asyncio.Future[Outcome]]]
+    ) -> None:
+        try:
+            events = [e for e, _ in live]
+            conn = await held.get()
+            if self.apply_mode == "inline":
+                outcomes = await store_and_apply(conn, events)
+            else:
+                outcomes = await store_only(conn, events)
+                if self._queued_events + len(events) <= self.max_queued_events:
+                    self._queued_events += len(events)
+                    self._applier.put_nowait((events, [o.webhook_event_id for o in outcomes]))
+                else:
+                    # Applying lags far behind: do not hold more bodies in memory; the rows
+                    # are durable and `pending`, the sweep applies them.
+                    if not self.left_to_sweep:
+                        log.warning(
+                            "deferred apply is behind; leaving batches pending for the sweep"
+                        )
+                    self.left_to_sweep += len(events)
+        except asyncio.CancelledError:
+            for _, fut in live:
                 if not fut.done():
-                    fut.set_result(outcome)
+                    fut.set_exception(WriterUnavailable("receiver is shutting down"))
+            raise
+        except Exception as exc:  # noqa: BLE001 — every waiting request must get an answer
+            log.warning("webhook batch of %d not stored: %s", len(live), type(exc).__name__)
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.stored += len(live)
+        for (_, fut), outcome in zip(live, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(outcome)
 
     async def _apply_loop(self) -> None:
         """Deferred mode: apply committed batches right after their 200 was sent."""
-        while True:
-            events, ids = await self._applier.get()
-            while not self._applier.empty() and len(ids) < self.max_batch * 4:
-                more_events, more_ids = self._applier.get_nowait()
-                events, ids = events + more_events, ids + more_ids
-            self._queued_events -= len(ids)
-            try:
-                async with self.pool.connection(timeout=self.connection_timeout) as conn:
-                    await apply_committed(conn, events, ids)
-                self.applied += len(ids)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 — rows stay pending; the sweep retries
-                log.warning("deferred apply of %d events failed: %s", len(ids), type(exc).__name__)
+        held = _HeldConnection(self.pool, self.connection_timeout)
+        try:
+            while True:
+                events, ids = await self._applier.get()
+                while not self._applier.empty() and len(ids) < self.max_batch * 4:
+                    more_events, more_ids = self._applier.get_nowait()
+                    events, ids = events + more_events, ids + more_ids
+                self._queued_events -= len(ids)
+                try:
+                    await apply_committed(await held.get(), events, ids)
+                    self.applied += len(ids)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 — rows stay pending; the sweep retries
+                    log.warning(
+                        "deferred apply of %d events failed: %s", len(ids), type(exc).__name__
+                    )
+        finally:
+            await held.release()
 
     async def _sweep_loop(self) -> None:
-        """Deferred mode: apply rows left pending (a crash, a failed apply batch)."""
+        """Apply rows left pending (a crash, a failed apply batch): at once those received
+        before this writer started (none of them is in flight here), then every
+        ``sweep_seconds`` those older than that."""
+        started = datetime.now(UTC)
+        first = True
         while True:
             try:
-                await self.sweep_pending(older_than_seconds=self.sweep_seconds)
+                if first:
+                    swept = await self.sweep_pending(received_before=started)
+                    if swept:
+                        log.info("applied %d webhooks a previous run left pending", swept)
+                else:
+                    await self.sweep_pending(older_than_seconds=self.sweep_seconds)
+                first = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 — try again next round
                 log.warning("pending sweep failed: %s", type(exc).__name__)
-            await asyncio.sleep(self.sweep_seconds)
+            await asyncio.sleep(0.5 if first else self.sweep_seconds)
 
-    async def sweep_pending(self, older_than_seconds: float = 0.0, chunk: int = 500) -> int:
-        """Apply ``pending`` rows received more than ``older_than_seconds`` ago."""
+    async def sweep_pending(
+        self,
+        older_than_seconds: float = 0.0,
+        chunk: int = 500,
+        received_before: datetime | None = None,
+    ) -> int:
+        """Apply ``pending`` rows received more than ``older_than_seconds`` ago (or before
+        ``received_before``)."""
         done = 0
         while True:
             async with (
@@ -605,14 +431,25 @@ class EventWriter:
             ):
                 # SKIP LOCKED: several receivers (or workers) can sweep at once.
                 await cur.execute(
-                    "select id, raw_body from meta_webhook_event where status = 'pending' "
-                    "and received_at < now() - make_interval(secs => %s) order by id "
-                    "limit %s for update skip locked",
-                    (older_than_seconds, chunk),
+                    "select id, raw_body, received_at from meta_webhook_event "
+                    "where status = 'pending' "
+                    "and received_at < coalesce(%s, now() - make_interval(secs => %s)) "
+                    "order by id limit %s for update skip locked",
+                    (received_before, older_than_seconds, chunk),
                 )
                 rows = await cur.fetchall()
                 if not rows:
                     return done
-                events = [RawEvent.from_request(bytes(raw), {}) for _, raw in rows]
-                await apply_stored(conn, cur, events, [row[0] for row in rows])
+                events = [RawEvent.from_request(bytes(raw), {}, at) for _, raw, at in rows]
+                bodies = _bodies(events, [row[0] for row in rows])
+                try:
+                    async with conn.transaction():  # set-based first, as a savepoint
+                        await apply_bodies(
+                            cur, [(b.parsed, b.webhook_event_id) for b in bodies if b.parsed]
+                        )
+                        await record_outcomes(cur, [b.outcome() for b in bodies])
+                except (psycopg.Error, ValueError, TypeError) as exc:
+                    if conn.broken or isinstance(exc, psycopg.OperationalError):
+                        raise
+                    await apply_each(conn, cur, bodies)  # body by body, each in a savepoint
             done += len(rows)

@@ -9,7 +9,8 @@ from Meta are kept: their historical spend still points at them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,8 @@ from everreach.ads.sync import (
     fetch_account_info,
 )
 from everreach.meta import GraphClient
+from everreach.parallel import map_each
+from everreach.read_ahead import read_ahead
 from everreach.warehouse.bulk import copy_rows, create_temp_like
 
 #: Currencies whose Meta "offset" is 1 (no minor unit): budgets come in whole units.
@@ -42,7 +45,7 @@ OBJECT_FIELDS: dict[str, str] = {
     "adset": "id,name,status,effective_status,daily_budget,lifetime_budget,created_time,"
     "updated_time,campaign_id,account_id",
     "ad": "id,name,status,effective_status,created_time,updated_time,campaign_id,adset_id,"
-    "account_id",
+    "account_id,creative",
 }
 _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # kind: (table, key column, columns)
@@ -93,6 +96,7 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "effective_status",
             "created_time",
             "updated_time",
+            "creative_id",
             "raw",
         ),
     ),
@@ -146,6 +150,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
             *times,
             raw,
         )
+    creative = obj.get("creative")
     return (
         str(obj["id"]),
         account_id,
@@ -153,6 +158,7 @@ def object_row(kind: str, obj: Mapping[str, Any], account_id: str, currency: str
         str(obj["adset_id"]),
         *common,
         *times,
+        str(creative["id"]) if isinstance(creative, dict) and creative.get("id") else None,
         raw,
     )
 
@@ -210,29 +216,41 @@ def sync_ad_objects(
     accounts: Sequence[AdAccount],
     *,
     env: Mapping[str, str] | None = None,
+    parallel_accounts: int = 1,
 ) -> ObjectsResult:
-    """List every campaign, ad set and ad of `accounts` and merge them in one transaction."""
+    """List every campaign, ad set and ad of `accounts` and merge them in one transaction.
+
+    Up to `parallel_accounts` accounts are listed at once, each through a client scoped to
+    the account (see `sync_ad_performance`)."""
     result = ObjectsResult()
-    plan = []
-    for account in accounts:
-        token = account_token(account, env)
-        info = fetch_account_info(client, account, token)
-        result.accounts.append(info)
-        plan.append((account, token, info))
+    tokens = [account_token(account, env) for account in accounts]
+    clients = [client.scoped(account.node_id) for account in accounts]
+    infos = map_each(
+        lambda i: fetch_account_info(clients[i], accounts[i], tokens[i]),
+        range(len(accounts)),
+        workers=parallel_accounts,
+    )
+    result.accounts.extend(infos)
+    plan = list(zip(accounts, tokens, infos, clients, strict=True))
+
+    def account_objects(
+        kind: str, account: AdAccount, token: str | None, info: AccountInfo, scoped: GraphClient
+    ) -> Iterator[tuple]:
+        for obj in scoped.paginate(
+            f"{account.node_id}/{kind}s",
+            {"fields": OBJECT_FIELDS[kind], "effective_status": _STATUSES[kind], "limit": 500},
+            token=token,
+        ):
+            yield object_row(kind, obj, account.account_id, info.currency)
 
     def listed(kind: str) -> Iterable[tuple]:
-        for account, token, info in plan:
-            for obj in client.paginate(
-                f"{account.node_id}/{kind}s",
-                {"fields": OBJECT_FIELDS[kind], "effective_status": _STATUSES[kind], "limit": 500},
-                token=token,
-            ):
-                yield object_row(kind, obj, account.account_id, info.currency)
+        sources = [functools.partial(account_objects, kind, *entry) for entry in plan]
+        return read_ahead(sources, workers=parallel_accounts, name=f"ad-{kind}s")
 
     with conn.transaction(), conn.cursor() as cur:
         for kind in ("campaign", "adset", "ad"):
             result.rows[kind] = _merge(cur, kind, listed(kind))
-        inserted, renamed = upsert_meta_campaigns(cur, [a.account_id for a, _, _ in plan])
+        inserted, renamed = upsert_meta_campaigns(cur, [a.account_id for a, *_ in plan])
         result.campaigns_created, result.campaigns_renamed = inserted, renamed
     result.api = client.metrics.as_dict()
     return result

@@ -9,6 +9,7 @@ temporary table and then replaces that range in `ad_performance` in one short tr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +31,9 @@ from everreach.ads.transform import (
 )
 from everreach.meta import GraphClient
 from everreach.meta.client import relaxed_gc
-from everreach.read_ahead import prefetch
+from everreach.meta.throttle import ScopeUsage
+from everreach.parallel import map_each
+from everreach.read_ahead import read_ahead
 from everreach.settings import named_token
 
 #: effective_status values Meta accepts in a filter, per object level. Filtering on all of
@@ -98,6 +101,8 @@ class SyncResult:
     windows: list[AccountWindow] = field(default_factory=list)
     load: LoadStats = field(default_factory=LoadStats)
     api: dict[str, float] = field(default_factory=dict)
+    #: Usage Meta reported per account (peak percent, throttling errors, waits).
+    usage: dict[str, ScopeUsage] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -195,24 +200,37 @@ def sync_ad_performance(
     now: datetime | None = None,
     log: Callable[[str], None] | None = None,
     on_step: StepCallback | None = None,
+    parallel_accounts: int = 1,
 ) -> SyncResult:
     """Replace `since..until` (account-local dates) of `ad_performance` for `accounts`.
 
     Every account's token and description are checked before anything is written, so a
     bad token fails fast; a failure during the stream leaves `ad_performance` untouched. An
     account without delivery, a paused account, or days without data give zero rows.
+
+    Up to `parallel_accounts` accounts are read at once, each by one worker that runs its
+    four levels one after another through a client scoped to the account (so a throttled
+    account pauses alone while the others go on); their rows interleave into the one
+    COPY stream, so the load stays a single transaction. With 1, accounts are read one
+    after another, in order.
+
     `log` gets a line per account × level fetched; `on_step` (for progress) is called after
     each of them, and once with level None for an account whose window is skipped. Both
-    are called from the read-ahead thread.
+    are called from the worker threads.
     """
     log = log or (lambda _msg: None)
     step = on_step or (lambda _account, _level, _rows: None)
     rule = ConversionRule.of(settings.conversion_action_types, settings.attribution_windows)
     result = SyncResult()
+    tokens = [account_token(account, env) for account in accounts]
+    clients = {a.account_id: client.scoped(a.node_id) for a in accounts}
+    infos = map_each(
+        lambda i: fetch_account_info(clients[accounts[i].account_id], accounts[i], tokens[i]),
+        range(len(accounts)),
+        workers=parallel_accounts,
+    )
     plan: list[tuple[AdAccount, str | None, AccountInfo, AccountWindow]] = []
-    for account in accounts:
-        token = account_token(account, env)
-        info = fetch_account_info(client, account, token)
+    for account, token, info in zip(accounts, tokens, infos, strict=True):
         result.accounts.append(info)
         window = account_window(info, since, until, now)
         if window is None:
@@ -221,33 +239,30 @@ def sync_ad_performance(
             continue
         plan.append((account, token, info, window))
     result.windows = [w for *_, w in plan]
-    campaigns: list[tuple[str, str, str | None]] = []
-    for account, token, _, _ in plan:
-        campaigns.extend(list_campaigns(client, account, token))
+    listed = map_each(
+        lambda entry: list(list_campaigns(clients[entry[0].account_id], entry[0], entry[1])),
+        plan,
+        workers=parallel_accounts,
+    )
+    campaigns = [c for per_account in listed for c in per_account]
 
-    contexts = [
-        AccountContext(info.account_id, info.currency, info.timezone) for _, _, info, _ in plan
-    ]
+    def account_lines(
+        account: AdAccount, token: str | None, info: AccountInfo, window: AccountWindow
+    ) -> Iterator[str]:
+        # Runs in the account's worker thread: fetch, parse and shape into COPY text there,
+        # so the rows keep coming while Postgres inserts the previous chunk.
+        account_client = clients[account.account_id]
+        context = AccountContext(info.account_id, info.currency, info.timezone)
+        for level in LEVELS:
+            params = insights_params(level, window.since, window.until, settings, page_limit)
+            count = 0
+            for row in account_client.insights(account.node_id, params, token=token):
+                count += 1
+                yield copy_line(to_record(row, level, context, rule, window.since, window.until))
+            log(f"act_{account.account_id} {level}: {count} rows ({window.since}..{window.until})")
+            step(account.account_id, level, count)
 
-    def lines() -> Iterator[str]:
-        # Runs in the read-ahead thread: fetch, parse and shape into COPY text there, so
-        # the rows keep coming while Postgres inserts the previous chunk.
-        for index, (account, token, _, window) in enumerate(plan):
-            context = contexts[index]
-            for level in LEVELS:
-                params = insights_params(level, window.since, window.until, settings, page_limit)
-                count = 0
-                for row in client.insights(account.node_id, params, token=token):
-                    count += 1
-                    yield copy_line(
-                        to_record(row, level, context, rule, window.since, window.until)
-                    )
-                log(
-                    f"act_{account.account_id} {level}: {count} rows "
-                    f"({window.since}..{window.until})"
-                )
-                step(account.account_id, level, count)
-
+    sources = [functools.partial(account_lines, *entry) for entry in plan]
     # Read ahead about a stage chunk of shaped rows (a few MB of COPY text), so a chunk's
     # INSERT … SELECT never stalls the API stream.
     depth = max(4, CHUNK_ROWS // page_limit)
@@ -256,12 +271,16 @@ def sync_ad_performance(
         result.load = replace_ad_performance(
             conn,
             result.windows,
-            prefetch(lines(), batch=page_limit, depth=depth),
+            read_ahead(
+                sources, workers=parallel_accounts, batch=page_limit, depth=depth, name="ads"
+            ),
             {},
             campaigns=campaigns,
             text=True,
         )
     result.api = client.metrics.as_dict()
+    usage = client.throttle.usage()
+    result.usage = {a.account_id: usage[a.node_id] for a in accounts if a.node_id in usage}
     return result
 
 

@@ -1,11 +1,13 @@
-"""The webhook receiver's settings: secrets, body limit, and how it commits and applies."""
+"""The webhook receiver's settings: secrets, body limit, how it commits and applies, and
+who may send messages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 
 from everreach.capi.settings import CapiSettings
 from everreach.meta.settings import GraphSettings
@@ -13,6 +15,18 @@ from everreach.settings import EverReachSettings, Invalid, no_whitespace_secret,
 
 #: Meta batches events into one POST; its documentation promises bodies of up to 3 MB.
 MIN_BODY_BYTES = 3 * 1024 * 1024
+#: The role Supabase-style backends put in their own (service) tokens.
+DEFAULT_SERVICE_ROLES: tuple[str, ...] = ("service_role",)
+#: `app_metadata` is set by the app's backend only (users can edit `user_metadata`).
+DEFAULT_AGENT_CLAIM = "app_metadata.messaging_agent"
+_CLAIM_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _names(value: object) -> object:
+    """``"a, b,,a"`` → ``("a", "b")``: stripped, empty items dropped, first occurrence kept."""
+    if isinstance(value, str):
+        return tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    return value
 
 
 class ReceiverSettings(EverReachSettings):
@@ -63,6 +77,22 @@ class ReceiverSettings(EverReachSettings):
         "the raw event is durable and applies right after.",
         expected="inline or deferred",
     )
+    #: Who may send: a token whose `role` is one of these (the app's backend) …
+    service_roles: Annotated[tuple[str, ...], BeforeValidator(_names)] = setting(
+        "EVERREACH_RECEIVER_SERVICE_ROLES",
+        DEFAULT_SERVICE_ROLES,
+        "Receiver: JWT `role` values of the app's backend: they may send messages and queue "
+        "CAPI events for any user.",
+        expected="a comma list of role names, e.g. service_role",
+    )
+    #: … or a user token in which this claim is `true` (a messaging agent).
+    agent_claim: str | None = setting(
+        "EVERREACH_RECEIVER_AGENT_CLAIM",
+        DEFAULT_AGENT_CLAIM,
+        "Receiver: JWT claim (a dotted path) that is `true` in a messaging agent's token; "
+        "such tokens may send messages.",
+        expected="a claim name or dotted path such as app_metadata.messaging_agent",
+    )
     #: Meta gives up after 20 s; answer (503) before that so the retry is ours to shape.
     request_timeout_seconds: float = 15.0
     pool_min_size: int = 2
@@ -78,6 +108,20 @@ class ReceiverSettings(EverReachSettings):
     capi: CapiSettings = Field(default_factory=CapiSettings)
 
     _secrets = field_validator("verify_token", "jwt_secret")(no_whitespace_secret)
+
+    @field_validator("service_roles")
+    @classmethod
+    def _service_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise Invalid("is empty", "at least one role name, e.g. service_role")
+        return value
+
+    @field_validator("agent_claim")
+    @classmethod
+    def _agent_claim(cls, value: str | None) -> str | None:
+        if value is not None and not _CLAIM_PATH.match(value):
+            raise Invalid(f"{value!r} is not a claim name")
+        return value
 
     @field_validator("app_secret")
     @classmethod

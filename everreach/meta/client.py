@@ -8,6 +8,7 @@ Meta's usage headers, typed errors (see :mod:`everreach.meta.errors`) and metric
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import hmac
@@ -45,6 +46,10 @@ from everreach.meta.settings import (
 from everreach.meta.throttle import Throttle
 from everreach.read_ahead import read_ahead
 
+#: Throttling codes that limit the whole app rather than one ad account or Page (code 17
+#: is the ad account's limit when its subcode is 2446079, the user's limit otherwise).
+APP_THROTTLE_CODES = frozenset({4, 17, 341})
+ACCOUNT_THROTTLE_SUBCODES = frozenset({2446079})
 #: Every effective_status, so that listing objects for a split misses none.
 ALL_EFFECTIVE_STATUSES = [
     "ACTIVE",
@@ -108,13 +113,20 @@ class ClientMetrics:
     async_restarts: int = 0
     splits: int = 0
     page_shrinks: int = 0
+    #: Answers that were throttling errors (each is waited out and retried).
+    throttled: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Counters of the client this one is a view of (see ``GraphClient.scoped``): every
+    #: increment is added there too, so the client's totals stay whole.
+    _parent: ClientMetrics | None = field(default=None, repr=False, compare=False)
 
     def add(self, **deltas: float) -> None:
         """Add ``deltas`` to the named counters atomically."""
         with self._lock:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
+        if self._parent is not None:
+            self._parent.add(**deltas)
 
     def as_dict(self) -> dict[str, float]:
         """A snapshot of all counters."""
@@ -204,6 +216,9 @@ class GraphClient:
             clock=clock,
         )
         self._proofs: dict[str, str] = {}
+        #: The object (ad account, Page, IG account) this client's calls are about; see
+        #: :meth:`scoped`.
+        self.scope: str | None = None
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -213,6 +228,20 @@ class GraphClient:
 
     def __repr__(self) -> str:  # never show the token or the secret
         return f"GraphClient(base_url={self.base_url!r}, api_version={self.api_version!r})"
+
+    def scoped(self, scope: str) -> GraphClient:
+        """A view of this client whose calls are about one object (``act_<id>``, a Page or
+        an Instagram account id).
+
+        The view shares the session, the throttle and the token; its answers' per-object
+        usage (business use case, ad account) pauses only the workers of ``scope``, while
+        the app's usage still pauses everyone. Its ``metrics`` count its own calls and add
+        to this client's.
+        """
+        view = copy.copy(self)
+        view.scope = scope
+        view.metrics = ClientMetrics(_parent=self.metrics)
+        return view
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -322,7 +351,7 @@ class GraphClient:
         retry_limit = self.max_retries if max_retries is None else max_retries
         attempt = throttled = 0
         while True:
-            self.throttle.wait_turn()
+            self.throttle.wait_turn(self.scope)
             error: GraphAPIError
             try:
                 if json is not None:
@@ -350,7 +379,7 @@ class GraphClient:
             else:
                 content = resp.content
                 self.metrics.add(calls=1, bytes=len(content))
-                self.throttle.observe(resp.headers)
+                self.throttle.observe(resp.headers, self.scope)
                 try:
                     if len(content) > 65536:
                         with relaxed_gc():
@@ -370,11 +399,19 @@ class GraphClient:
                 raise error
             if isinstance(error, ThrottledError):
                 throttled += 1
+                self.metrics.add(throttled=1)
+                self.throttle.record_throttled(self.scope)
                 if throttled > self.max_throttle_retries:
                     raise error
-                if not self.throttle.pending():
+                scope = self.scope
+                if (
+                    error.code in APP_THROTTLE_CODES
+                    and error.subcode not in ACCOUNT_THROTTLE_SUBCODES
+                ):
+                    scope = None  # the app's limit: everyone waits
+                if not self.throttle.pending(scope):
                     # Throttled without a time to regain access: back off ourselves.
-                    self.throttle.pause(self._backoff(min(throttled, 6)))
+                    self.throttle.pause(self._backoff(min(throttled, 6)), scope)
             else:
                 attempt += 1
                 if attempt > retry_limit:

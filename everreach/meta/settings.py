@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from everreach.settings import (
     EverReachSettings,
@@ -86,3 +87,21 @@ class GraphSettings(EverReachSettings):
     def secret(self) -> str | None:
         """The app secret in clear text (for the client and the signature check only)."""
         return secret_value(self.app_secret)
+
+
+#: The most accounts one sync reads at once (each is a thread and a connection in the pool).
+MAX_PARALLEL_ACCOUNTS = 64
+
+
+class FanOutSettings(EverReachSettings):
+    """How many ad accounts / Pages / Instagram accounts one sync reads at once."""
+
+    error_class = MetaSettingError
+
+    parallel_accounts: Annotated[int, Field(ge=1, le=MAX_PARALLEL_ACCOUNTS)] = setting(
+        "EVERREACH_META_PARALLEL_ACCOUNTS",
+        8,
+        "Ad accounts / Pages / IG accounts one ads or organic sync reads at once, one "
+        "worker each (1 = one after another).",
+        expected=f"a whole number from 1 to {MAX_PARALLEL_ACCOUNTS}",
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -68,6 +69,13 @@ class CallStats:
     batch_requests: int = 0
     item_retries: int = 0
     skipped: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: int) -> None:
+        """Add ``deltas`` to the named counters (workers of several accounts share them)."""
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
 
 
 def skip_reason(error: GraphAPIError) -> str:
@@ -126,6 +134,15 @@ class OrganicGraph:
         self._sleep = sleep
         self._rng = random.Random()
 
+    def scoped(self, object_id: str) -> OrganicGraph:
+        """A view whose calls are about one Page / Instagram account (its usage pauses only
+        that account's worker, see ``GraphClient.scoped``); counters are shared."""
+        view = OrganicGraph(
+            self.client.scoped(object_id), batch_size=self.batch_size, sleep=self._sleep
+        )
+        view.stats = self.stats
+        return view
+
     # ------------------------------------------------------------------ simple calls
     def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, token: str | None = None
@@ -149,8 +166,7 @@ class OrganicGraph:
 
     def _count_http(self, before: int) -> None:
         spent = self.client.metrics.calls - before
-        self.stats.http_requests += spent
-        self.stats.graph_calls += spent
+        self.stats.add(http_requests=spent, graph_calls=spent)
 
     # ------------------------------------------------------------------ batch
     def batch_get(
@@ -181,13 +197,13 @@ class OrganicGraph:
                         token=token,
                     )
                 finally:
-                    self.stats.http_requests += self.client.metrics.calls - before
-                self.stats.batch_requests += 1
+                    self.stats.add(http_requests=self.client.metrics.calls - before)
+                self.stats.add(batch_requests=1)
                 if not isinstance(answers, list) or len(answers) != len(chunk):
                     raise GraphAPIError(
                         f"the batch answer does not match the request ({len(chunk)} items)"
                     )
-                self.stats.graph_calls += len(chunk)
+                self.stats.add(graph_calls=len(chunk))
                 for i, answer in zip(chunk, answers, strict=True):
                     outcome = _item_outcome(answer)
                     if isinstance(outcome, GraphAPIError) and outcome.retryable:
@@ -200,7 +216,7 @@ class OrganicGraph:
                 if attempt > MAX_ITEM_RETRIES:
                     assert last_error is not None
                     raise last_error
-                self.stats.item_retries += len(retry)
+                self.stats.add(item_retries=len(retry))
                 cap = min(30.0, 0.5 * 2**attempt)
                 self._sleep(self._rng.uniform(cap / 2, cap))
             pending = retry

@@ -32,6 +32,7 @@ from everreach.organic.fetch import (
     PageTokenError,
     parse_insight_values,
 )
+from everreach.parallel import map_each
 from everreach.settings import named_token
 from everreach.warehouse.bulk import copy_rows, create_temp_like, insert_via_stage
 
@@ -135,11 +136,14 @@ def sync_posts(
     recent_days: int,
     old_post_refresh_days: int,
     env: Mapping[str, str] | None = None,
+    parallel_accounts: int = 1,
 ) -> SyncReport:
     """List posts of ``accounts`` and snapshot their lifetime insights for ``day``.
 
     ``platform`` is ``instagram`` or ``facebook``. Posts published after ``day`` are left
-    to their own partitions.
+    to their own partitions. Up to ``parallel_accounts`` accounts are read at once, each by
+    one worker through a Graph view scoped to the account (its usage pauses it alone);
+    everything is written in one transaction once every account is read.
     """
     report = SyncReport(accounts=len(accounts))
     _, day_end = _day_bounds(day)
@@ -151,14 +155,15 @@ def sync_posts(
             "observation time: lifetime counters cannot be read for the past, "
             "so no post snapshot was written"
         )
-    post_rows: list[tuple] = []
-    snapshot_rows: list[tuple] = []
-    skips: dict[str, str | None] = {}
-    for account in accounts:
+
+    def read_account(account: OrganicAccount) -> _AccountPosts:
+        # One account's listing and snapshot (Graph calls and reads only; no writes).
+        part = _AccountPosts()
+        scoped = graph.scoped(account.external_id)
         token = (
             _instagram_token(account, env)
             if platform == "instagram"
-            else page_token(graph, account, env)
+            else page_token(scoped, account, env)
         )
         known = dict(
             conn.execute(
@@ -168,31 +173,31 @@ def sync_posts(
             ).fetchall()
         )
         listed = (
-            _list_instagram(graph, account, token, known, cutoff, day_end)
+            _list_instagram(scoped, account, token, known, cutoff, day_end)
             if platform == "instagram"
-            else _list_page_posts(graph, account, token, known, cutoff, day_end)
+            else _list_page_posts(scoped, account, token, known, cutoff, day_end)
         )
         for row, _extra in listed.values():
-            post_rows.append(row)
+            part.post_rows.append(row)
         if not allowed:
-            continue
+            return part
         due = _due_posts(
             conn, platform, account.external_id, listed, known, cutoff, day, old_post_refresh_days
         )
         fetched_at = as_of
         if platform == "instagram":
-            results = _instagram_insights(graph, due, token, as_of, report)
+            results = _instagram_insights(scoped, due, token, as_of, part.report)
         else:
-            results = _facebook_insights(graph, due, token, report)
+            results = _facebook_insights(scoped, due, token, part.report)
         for post_id, outcome in results.items():
             if outcome.skipped:
-                skips[post_id] = outcome.skipped
-                report.skipped[outcome.skipped] += 1
+                part.skips[post_id] = outcome.skipped
+                part.report.skipped[outcome.skipped] += 1
                 continue
-            skips[post_id] = None
-            report.snapshot_posts += 1
+            part.skips[post_id] = None
+            part.report.snapshot_posts += 1
             for metric, value, breakdown in outcome.body["rows"]:
-                snapshot_rows.append(
+                part.snapshot_rows.append(
                     (
                         platform,
                         post_id,
@@ -203,6 +208,18 @@ def sync_posts(
                         fetched_at,
                     )
                 )
+        return part
+
+    post_rows: list[tuple] = []
+    snapshot_rows: list[tuple] = []
+    skips: dict[str, str | None] = {}
+    for part in map_each(read_account, accounts, workers=parallel_accounts, name="organic"):
+        post_rows.extend(part.post_rows)
+        snapshot_rows.extend(part.snapshot_rows)
+        skips.update(part.skips)
+        report.snapshot_posts += part.report.snapshot_posts
+        report.skipped.update(part.report.skipped)
+        report.by_kind.update(part.report.by_kind)
     report.posts = len(post_rows)
     with conn.transaction():
         write_posts(conn, post_rows)
@@ -212,6 +229,16 @@ def sync_posts(
         write_skips(conn, platform, skips)
     report.preview = [{"post_id": r[1], "metric": r[3], "value": r[4]} for r in snapshot_rows[:10]]
     return report
+
+
+@dataclass
+class _AccountPosts:
+    """What reading one account gave: rows to write, skip reasons, counters."""
+
+    post_rows: list[tuple] = field(default_factory=list)
+    snapshot_rows: list[tuple] = field(default_factory=list)
+    skips: dict[str, str | None] = field(default_factory=dict)
+    report: SyncReport = field(default_factory=SyncReport)
 
 
 def _instagram_token(account: OrganicAccount, env: Mapping[str, str] | None) -> str | None:
@@ -477,13 +504,20 @@ def sync_account_insights(
     as_of: datetime,
     *,
     env: Mapping[str, str] | None = None,
+    parallel_accounts: int = 1,
 ) -> SyncReport:
-    """Daily account metrics of ``day`` for every account; replaces that day's rows."""
+    """Daily account metrics of ``day`` for every account; replaces that day's rows.
+
+    Up to ``parallel_accounts`` accounts are read at once (one worker each, see
+    :func:`sync_posts`); the day is written in one transaction."""
     report = SyncReport(accounts=len(accounts))
     start, end = _day_bounds(day)
     since, until = int(start.timestamp()), int(end.timestamp())
-    rows: list[tuple] = []
-    for account in accounts:
+
+    def read_account(account: OrganicAccount) -> tuple[list[tuple], Counter]:
+        rows: list[tuple] = []
+        skipped: Counter = Counter()
+        scoped = graph.scoped(account.external_id)
         if platform == "instagram":
             token = _instagram_token(account, env)
             calls = [
@@ -501,7 +535,7 @@ def sync_account_insights(
             series = list(M.INSTAGRAM_ACCOUNT_TIME_SERIES)
             if (as_of.astimezone(UTC).date() - day).days > M.INSTAGRAM_FOLLOWER_COUNT_DAYS:
                 series.remove("follower_count")  # Meta keeps it for 30 days only
-                report.skipped["follower_count_older_than_30_days"] += 1
+                skipped["follower_count_older_than_30_days"] += 1
             calls.append(
                 (
                     f"{account.external_id}/insights",
@@ -509,7 +543,7 @@ def sync_account_insights(
                 )
             )
         else:
-            token = page_token(graph, account, env)
+            token = page_token(scoped, account, env)
             calls = [
                 (
                     f"{account.external_id}/insights",
@@ -521,11 +555,11 @@ def sync_account_insights(
                     },
                 )
             ]
-        answers = graph.batch_get(calls, token=token)
+        answers = scoped.batch_get(calls, token=token)
         for (path, params), answer in zip(calls, answers, strict=True):
             if isinstance(answer, InvalidMetricError):
                 extra = {k: v for k, v in params.items() if k != "metric"}
-                raise graph.metric_error(
+                raise scoped.metric_error(
                     answer,
                     path,
                     params["metric"].split(","),
@@ -538,10 +572,18 @@ def sync_account_insights(
                     raise _page_token_error(account, answer)
                 raise answer
             if answer.skipped:
-                report.skipped[answer.skipped] += 1
+                skipped[answer.skipped] += 1
                 continue
             for item in (answer.body or {}).get("data", []):
                 rows.extend(_account_rows(platform, account.external_id, item, day, as_of))
+        return rows, skipped
+
+    rows: list[tuple] = []
+    for account_rows, skipped in map_each(
+        read_account, accounts, workers=parallel_accounts, name="organic"
+    ):
+        rows.extend(account_rows)
+        report.skipped.update(skipped)
     with conn.transaction():
         report.rows = write_account_insights(
             conn, platform, [a.external_id for a in accounts], day, rows

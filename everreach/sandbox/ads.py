@@ -20,12 +20,14 @@ to the cent. ``reach`` is not additive: a group's reach is below the sum of its 
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
 import re
 import sys
 import threading
+import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,7 +38,41 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from everreach.sandbox.core import Sandbox
+from everreach.sandbox import ads_objects, creatives
+from everreach.sandbox.breakdowns import (
+    ADDITIVE,
+    HOURLY,
+    AccountLook,
+    BreakdownError,
+    Plan,
+    cell_reach,
+    check_combination,
+    check_names,
+    combination_error,
+    family_table,
+    make_plan,
+    split_family,
+)
+from everreach.sandbox.capi import DEFAULT_PIXEL_ID
+from everreach.sandbox.core import Sandbox, unknown_parameter_message
+from everreach.sandbox.insights_fields import (
+    EXTRA_FIELDS,
+    NOT_WITH_HOURLY,
+    RowContext,
+    extra_values,
+)
+from everreach.sandbox.insights_spec import (
+    ACTION_BREAKDOWNS,
+    ACTION_REPORT_TIMES,
+    ATTRIBUTION_WINDOWS,
+    DATE_PRESETS,
+    FIELD_KINDS,
+    GRAPH_WIDE_PARAMS,
+    INSIGHTS_PARAMS,
+    LIST_PARAMS,
+    REMOVED_AFTER_V19,
+)
+from everreach.sandbox.usage import UsageScope
 
 DOMAIN = "ads"
 ATTRIBUTION_DAYS = 28
@@ -56,7 +92,6 @@ OBJECTIVES = [
     "OUTCOME_ENGAGEMENT",
 ]
 WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view")
-ACCEPTED_WINDOWS = set(WINDOWS) | {"7d_view", "28d_view", "default"}  # views: not returned
 ACTION_TYPES = (
     "link_click",
     "landing_page_view",
@@ -65,19 +100,6 @@ ACTION_TYPES = (
     "omni_purchase",
 )
 LEVELS = ("account", "campaign", "adset", "ad")
-NUMERIC_FIELDS = {
-    "spend",
-    "impressions",
-    "reach",
-    "frequency",
-    "clicks",
-    "inline_link_clicks",
-    "ctr",
-    "cpc",
-    "cpm",
-    "actions",
-    "action_values",
-}
 ID_FIELDS = {
     "account_id",
     "account_name",
@@ -91,46 +113,6 @@ ID_FIELDS = {
     "date_start",
     "date_stop",
     "objective",
-}
-INSIGHT_FIELDS = NUMERIC_FIELDS | ID_FIELDS
-ENTITY_FIELDS = {
-    "campaign": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "objective",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "account_id",
-    ],
-    "adset": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "daily_budget",
-        "lifetime_budget",
-        "created_time",
-        "updated_time",
-        "start_time",
-        "campaign_id",
-        "account_id",
-    ],
-    "ad": [
-        "id",
-        "name",
-        "status",
-        "effective_status",
-        "created_time",
-        "updated_time",
-        "campaign_id",
-        "adset_id",
-        "account_id",
-    ],
 }
 HIDDEN_BY_DEFAULT = {"DELETED", "ARCHIVED"}
 _DATE_PRESET = re.compile(r"^last_(\d+)d$")
@@ -171,6 +153,9 @@ class AdsState:
         self.objects: dict[str, tuple[str, Account, int]] = {}  # id → (kind, account, pos)
         self.jobs: dict[str, dict] = {}
         self.failed_once: set[str] = set()
+        self.active_ads: dict[str, int] = {}  # account id → ACTIVE ads (rate-limit budgets)
+        self.creatives: dict[str, tuple[Account, dict]] = {}  # id → (account, creative)
+        self._spent: dict[tuple[str, date], int] = {}  # (account, today) → lifetime spend
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._day_cache: OrderedDict[tuple[int, int], dict[str, np.ndarray]] = OrderedDict()
@@ -180,6 +165,10 @@ class AdsState:
         self._bucket_cache: OrderedDict[tuple, list[str]] = OrderedDict()
         self._bucket_cache_chars = 0
         self._prefix_cache: OrderedDict[tuple, list[str]] = OrderedDict()
+        # Breakdown splits of recent days (bounded by memory like the day cache) and the
+        # stable per-ad tilts of each breakdown family.
+        self._split_cache: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self._tilts: dict[tuple, np.ndarray] = {}
         self.seed = sandbox.domain_seed(DOMAIN)
 
     # ------------------------------------------------------------------ generation
@@ -356,6 +345,122 @@ class AdsState:
         out["reach"] = np.maximum(np.minimum(out["reach"], out["impressions"]), 1)
         return out
 
+    # ------------------------------------------------------------------ breakdowns
+    def look(self, acct: Account) -> AccountLook:
+        """What shapes the account's breakdown values (currency, Pages, catalog)."""
+        look = getattr(acct, "_look", None)
+        if look is None:
+            page_id, page_name = creatives.page_of(acct)
+            products = tuple(
+                (
+                    str(2_600_000_000_000_000 + acct.index * 1000 + p),
+                    f"SKU-{acct.index + 1}-{p:03d}",
+                )
+                for p in range(1, 13)
+            )
+            look = AccountLook(acct.index, acct.currency, ((page_id, page_name),), products)
+            acct._look = look  # type: ignore[attr-defined]
+        return look
+
+    def breakdown_names(self, acct: Account) -> dict[str, str]:
+        """Names behind breakdown ids: Pages by id, products' retailer ids (``retailer:<id>``)."""
+        names = getattr(acct, "_names", None)
+        if names is None:
+            look = self.look(acct)
+            names = dict(look.pages)
+            names.update({f"retailer:{pid}": retailer for pid, retailer in look.products})
+            acct._names = names  # type: ignore[attr-defined]
+        return names
+
+    def ad_formats(self, acct: Account) -> np.ndarray:
+        """Per ad: its creative's format (0 image, 1 video, 2 carousel)."""
+        formats = getattr(acct, "_formats", None)
+        if formats is None:
+            formats = acct._formats = creatives.ad_formats(acct)  # type: ignore[attr-defined]
+        return formats
+
+    def pixel_id(self) -> str:
+        """The pixel the ads' website conversions are measured by (the CAPI domain's)."""
+        pixels = self.sandbox.config.extra.get("pixels")
+        return str(pixels[0]) if pixels else DEFAULT_PIXEL_ID
+
+    def action_labels(self, acct: Account) -> dict[tuple[str, str], str]:
+        """Labelling action breakdowns' values, by (breakdown, action type); ``offsite``
+        stands for the web conversions measured off Meta."""
+        page_id, page_name = creatives.page_of(acct)
+        pixel = self.pixel_id()
+        labels: dict[tuple[str, str], str] = {}
+        for key in ("link_click", "lead", "post_reaction", "offsite"):
+            on_page = key in ("lead", "post_reaction")
+            labels[("action_target_id", key)] = page_id if on_page else pixel
+            labels[("action_destination", key)] = page_name if on_page else f"{acct.name} Pixel"
+            labels[("conversion_destination", key)] = "on_ad" if on_page else "website"
+            labels[("is_business_ai_assisted", key)] = "false"
+            labels[("matched_persona_id", key)] = "0"
+            labels[("matched_persona_name", key)] = "none"
+            labels[("signal_source_bucket", key)] = "pixel" if key == "offsite" else "meta"
+            labels[("standard_event_content_type", key)] = "product" if key == "offsite" else "none"
+        return labels
+
+    def _ad_tilt(self, acct: Account, family: str, rows: int) -> np.ndarray:
+        """Per ad and joint row of `family`: a stable multiplier of the row's share (ads
+        differ: one skews young, another runs mostly on Instagram)."""
+        key = (acct.index, family, rows)
+        with self._lock:
+            hit = self._tilts.get(key)
+        if hit is not None:
+            return hit
+        g = np.random.default_rng([self.seed, acct.index, zlib.crc32(family.encode()), 11])
+        tilt = g.lognormal(0.0, 0.35, (len(acct.ads), rows))
+        with self._lock:
+            self._tilts[key] = tilt
+        return tilt
+
+    def day_split(self, acct: Account, day: date, today: date, plan: Plan) -> dict[str, np.ndarray]:
+        """``day_metrics`` split over the request's breakdown cells: name → (ads, cells).
+
+        Each family's split is drawn over its whole joint table and summed onto the
+        requested columns (see ``everreach.sandbox.breakdowns``); a second family splits
+        each cell of the first. ``aov`` stays per ad.
+        """
+        key = (acct.index, day.toordinal(), today.toordinal(), plan.key)
+        with self._lock:
+            hit = self._split_cache.get(key)
+            if hit is not None:
+                self._split_cache.move_to_end(key)
+                return hit
+        base = self.day_metrics(acct, day, today)
+        n = len(acct.ads)
+        parts = {name: base[name][:, None] for name in ADDITIVE}
+        for f_i, family in enumerate(plan.families):
+            table = family_table(family, plan.look)
+            tilt = self._ad_tilt(acct, family, len(table.rows))
+            g = np.random.default_rng(
+                [self.seed, acct.index, day.toordinal(), today.toordinal(), f_i,
+                 zlib.crc32(family.encode())]
+            )  # fmt: skip
+            proj = plan.proj[f_i]
+            kproj = len(plan.cell_values[f_i])
+            onehot = np.zeros((len(table.rows), kproj), dtype=np.int64)
+            onehot[np.arange(len(table.rows)), proj] = 1
+            new: dict[str, list[np.ndarray]] = {name: [] for name in ADDITIVE}
+            for c in range(parts["impressions"].shape[1]):
+                split = split_family(g, {name: parts[name][:, c] for name in ADDITIVE}, table, tilt)
+                for name in ADDITIVE:
+                    new[name].append(split[name] @ onehot)
+            parts = {name: np.concatenate(new[name], axis=1) for name in ADDITIVE}
+        g = np.random.default_rng([self.seed, acct.index, day.toordinal(), today.toordinal(), 99])
+        out = dict(parts)
+        out["reach"] = cell_reach(g, parts["impressions"], base["impressions"], base["reach"])
+        out["aov"] = base["aov"]
+        with self._lock:
+            self._split_cache[key] = out
+            budget = int(self.sandbox.config.extra.get("ads_cache_mb", 160)) << 20
+            size = max(1, n * parts["impressions"].shape[1] * 8 * len(out))
+            while len(self._split_cache) > max(4, budget // size):
+                self._split_cache.popitem(last=False)
+        return out
+
 
 def _effective(own: str, parent: str | None, grandparent: str | None, parent_kind: str) -> str:
     """Meta-like effective_status from an object's own and its parents' statuses."""
@@ -382,9 +487,51 @@ class QueryError(Exception):
         self.code, self.message, self.subcode = code, message, subcode
 
 
+#: Action types measured on Meta (they keep their action breakdown values) and the web
+#: conversions measured by the pixel off Meta (Meta's "Type 1"/"Type 2" restrictions).
+ON_META_ACTIONS = frozenset({"link_click", "lead", "post_reaction"})
+#: Breakdowns with which Meta leaves off-Meta actions out of the row entirely.
+TYPE1_BREAKDOWNS = frozenset({"region", "dma", *HOURLY})
+#: Action breakdowns that only label entries (one value per action type), and those that
+#: split an entry's numbers across their values.
+LABEL_ACTIONS = (
+    "action_target_id",
+    "action_destination",
+    "conversion_destination",
+    "is_business_ai_assisted",
+    "matched_persona_id",
+    "matched_persona_name",
+    "signal_source_bucket",
+    "standard_event_content_type",
+)
+ACTION_DEVICES = (
+    ("iphone", 0.44),
+    ("android_smartphone", 0.37),
+    ("desktop", 0.13),
+    ("ipad", 0.04),
+    ("other", 0.02),
+)
+REACTIONS = (
+    ("like", 0.7),
+    ("love", 0.15),
+    ("haha", 0.05),
+    ("wow", 0.05),
+    ("sorry", 0.03),
+    ("anger", 0.02),
+)
+CAROUSEL_CARDS = ((1, 0.5), (2, 0.3), (3, 0.2))
+_SORTABLE = ("spend", "impressions", "reach", "clicks", "inline_link_clicks")
+
+
 @dataclass
 class InsightsQuery:
-    """A parsed insights request over one account (optionally one object in it)."""
+    """A parsed insights request over one account (optionally one object in it).
+
+    Rows are ordered by time bucket, then group (the objects at the query's level), then
+    breakdown cell. Without breakdowns every group keeps its slot in every bucket (zeros
+    when it did not deliver) so that paging positions never move; with breakdowns a bucket
+    holds the (group, cell) pairs that had impressions, like Meta.
+    """
 
     state: AdsState
     acct: Account
@@ -396,21 +543,76 @@ class InsightsQuery:
     groups: np.ndarray  # group position of each counted ad (at the query's level)
     group_objs: list[dict | None]  # object per group (None at account level)
     today: date  # account-local "today" the numbers are computed for
+    plan: Plan | None = None  # breakdowns (None: no breakdowns)
+    action_breakdowns: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()  # requested fields beyond the core ones
+    sort: tuple[str, bool] | None = None  # (field, descending)
+
+    def __post_init__(self) -> None:
+        self._bucket_lru: OrderedDict[int, tuple[dict, np.ndarray]] = OrderedDict()
+        self._offsets_cache: list[int] | None = None
+        columns = set(self.plan.columns) if self.plan else set()
+        #: Hourly breakdowns leave out every deduplicated (people) count.
+        self.no_unique = bool(columns & set(HOURLY))
+        #: Region, DMA and hourly breakdowns leave out actions measured off Meta.
+        self.onsite_only = bool(columns & TYPE1_BREAKDOWNS)
+        self.plain_actions = set(self.action_breakdowns) <= {"action_type"}
+
+    @property
+    def ncells(self) -> int:
+        """Breakdown cells per group (1 without breakdowns)."""
+        return self.plan.ncells if self.plan else 1
 
     def __len__(self) -> int:
-        return len(self.buckets) * len(self.group_objs)
+        if self.plan is None:
+            return len(self.buckets) * len(self.group_objs)
+        return self._offsets()[-1]
+
+    def _offsets(self) -> list[int]:
+        """Position of each bucket's first row, and the total at the end."""
+        if self._offsets_cache is None:
+            offsets = [0]
+            for b in range(len(self.buckets)):
+                offsets.append(offsets[-1] + self.bucket_len(b))
+            self._offsets_cache = offsets
+        return self._offsets_cache
+
+    def bucket_len(self, b: int) -> int:
+        """Rows of bucket ``b``."""
+        if self.plan is None:
+            return len(self.group_objs)
+        return len(self._bucket(b)[1])
+
+    def _spans(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """(bucket, first row, end row) of the buckets rows ``start:stop`` touch."""
+        start, stop, _ = slice(start, stop).indices(len(self))
+        if start >= stop:
+            return []
+        if self.plan is None:
+            n = len(self.group_objs)
+            if n == 0:
+                return []
+            return [
+                (b, max(start - b * n, 0), min(stop - b * n, n))
+                for b in range(start // n, (stop - 1) // n + 1)
+            ]
+        offsets = self._offsets()
+        spans = []
+        b = max(bisect.bisect_right(offsets, start) - 1, 0)
+        while b < len(self.buckets) and offsets[b] < stop:
+            lo, hi = max(start - offsets[b], 0), min(stop, offsets[b + 1]) - offsets[b]
+            if hi > lo:
+                spans.append((b, lo, hi))
+            b += 1
+        return spans
 
     def __getitem__(self, item: slice) -> list[dict]:
         if not isinstance(item, slice):
             raise TypeError("InsightsQuery supports slices only")
-        start, stop, _ = item.indices(len(self))
-        ngroups = len(self.group_objs)
         rows: list[dict] = []
-        if ngroups == 0 or start >= stop:
-            return rows
-        for b in range(start // ngroups, (stop - 1) // ngroups + 1):
-            lo = max(start - b * ngroups, 0)
-            hi = min(stop - b * ngroups, ngroups)
+        for b, lo, hi in self._spans(
+            item.start or 0, len(self) if item.stop is None else item.stop
+        ):
             rows.extend(self.bucket_rows(b, lo, hi))
         return rows
 
@@ -422,16 +624,10 @@ class InsightsQuery:
     # `orjson.dumps(query[start:stop])`.
     def json_slice(self, start: int, stop: int) -> bytes:
         """``orjson.dumps(self[start:stop])`` without the brackets, rendered fast."""
-        start, stop, _ = slice(start, stop).indices(len(self))
-        ngroups = len(self.group_objs)
-        if ngroups == 0 or start >= stop:
-            return b""
         pieces: list[str] = []
-        for b in range(start // ngroups, (stop - 1) // ngroups + 1):
-            lo = max(start - b * ngroups, 0)
-            hi = min(stop - b * ngroups, ngroups)
+        for b, lo, hi in self._spans(start, stop):
             rows = self.rendered_bucket(b)
-            pieces.extend(rows[lo:hi] if (lo, hi) != (0, ngroups) else rows)
+            pieces.extend(rows[lo:hi] if (lo, hi) != (0, len(rows)) else rows)
         return ",".join(pieces).encode()
 
     def _signature(self) -> tuple:
@@ -444,12 +640,16 @@ class InsightsQuery:
                 tuple(self.windows),
                 self.ad_mask.tobytes(),
                 self.today,
+                self.plan.columns if self.plan else (),
+                self.action_breakdowns,
+                self.extras,
+                self.sort,
             )
             self._sig = sig
         return sig
 
     def rendered_bucket(self, b: int) -> list[str]:
-        """JSON text of every row (all groups) of bucket ``b``, cached by query signature."""
+        """JSON text of every row of bucket ``b``, cached by query signature."""
         state = self.state
         key = (self._signature(), self.buckets[b])
         with state._lock:
@@ -480,44 +680,67 @@ class InsightsQuery:
             if hit is not None:
                 state._prefix_cache.move_to_end(key)
                 return hit
-        acct = self.acct
-        fields = list(dict.fromkeys(self.fields))
-        out: list[str] = []
-        for obj in self.group_objs:
-            row: dict[str, Any] = {}
-            for f in fields:
-                if f == "account_id":
-                    row[f] = acct.id
-                elif f == "account_name":
-                    row[f] = acct.name
-                elif f == "account_currency":
-                    row[f] = acct.currency
-                elif f in ID_FIELDS and f not in ("date_start", "date_stop") and obj is not None:
-                    value = self._object_field(obj, f)
-                    if value is not None:
-                        row[f] = value
-            out.append(orjson.dumps(row)[1:-1].decode() if row else "")
+        out = [
+            orjson.dumps(row)[1:-1].decode() if row else ""
+            for row in (self._id_members(obj) for obj in self.group_objs)
+        ]
         with state._lock:
             state._prefix_cache[key] = out
             while len(state._prefix_cache) > 64:
                 state._prefix_cache.popitem(last=False)
         return out
 
+    def _id_members(self, obj: dict | None) -> dict[str, Any]:
+        acct = self.acct
+        row: dict[str, Any] = {}
+        for f in dict.fromkeys(self.fields):
+            if f == "account_id":
+                row[f] = acct.id
+            elif f == "account_name":
+                row[f] = acct.name
+            elif f == "account_currency":
+                row[f] = acct.currency
+            elif f in ID_FIELDS and f not in ("date_start", "date_stop") and obj is not None:
+                value = self._object_field(obj, f)
+                if value is not None:
+                    row[f] = value
+        return row
+
+    def _cells(self) -> list[dict[str, Any]]:
+        """Per breakdown cell: its columns and values ([{}] without breakdowns)."""
+        cells = getattr(self, "_cell_list", None)
+        if cells is None:
+            cells = self._cell_list = self.plan.cell_members() if self.plan else [{}]
+        return cells
+
+    def _cell_suffixes(self) -> list[str]:
+        """Per breakdown cell: its JSON members (``',"age":"18-24",…'``)."""
+        sfx = getattr(self, "_sfx", None)
+        if sfx is None:
+            sfx = self._sfx = [
+                "," + orjson.dumps(cell)[1:-1].decode() if cell else "" for cell in self._cells()
+            ]
+        return sfx
+
     def _render_bucket(self, b: int) -> list[str]:
         since, until = self.buckets[b]
-        sums = self.bucket_metrics(b)
+        sums, slots = self._bucket(b)
         want = set(self.fields)
-        ngroups = len(self.group_objs)
         prefixes = self._prefixes()
         tail = f'"date_start":"{since.isoformat()}","date_stop":"{until.isoformat()}"'
-        if not sums:  # slots without delivery (kept so that paging positions stay stable)
+        if not sums:
+            if self.plan is not None:
+                return []
+            # slots without delivery (kept so that paging positions stay stable)
             zero = "".join(
                 f'"{f}":"0",'
                 for f in ("spend", "impressions", "reach", "clicks", "inline_link_clicks")
-                if f in want
+                if f in want and not (self.no_unique and f == "reach")
             )
-            return ["{" + (p + "," if p else "") + zero + tail + "}" for p in prefixes[:ngroups]]
-        cols = {k: v.tolist() for k, v in sums.items()}
+            return ["{" + (p + "," if p else "") + zero + tail + "}" for p in prefixes]
+        k = self.ncells
+        row_groups = (slots // k).tolist() if k > 1 else slots.tolist()
+        cols = {name: v[slots].tolist() for name, v in sums.items()}
         imps_l, clicks_l, spend_l, reach_l = (
             cols["impressions"],
             cols["clicks"],
@@ -530,9 +753,9 @@ class InsightsQuery:
             members.append([f'"spend":"{c // 100}.{c % 100:02d}",' for c in spend_l])
         if "impressions" in want:
             members.append([f'"impressions":"{v}",' for v in imps_l])
-        if "reach" in want:
+        if "reach" in want and not self.no_unique:
             members.append([f'"reach":"{v}",' for v in reach_l])
-        if "frequency" in want:
+        if "frequency" in want and not self.no_unique:
             members.append(
                 [
                     f'"frequency":"{i / r:.6f}",' if r else ""
@@ -564,20 +787,50 @@ class InsightsQuery:
                     for s, i in zip(spend_l, imps_l, strict=True)
                 ]
             )
-        if "actions" in want:
-            members.append(self._render_actions(cols, money=False))
-        if "action_values" in want:
-            members.append(self._render_actions(cols, money=True))
-        heads = [p + "," if p else "" for p in prefixes]
+        for money, name in ((False, "actions"), (True, "action_values")):
+            if name not in want:
+                continue
+            if self.plain_actions and not self.onsite_only:
+                members.append(self._render_actions(cols, money=money))
+            else:
+                members.append(
+                    [
+                        f'"{name}":{orjson.dumps(e).decode()},' if e else ""
+                        for e in (
+                            self._actions(cols, i, money=money, group=g)
+                            for i, g in enumerate(row_groups)
+                        )
+                    ]
+                )
+        if self.extras:
+            cells = slots % k
+            members.append(
+                [
+                    "".join(f'"{n}":{orjson.dumps(v).decode()},' for n, v in pairs)
+                    for pairs in (
+                        self._extra_pairs(cols, i, g, int(c))
+                        for i, (g, c) in enumerate(zip(row_groups, cells.tolist(), strict=True))
+                    )
+                ]
+            )
+        heads = [prefixes[g] + "," if prefixes[g] else "" for g in row_groups]
+        if self.plan is None:
+            tails = [tail + "}"] * len(row_groups)
+        else:
+            sfx = self._cell_suffixes()
+            tails = [tail + sfx[c] + "}" for c in (slots % k).tolist()]
         if not members:
-            return ["{" + h + tail + "}" for h in heads]
-        return ["{" + "".join(parts) + tail + "}" for parts in zip(heads, *members, strict=True)]
+            return ["{" + h + t for h, t in zip(heads, tails, strict=True)]
+        return [
+            "{" + "".join(parts[:-1]) + parts[-1]
+            for parts in zip(heads, *members, tails, strict=True)
+        ]
 
     def _render_actions(self, cols: dict, *, money: bool) -> list[str]:
-        """The ``"actions":[…],`` (or ``"action_values"``) member of every group ('' if empty).
+        """The ``"actions":[…],`` (or ``"action_values"``) member of every row ('' if empty).
 
-        Column-wise: each possible entry is rendered for all groups at once (with a
-        trailing comma, '' where ``_actions`` leaves it out), then joined per group.
+        Column-wise: each possible entry is rendered for all rows at once (with a
+        trailing comma, '' where ``_actions`` leaves it out), then joined per row.
         """
         windows = list(dict.fromkeys(self.windows))
         click_windows = [w for w in windows if w.endswith("_click")]
@@ -629,20 +882,54 @@ class InsightsQuery:
             out.append(key + joined[:-1] + "]," if joined else "")
         return out
 
-    def bucket_metrics(self, b: int) -> dict[str, np.ndarray]:
-        """Group-level integer metrics (numpy arrays, one entry per group) for bucket ``b``."""
-        since, until = self.buckets[b]
+    # ------------------------------------------------------------------ numbers
+    def _bucket(self, b: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(sums over every slot, the bucket's rows as slots in row order) of bucket ``b``.
+
+        A slot is ``group * ncells + cell``. Without breakdowns every group is a row; with
+        breakdowns the slots that had impressions are.
+        """
+        hit = self._bucket_lru.get(b)
+        if hit is not None:
+            return hit
+        sums = self.bucket_metrics(b)
         ngroups = len(self.group_objs)
+        if self.plan is None:
+            slots = np.arange(ngroups, dtype=np.int64)
+        elif sums:
+            slots = np.flatnonzero(sums["impressions"] > 0).astype(np.int64)
+        else:
+            slots = np.zeros(0, dtype=np.int64)
+        if self.sort is not None and sums and len(slots):
+            name, descending = self.sort
+            values = sums[name][slots]
+            order = np.argsort(-values if descending else values, kind="stable")
+            slots = slots[order]
+        self._bucket_lru[b] = (sums, slots)
+        while len(self._bucket_lru) > 2:
+            self._bucket_lru.popitem(last=False)
+        return sums, slots
+
+    def bucket_metrics(self, b: int) -> dict[str, np.ndarray]:
+        """Integer metrics per slot (numpy arrays, ``ngroups × ncells`` entries) for bucket ``b``."""
+        since, until = self.buckets[b]
+        k = self.ncells
+        nslots = len(self.group_objs) * k
         sums: dict[str, np.ndarray] = {}
-        reach_sum = np.zeros(ngroups, dtype=np.int64)
-        reach_max = np.zeros(ngroups, dtype=np.int64)
-        counted = np.zeros(ngroups, dtype=np.int64)
+        reach_sum = np.zeros(nslots, dtype=np.int64)
+        reach_max = np.zeros(nslots, dtype=np.int64)
+        counted = np.zeros(nslots, dtype=np.int64)
+        mask = self.ad_mask
+        # With breakdowns the day arrays are (ads, cells), even for a single cell.
+        split = self.plan is not None
+        idx = (self.groups[:, None] * k + np.arange(k)[None, :]).ravel() if split else self.groups
         day = since
         while day <= until:
             if self.acct.delivering and self.acct.start_day <= day < self.today:
-                m = self.state.day_metrics(self.acct, day, self.today)
-                idx = self.groups
-                mask = self.ad_mask
+                if self.plan is None:
+                    m = self.state.day_metrics(self.acct, day, self.today)
+                else:
+                    m = self.state.day_split(self.acct, day, self.today, self.plan)
                 for name in (
                     "impressions",
                     "clicks",
@@ -655,15 +942,22 @@ class InsightsQuery:
                     "p28",
                     "pv",
                 ):
-                    vals = np.bincount(idx, weights=m[name][mask], minlength=ngroups)
+                    vals = np.bincount(idx, weights=m[name][mask].ravel(), minlength=nslots)
                     sums[name] = sums.get(name, 0) + vals.astype(np.int64)
+                aov = m["aov"][mask]
+                if split:
+                    aov = aov[:, None]
                 for name, comp in (("v1", "p1"), ("v7", "p7"), ("v28", "p28"), ("vv", "pv")):
-                    vals = np.bincount(idx, weights=(m[comp] * m["aov"])[mask], minlength=ngroups)
+                    vals = np.bincount(idx, weights=(m[comp][mask] * aov).ravel(), minlength=nslots)
                     sums[name] = sums.get(name, 0) + vals.astype(np.int64)
-                r = m["reach"][mask]
-                reach_sum += np.bincount(idx, weights=r, minlength=ngroups).astype(np.int64)
+                r = m["reach"][mask].ravel()
+                reach_sum += np.bincount(idx, weights=r, minlength=nslots).astype(np.int64)
                 np.maximum.at(reach_max, idx, r)
-                counted += np.bincount(idx, minlength=ngroups)
+                if not split:
+                    counted += np.bincount(idx, minlength=nslots)
+                else:
+                    seen = (m["impressions"][mask] > 0).ravel()
+                    counted += np.bincount(idx, weights=seen, minlength=nslots).astype(np.int64)
             day += timedelta(days=1)
         if not sums:
             return {}
@@ -672,33 +966,47 @@ class InsightsQuery:
         overlap = 1.0 - 0.3 * (1.0 - 1.0 / n_parts)
         sums["reach"] = np.maximum(reach_max, np.floor(reach_sum * overlap).astype(np.int64))
         sums["_counted"] = counted
+        if self.extras:
+            sums["_video"] = self._video_impressions(b, nslots, idx)
         return sums
 
-    def bucket_rows(self, b: int, lo: int, hi: int) -> list[dict]:
-        """Rows for groups ``lo:hi`` of time bucket ``b`` (groups without delivery still
-        occupy their slot so that paging positions stay stable; they answer zeros)."""
+    def _video_impressions(self, b: int, nslots: int, idx: np.ndarray) -> np.ndarray:
+        """Impressions of video ads per slot (for the share of video on a row)."""
         since, until = self.buckets[b]
-        sums = self.bucket_metrics(b)
-        acct = self.acct
-        fields = self.fields
-        want = set(fields)
+        is_video = self.state.ad_formats(self.acct) == 1
+        out = np.zeros(nslots, dtype=np.int64)
+        day = since
+        while day <= until:
+            if self.acct.delivering and self.acct.start_day <= day < self.today:
+                if self.plan is None:
+                    imps = self.state.day_metrics(self.acct, day, self.today)["impressions"]
+                    weights = (imps * is_video)[self.ad_mask]
+                else:
+                    imps = self.state.day_split(self.acct, day, self.today, self.plan)[
+                        "impressions"
+                    ]
+                    weights = (imps * is_video[:, None])[self.ad_mask].ravel()
+                out += np.bincount(idx, weights=weights, minlength=nslots).astype(np.int64)
+            day += timedelta(days=1)
+        return out
+
+    def bucket_rows(self, b: int, lo: int, hi: int) -> list[dict]:
+        """Rows ``lo:hi`` of time bucket ``b`` (without breakdowns, groups without delivery
+        still occupy their slot so that paging positions stay stable; they answer zeros)."""
+        since, until = self.buckets[b]
+        sums, slots = self._bucket(b)
+        if not sums and self.plan is not None:
+            return []
+        want = set(self.fields)
         ds, de = since.isoformat(), until.isoformat()
+        k = self.ncells
+        cells = self._cells()
+        part = slots[lo:hi]
+        cols = {name: v[part].tolist() for name, v in sums.items()} if sums else {}
         rows = []
-        cols = {k: v[lo:hi].tolist() for k, v in sums.items()} if sums else {}
-        for i in range(hi - lo):
-            obj = self.group_objs[lo + i]
-            row: dict[str, Any] = {}
-            for f in fields:
-                if f == "account_id":
-                    row[f] = acct.id
-                elif f == "account_name":
-                    row[f] = acct.name
-                elif f == "account_currency":
-                    row[f] = acct.currency
-                elif f in ID_FIELDS and f not in ("date_start", "date_stop") and obj is not None:
-                    value = self._object_field(obj, f)
-                    if value is not None:
-                        row[f] = value
+        for i, slot in enumerate(part.tolist()):
+            g, c = divmod(slot, k)
+            row = self._id_members(self.group_objs[g])
             if cols:
                 imps = cols["impressions"][i]
                 clicks = cols["clicks"][i]
@@ -708,9 +1016,9 @@ class InsightsQuery:
                     row["spend"] = _money(spend)
                 if "impressions" in want:
                     row["impressions"] = str(imps)
-                if "reach" in want:
+                if "reach" in want and not self.no_unique:
                     row["reach"] = str(reach)
-                if "frequency" in want and reach:
+                if "frequency" in want and reach and not self.no_unique:
                     row["frequency"] = f"{imps / reach:.6f}"
                 if "clicks" in want:
                     row["clicks"] = str(clicks)
@@ -723,19 +1031,22 @@ class InsightsQuery:
                 if "cpm" in want and imps:
                     row["cpm"] = f"{spend / 100 * 1000 / imps:.6f}"
                 if "actions" in want:
-                    actions = self._actions(cols, i, money=False)
+                    actions = self._actions(cols, i, money=False, group=g)
                     if actions:
                         row["actions"] = actions
                 if "action_values" in want:
-                    values = self._actions(cols, i, money=True)
+                    values = self._actions(cols, i, money=True, group=g)
                     if values:
                         row["action_values"] = values
+                if self.extras:
+                    row.update(self._extra_pairs(cols, i, g, c))
             else:  # a slot without delivery (kept so that paging positions stay stable)
                 for f in ("spend", "impressions", "reach", "clicks", "inline_link_clicks"):
-                    if f in want:
+                    if f in want and not (self.no_unique and f == "reach"):
                         row[f] = "0"
             row["date_start"] = ds
             row["date_stop"] = de
+            row.update(cells[c])
             rows.append(row)
         return rows
 
@@ -759,7 +1070,7 @@ class InsightsQuery:
     def _kind_of(self, obj: dict) -> str:
         return self.state.objects[obj["id"]][0]
 
-    def _actions(self, cols: dict, i: int, *, money: bool) -> list[dict]:
+    def _actions(self, cols: dict, i: int, *, money: bool, group: int = 0) -> list[dict]:
         out = []
         p1, p7, p28, pv = cols["p1"][i], cols["p7"][i], cols["p28"][i], cols["pv"][i]
         v1, v7, v28, vv = cols["v1"][i], cols["v7"][i], cols["v28"][i], cols["vv"][i]
@@ -770,7 +1081,7 @@ class InsightsQuery:
                 ("landing_page_view", cols["landing_page_view"][i]),
                 ("lead", cols["lead"][i]),
             ):
-                if n:
+                if n and not (self.onsite_only and atype not in ON_META_ACTIONS):
                     entry = {"action_type": atype, "value": str(n)}
                     for w in windows:
                         if w.endswith("_click"):
@@ -780,14 +1091,181 @@ class InsightsQuery:
         values = {"1d_click": v1, "7d_click": v1 + v7, "28d_click": v1 + v7 + v28, "1d_view": vv}
         src = values if money else counts
         default = src["7d_click"] + src["1d_view"]  # Meta's default: 7-day click + 1-day view
-        if default:
+        if default and not self.onsite_only:
             for atype in ("offsite_conversion.fb_pixel_purchase", "omni_purchase"):
                 entry = {"action_type": atype, "value": _money(default) if money else str(default)}
                 for w in windows:
                     if src[w]:
                         entry[w] = _money(src[w]) if money else str(src[w])
                 out.append(entry)
+        if not money and "action_reaction" in self.action_breakdowns:
+            reactions = cols["impressions"][i] * 4 // 1000
+            if reactions:
+                out.append({"action_type": "post_reaction", "value": str(reactions)})
+        if self.plain_actions:
+            return out
+        return self._break_actions(out, money=money, group=group)
+
+    def _break_actions(self, entries: list[dict], *, money: bool, group: int) -> list[dict]:
+        """Apply the request's action breakdowns to plain action entries: label keys on the
+        entries Meta labels, and entries split across device / reaction / carousel card
+        (integer or cent parts that add up to the entry)."""
+        acts = self.action_breakdowns
+        labels = self.state.action_labels(self.acct)
+        out: list[dict] = []
+        for entry in entries:
+            atype = entry["action_type"]
+            on_meta = atype in ON_META_ACTIONS
+            parts = [entry]
+            if on_meta and "action_device" in acts:
+                parts = _split_entry(parts, "action_device", ACTION_DEVICES, money)
+            if atype == "post_reaction" and "action_reaction" in acts:
+                parts = _split_entry(parts, "action_reaction", REACTIONS, money)
+            if atype == "link_click" and {
+                "action_carousel_card_id",
+                "action_carousel_card_name",
+            } & set(acts):
+                parts = _split_cards(parts, acts, self.acct)
+            for part in parts:
+                keyed: dict[str, Any] = {}
+                for name in acts:
+                    if name == "action_type":
+                        keyed["action_type"] = atype
+                    elif name in LABEL_ACTIONS:
+                        value = labels.get((name, atype if on_meta else "offsite"))
+                        if value is not None and (on_meta or name not in _TYPE2_LABELS):
+                            keyed[name] = value
+                    elif name in part:
+                        keyed[name] = part[name]
+                keyed.setdefault("action_type", atype)
+                for key, value in part.items():
+                    if key not in keyed and key not in ACTION_BREAKDOWN_NAMES:
+                        keyed[key] = value
+                out.append(keyed)
         return out
+
+    def _extra_pairs(self, cols: dict, i: int, g: int, c: int) -> list[tuple[str, Any]]:
+        """(field, value) of the requested extra fields on row ``i`` (group ``g``, cell ``c``)."""
+        obj = self.group_objs[g]
+        acct = self.acct
+        purchases = cols["p1"][i] + cols["p7"][i] + cols["pv"][i]
+        value = cols["v1"][i] + cols["v7"][i] + cols["vv"][i]
+        if self.onsite_only:
+            purchases = value = 0
+        imps = cols["impressions"][i]
+        kind = self.level
+        created = updated = adset_start = None
+        ranking_seed = 0
+        creative_type = None
+        if obj is not None:
+            created = _fmt_date(obj.get("created_time"), acct)
+            updated = _fmt_date(obj.get("updated_time"), acct)
+            ranking_seed = int(obj["id"][-4:])
+            adset_id = obj["id"] if kind == "adset" else obj.get("adset_id")
+            if adset_id is not None:
+                entry = self.state.objects.get(adset_id)
+                if entry is not None:
+                    start = entry[1].adsets[entry[2]].get("start_time")
+                    adset_start = _fmt_time(start, acct.tz) if start else None
+            if kind == "ad":
+                pos = self.state.objects[obj["id"]][2]
+                creative_type = creatives.FORMATS[int(self.state.ad_formats(acct)[pos])]
+        else:
+            created = _fmt_date(acct.created_time, acct)
+        ctx = RowContext(
+            impressions=imps,
+            clicks=cols["clicks"][i],
+            link_clicks=cols["inline_link_clicks"][i],
+            landing_page_views=cols["landing_page_view"][i],
+            spend=cols["spend"][i],
+            reach=None if self.no_unique else cols["reach"][i],
+            leads=cols["lead"][i],
+            purchases=purchases,
+            purchase_value=value,
+            video_share=cols["_video"][i] / imps if imps else 0.0,
+            level=kind,
+            objective=self._object_field(obj, "objective") if obj is not None else None,
+            created=created,
+            updated=updated,
+            adset_start=adset_start,
+            ranking_seed=ranking_seed,
+            creative_type=creative_type,
+            breakdown=self._cells()[c],
+            names=self.state.breakdown_names(acct),
+            video_breakdowns=tuple(
+                a
+                for a in self.action_breakdowns
+                if a in ("action_video_sound", "action_video_type")
+            ),
+        )
+        return extra_values(list(self.extras), ctx)
+
+
+#: Action breakdown keys (never copied from a plain entry onto a broken-down one).
+ACTION_BREAKDOWN_NAMES = frozenset(ACTION_BREAKDOWNS)
+#: Labels Meta leaves off off-Meta (web) conversions ("Type 2" action breakdowns).
+_TYPE2_LABELS = frozenset({"action_target_id", "action_destination"})
+
+
+def _split_entry(
+    entries: list[dict], key: str, shares: tuple[tuple[str, float], ...], money: bool
+) -> list[dict]:
+    """Each entry split across `shares` (value and window keys each split exactly)."""
+    out = []
+    weights = [s for _, s in shares]
+    for entry in entries:
+        numeric = {k: v for k, v in entry.items() if k == "value" or k[:1].isdigit()}
+        split = {
+            k: _largest_remainder(_cents(v) if money else int(v), weights)
+            for k, v in numeric.items()
+        }
+        for j, (label, _) in enumerate(shares):
+            if not split["value"][j]:
+                continue
+            part = {key: label, **{k: v for k, v in entry.items() if k not in numeric}}
+            for k in numeric:
+                if split[k][j]:
+                    part[k] = _money(split[k][j]) if money else str(split[k][j])
+            out.append(part)
+    return out
+
+
+def _split_cards(entries: list[dict], acts: tuple[str, ...], acct: Account) -> list[dict]:
+    out = []
+    for entry in entries:
+        total = int(entry["value"])
+        parts = _largest_remainder(total, [s for _, s in CAROUSEL_CARDS])
+        for (card, _), n in zip(CAROUSEL_CARDS, parts, strict=True):
+            if not n:
+                continue
+            part = {k: v for k, v in entry.items() if k != "value"}
+            if "action_carousel_card_id" in acts:
+                part["action_carousel_card_id"] = str(6_000_000_000 + acct.index * 10 + card)
+            if "action_carousel_card_name" in acts:
+                part["action_carousel_card_name"] = f"Card {card}"
+            part["value"] = str(n)
+            for w in [k for k in part if k[:1].isdigit()]:
+                part[w] = str(n)
+            out.append(part)
+    return out
+
+
+def _largest_remainder(total: int, shares: list[float]) -> list[int]:
+    raw = [total * s / sum(shares) for s in shares]
+    parts = [int(r) for r in raw]
+    rest = total - sum(parts)
+    for j in sorted(range(len(raw)), key=lambda j: raw[j] - parts[j], reverse=True)[:rest]:
+        parts[j] += 1
+    return parts
+
+
+def _cents(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+def _fmt_date(value: datetime | None, acct: Account) -> str | None:
+    return value.astimezone(acct.tz).date().isoformat() if value else None
 
 
 def _money(cents: int) -> str:
@@ -796,8 +1274,62 @@ def _money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def _bool_param(params: dict, name: str) -> bool | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise QueryError(100, f"(#100) param {name} must be a boolean")
+
+
+def _enum_list(sandbox: Sandbox, params: dict, name: str, allowed: tuple[str, ...]) -> list[str]:
+    try:
+        values = sandbox.list_param(params, name)
+    except orjson.JSONDecodeError as exc:
+        raise QueryError(100, f"(#100) param {name} must be an array") from exc
+    for i, value in enumerate(values):
+        if value not in allowed:
+            raise QueryError(
+                100, f"(#100) {name}[{i}] must be one of the following values: {', '.join(allowed)}"
+            )
+    return values
+
+
+def check_insights_params(params: dict, *, report_run: bool = False) -> None:
+    """Refuse parameters the insights edge does not take, as Meta refuses them.
+
+    The edges of AdAccount, Campaign, AdSet and Ad take the spec's insights parameters; an
+    AdReportRun's insights edge takes none of its own. Both take the Graph-wide and paging
+    parameters.
+    """
+    allowed = set(GRAPH_WIDE_PARAMS) | set(LIST_PARAMS)
+    if not report_run:
+        allowed |= set(INSIGHTS_PARAMS)
+    for name in params:
+        if name not in allowed:
+            edge = "AdReportRun insights" if report_run else "insights"
+            raise QueryError(
+                100,
+                unknown_parameter_message(
+                    name,
+                    f"the {edge} edge",
+                    "https://developers.facebook.com/docs/marketing-api/insights/parameters/",
+                ),
+            )
+
+
 def parse_insights(
-    state: AdsState, params: dict, acct: Account, scope: tuple[str, int] | None, today: date
+    state: AdsState,
+    params: dict,
+    acct: Account,
+    scope: tuple[str, int] | None,
+    today: date,
+    *,
+    version: str | None = None,
 ) -> InsightsQuery:
     """Turn insights request parameters into an :class:`InsightsQuery` (or QueryError)."""
     sandbox = state.sandbox
@@ -806,39 +1338,59 @@ def parse_insights(
         raise QueryError(100, f"(#100) param level must be one of {{{', '.join(LEVELS)}}}")
     fields = sandbox.list_param(params, "fields", ["spend", "impressions"])
     for f in fields:
-        if f not in INSIGHT_FIELDS:
+        if f not in FIELD_KINDS:
             raise QueryError(
                 100,
                 f"(#100) {f} is not valid for fields param. please check "
                 "https://developers.facebook.com/docs/marketing-api/reference/"
                 "ads-insights/ for all valid values",
             )
-    windows_raw = sandbox.list_param(params, "action_attribution_windows")
-    for w in windows_raw:
-        if w not in ACCEPTED_WINDOWS:
-            raise QueryError(
-                100,
-                f"(#100) action_attribution_windows[0] must be one of the "
-                f"following values: {', '.join(sorted(ACCEPTED_WINDOWS))}",
-            )
+    removed = [f for f in dict.fromkeys(fields) if f in REMOVED_AFTER_V19]
+    if removed and _version_at_least(version, 19):
+        raise QueryError(
+            100, f"(#100) {', '.join(removed)} are not valid for fields param after V19.0"
+        )
+    extras = tuple(f for f in dict.fromkeys(fields) if f in EXTRA_FIELDS)
+    windows_raw = _enum_list(sandbox, params, "action_attribution_windows", ATTRIBUTION_WINDOWS)
     windows = [w for w in windows_raw if w in WINDOWS]
-    # time range (account-local dates)
-    since, until = _time_range(sandbox, params, today)
-    if until < since:
-        raise QueryError(100, "(#100) time_range's since must be before until")
-    inc = str(params.get("time_increment", "all_days"))
-    if inc == "all_days":
-        step = (until - since).days + 1
-    elif inc.isdigit() and 1 <= int(inc) <= 90:
-        step = int(inc)
-    else:
-        raise QueryError(100, "(#100) param time_increment must be all_days or 1 to 90")
-    buckets = []
-    d = since
-    while d <= until:
-        end = min(d + timedelta(days=step - 1), until)
-        buckets.append((d, end))
-        d = end + timedelta(days=1)
+    # breakdowns
+    breakdowns = sandbox.list_param(params, "breakdowns")
+    raw_actions = params.get("action_breakdowns")
+    explicit_actions = raw_actions is not None
+    action_breakdowns = sandbox.list_param(params, "action_breakdowns")
+    try:
+        check_names(breakdowns, "breakdowns")
+        check_names(action_breakdowns, "action_breakdowns")
+        combo_actions = action_breakdowns if explicit_actions else ["action_type"]
+        check_combination(combo_actions, breakdowns)
+    except BreakdownError as exc:
+        raise QueryError(100, str(exc)) from exc
+    _check_fields_with_breakdowns(fields, breakdowns, combo_actions)
+    look = state.look(acct)
+    if "product_id_limit" in params:
+        # Meta's product_id_limit: how many products a product_id breakdown reports.
+        limit = _int_param(params, "product_id_limit")
+        if limit > 0:
+            look = dataclasses.replace(look, products=look.products[:limit])
+    plan = make_plan(breakdowns, look) if breakdowns else None
+    _enum_list(sandbox, params, "summary_action_breakdowns", ACTION_BREAKDOWNS)
+    for name in (
+        "default_summary",
+        "graph_cache",
+        "use_account_attribution_setting",
+        "use_unified_attribution_setting",
+    ):
+        _bool_param(params, name)
+    report_time = params.get("action_report_time")
+    if report_time not in (None, "") and str(report_time) not in ACTION_REPORT_TIMES:
+        raise QueryError(
+            100,
+            "(#100) action_report_time must be one of the following values: "
+            + ", ".join(ACTION_REPORT_TIMES),
+        )
+    sort = _sort_param(sandbox, params)
+    # time buckets (account-local dates)
+    buckets = _buckets(sandbox, params, today)
     # which ads count
     n = len(acct.ads)
     mask = np.ones(n, dtype=bool)
@@ -850,7 +1402,10 @@ def parse_insights(
             mask &= acct.ad_adset == pos
         else:
             mask &= np.arange(n) == pos
-    filtering = sandbox.json_param(params, "filtering") or []
+    try:
+        filtering = sandbox.json_param(params, "filtering") or []
+    except orjson.JSONDecodeError as exc:
+        raise QueryError(100, "(#100) param filtering must be an array") from exc
     if not isinstance(filtering, list):
         raise QueryError(100, "(#100) param filtering must be an array")
     status_filtered = set()
@@ -881,8 +1436,114 @@ def parse_insights(
     last = today - timedelta(days=1)
     buckets = [(s, e) for s, e in buckets if e >= acct.start_day and s <= last]
     return InsightsQuery(
-        state, acct, level, fields, windows, buckets, mask, groups, group_objs, today
+        state,
+        acct,
+        level,
+        fields,
+        windows,
+        buckets,
+        mask,
+        groups,
+        group_objs,
+        today,
+        plan=plan,
+        action_breakdowns=tuple(dict.fromkeys(action_breakdowns)),
+        extras=extras,
+        sort=sort,
     )
+
+
+def _version_at_least(version: str | None, major: int) -> bool:
+    m = re.match(r"^v(\d+)\.", version or "v25.0")
+    return m is not None and int(m[1]) >= major
+
+
+def _int_param(params: dict, name: str) -> int:
+    try:
+        return int(str(params[name]))
+    except (TypeError, ValueError) as exc:
+        raise QueryError(100, f"(#100) param {name} must be an integer") from exc
+
+
+def _check_fields_with_breakdowns(
+    fields: list[str], breakdowns: list[str], action_breakdowns: list[str]
+) -> None:
+    """Fields Meta does not serve with some breakdowns (named in its combination error)."""
+    hourly = [b for b in breakdowns if b in HOURLY]
+    if hourly:
+        bad = [f for f in fields if f in NOT_WITH_HOURLY]
+        if bad:
+            raise QueryError(100, combination_error(action_breakdowns, [*breakdowns, bad[0]]))
+    if "frequency_value" in breakdowns:
+        metrics = [f for f in fields if f not in ID_FIELDS and f not in ("reach",)]
+        if metrics:
+            raise QueryError(100, combination_error(action_breakdowns, [*breakdowns, metrics[0]]))
+
+
+def _sort_param(sandbox: Sandbox, params: dict) -> tuple[str, bool] | None:
+    values = sandbox.list_param(params, "sort")
+    if not values:
+        return None
+    m = re.match(r"^(\w+?)_(ascending|descending)$", values[0])
+    if m is None or m[1] not in _SORTABLE:
+        raise QueryError(
+            100,
+            "(#100) sort must be <field>_ascending or <field>_descending with one of "
+            + ", ".join(_SORTABLE),
+        )
+    return m[1], m[2] == "descending"
+
+
+def _buckets(sandbox: Sandbox, params: dict, today: date) -> list[tuple[date, date]]:
+    """The request's time buckets: ``time_ranges`` (one bucket each) or ``time_range`` /
+    ``date_preset`` cut by ``time_increment`` (days, ``monthly`` or ``all_days``)."""
+    try:
+        ranges = sandbox.json_param(params, "time_ranges")
+    except orjson.JSONDecodeError as exc:
+        raise QueryError(100, "(#100) param time_ranges must be an array") from exc
+    if ranges:
+        if not isinstance(ranges, list):
+            raise QueryError(100, "(#100) param time_ranges must be an array")
+        out = []
+        for tr in ranges:
+            since, until = _parse_range(tr)
+            out.append((since, until))
+        return out
+    since, until = _time_range(sandbox, params, today)
+    if until < since:
+        raise QueryError(100, "(#100) time_range's since must be before until")
+    inc = str(params.get("time_increment", "all_days"))
+    buckets = []
+    if inc == "monthly":
+        d = since
+        while d <= until:
+            nxt = (d.replace(day=1) + timedelta(days=32)).replace(day=1)
+            end = min(nxt - timedelta(days=1), until)
+            buckets.append((d, end))
+            d = end + timedelta(days=1)
+        return buckets
+    if inc == "all_days":
+        step = (until - since).days + 1
+    elif inc.isdigit() and 1 <= int(inc) <= 90:
+        step = int(inc)
+    else:
+        raise QueryError(100, "(#100) param time_increment must be all_days, monthly or 1 to 90")
+    d = since
+    while d <= until:
+        end = min(d + timedelta(days=step - 1), until)
+        buckets.append((d, end))
+        d = end + timedelta(days=1)
+    return buckets
+
+
+def _parse_range(tr: Any) -> tuple[date, date]:
+    try:
+        return date.fromisoformat(tr["since"]), date.fromisoformat(tr["until"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QueryError(
+            100,
+            "(#100) param time_range must be a JSON object with since and until dates (YYYY-MM-DD)",
+        ) from exc
 
 
 def _level_pos(acct: Account, level: str) -> np.ndarray:
@@ -923,78 +1584,58 @@ def _filter_mask(acct: Account, flt: dict) -> np.ndarray:
 
 
 def _time_range(sandbox: Sandbox, params: dict, today: date) -> tuple[date, date]:
-    tr = sandbox.json_param(params, "time_range")
+    try:
+        tr = sandbox.json_param(params, "time_range")
+    except orjson.JSONDecodeError as exc:
+        raise QueryError(100, "(#100) param time_range must be a JSON object") from exc
     if tr:
-        try:
-            return date.fromisoformat(tr["since"]), date.fromisoformat(tr["until"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise QueryError(
-                100,
-                "(#100) param time_range must be a JSON object with "
-                "since and until dates (YYYY-MM-DD)",
-            ) from exc
+        return _parse_range(tr)
     preset = str(params.get("date_preset", "last_30d"))
     yesterday = today - timedelta(days=1)
+    if preset not in DATE_PRESETS:
+        raise QueryError(
+            100,
+            f"(#100) date_preset must be one of the following values: {', '.join(DATE_PRESETS)}",
+        )
+    first_of_month = today.replace(day=1)
+    quarter_start = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
+    monday = today - timedelta(days=today.weekday())
+    sunday = today - timedelta(days=(today.weekday() + 1) % 7)
     if preset == "today":
         return today, today
     if preset == "yesterday":
         return yesterday, yesterday
-    if preset == "maximum":
+    if preset in ("maximum", "data_maximum"):
         return today - timedelta(days=37 * 30), yesterday
+    if preset == "this_month":
+        return first_of_month, today
+    if preset == "last_month":
+        last = first_of_month - timedelta(days=1)
+        return last.replace(day=1), last
+    if preset == "this_quarter":
+        return quarter_start, today
+    if preset == "last_quarter":
+        end = quarter_start - timedelta(days=1)
+        return end.replace(month=(end.month - 1) // 3 * 3 + 1, day=1), end
+    if preset == "this_year":
+        return today.replace(month=1, day=1), today
+    if preset == "last_year":
+        return date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)
+    if preset == "this_week_mon_today":
+        return monday, today
+    if preset == "this_week_sun_today":
+        return sunday, today
+    if preset == "last_week_mon_sun":
+        return monday - timedelta(days=7), monday - timedelta(days=1)
+    if preset == "last_week_sun_sat":
+        return sunday - timedelta(days=7), sunday - timedelta(days=1)
     m = _DATE_PRESET.match(preset)
-    if m:
-        return today - timedelta(days=int(m[1])), yesterday
-    raise QueryError(
-        100, f"(#100) date_preset must be one of today, yesterday, last_Nd, maximum; got {preset}"
-    )
+    assert m is not None  # every other preset is last_<N>d
+    return today - timedelta(days=int(m[1])), yesterday
 
 
-# --------------------------------------------------------------------------- rendering
 def _fmt_time(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _render(obj: dict, fields: list[str], acct: Account) -> dict:
-    out: dict[str, Any] = {}
-    for f in fields:
-        if f in obj:
-            v = obj[f]
-            out[f] = _fmt_time(v, acct.tz) if isinstance(v, datetime) else v
-    out.setdefault("id", obj["id"])
-    return out
-
-
-def _account_body(acct: Account, fields: list[str], now: datetime) -> dict:
-    offset = now.astimezone(acct.tz).utcoffset() or timedelta(0)
-    hours = offset.total_seconds() / 3600
-    full = {
-        "id": f"act_{acct.id}",
-        "account_id": acct.id,
-        "name": acct.name,
-        "currency": acct.currency,
-        "timezone_name": acct.timezone_name,
-        "timezone_offset_hours_utc": int(hours) if hours.is_integer() else hours,
-        "account_status": acct.account_status,
-        "created_time": _fmt_time(acct.created_time, acct.tz),
-    }
-    body = {f: full[f] for f in fields if f in full}
-    body["id"] = full["id"]
-    return body
-
-
-class _Rendered(Sequence):
-    """A lazily rendered list of entity dicts (for paging without copying)."""
-
-    def __init__(self, objs: list[dict], fields: list[str], acct: Account) -> None:
-        self.objs, self.fields, self.acct = objs, fields, acct
-
-    def __len__(self) -> int:
-        return len(self.objs)
-
-    def __getitem__(self, item):  # type: ignore[override]
-        if isinstance(item, slice):
-            return [_render(o, self.fields, self.acct) for o in self.objs[item]]
-        return _render(self.objs[item], self.fields, self.acct)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -1003,13 +1644,42 @@ def register(sandbox: Sandbox) -> None:
     module = sys.modules[__name__]
     state = AdsState(sandbox)
     state.build()
+    creatives.build(state, sandbox)
     sandbox.domains[DOMAIN] = state
     for acct in state.accounts.values():
         sandbox.register_node(f"act_{acct.id}", "ad_account", module)
     for obj_id, (kind, _, _) in state.objects.items():
         sandbox.register_node(obj_id, kind, module)
+    for creative_id in state.creatives:
+        sandbox.register_node(creative_id, "adcreative", module)
     if sandbox.lookup("me") is None:
         sandbox.register_node("me", "user", module)
+
+
+def usage_scope(
+    sandbox: Sandbox, node_id: str, kind: str, edge: str | None, method: str
+) -> UsageScope | None:
+    """The ad account whose budget a call uses, and which use case (insights or management)."""
+    state: AdsState = sandbox.domains[DOMAIN]
+    acct: Account | None = None
+    if kind == "ad_account":
+        acct = state.accounts.get(node_id[4:])
+    elif kind in ("campaign", "adset", "ad"):
+        acct = state.objects[node_id][1]
+    elif kind == "adcreative":
+        acct = state.creatives[node_id][0]
+    elif kind == "ad_report_run":
+        job = state.jobs.get(node_id)
+        acct = job["account"] if job is not None else None
+    if acct is None:
+        return None
+    insights = edge == "insights" or kind == "ad_report_run"
+    active = state.active_ads.get(acct.id)
+    if active is None:
+        active = state.active_ads[acct.id] = sum(
+            1 for ad in acct.ads if ad["effective_status"] == "ACTIVE"
+        )
+    return UsageScope(acct.id, "ads_insights" if insights else "ads_management", active)
 
 
 def handle(
@@ -1017,69 +1687,46 @@ def handle(
 ) -> Response:
     """Answer an ads Graph call (see module docstring for what exists)."""
     state: AdsState = sandbox.domains[DOMAIN]
-    params = request.state.params
     denied = sandbox.require_permission(request, "ads_read")
     if denied is not None:
         return denied
     try:
         if kind == "user":
-            if edge == "adaccounts":
-                fields = sandbox.list_param(params, "fields", ["id"])
-                now = sandbox.now()
-                rows = [_account_body(a, fields + ["id"], now) for a in state.accounts.values()]
-                return sandbox.page(request, rows)
+            user = {"id": "10000000000000001", "name": "Sandbox User"}
             if edge is None:
-                return sandbox.json_response({"id": "10000000000000001", "name": "Sandbox User"})
+                return ads_objects.handle_read(request, sandbox, state, "user", user, "id,name")
+            if edge == "adaccounts":
+                return ads_objects.handle_list(request, sandbox, state, "user", user, edge)
         elif kind == "ad_account":
             return _handle_account(request, sandbox, state, node_id[4:], edge)
         elif kind in ("campaign", "adset", "ad"):
             return _handle_object(request, sandbox, state, node_id, kind, edge)
+        elif kind == "adcreative":
+            if edge is None:
+                creative = state.creatives[node_id][1]
+                return ads_objects.handle_read(request, sandbox, state, kind, creative)
         elif kind == "ad_report_run":
             return _handle_report_run(request, sandbox, state, node_id, edge)
     except QueryError as exc:
         return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
-    return sandbox.unknown_node_response(f"{node_id}/{edge}" if edge else node_id, request.method)
-
-
-def _entity_filter(sandbox: Sandbox, params: dict, kind: str, objs: list[dict]) -> list[dict]:
-    statuses: set[str] | None = None
-    if params.get("effective_status"):
-        statuses = set(sandbox.list_param(params, "effective_status"))
-    filtering = sandbox.json_param(params, "filtering") or []
-    for flt in filtering if isinstance(filtering, list) else []:
-        if isinstance(flt, dict) and str(flt.get("field", "")).endswith("effective_status"):
-            vals = flt.get("value") or []
-            statuses = {str(v) for v in (vals if isinstance(vals, list) else [vals])}
-    if statuses is None:
-        return [o for o in objs if o["effective_status"] not in HIDDEN_BY_DEFAULT]
-    return [o for o in objs if o["effective_status"] in statuses]
+    except ads_objects.ObjectError as exc:
+        return sandbox.error_response(exc.code, exc.message, subcode=exc.subcode)
+    if edge is not None:
+        return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
+    return sandbox.unknown_node_response(node_id, request.method)
 
 
 def _handle_account(
     request: Request, sandbox: Sandbox, state: AdsState, acct_id: str, edge: str | None
 ) -> Response:
     acct = state.accounts[acct_id]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_account_body(acct, fields, sandbox.now()))
-    if edge in ("campaigns", "adsets", "ads"):
-        kind = edge[:-1]
-        objs = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        for f in fields:
-            if f not in ENTITY_FIELDS[kind]:
-                raise QueryError(
-                    100,
-                    f"(#100) Tried accessing nonexisting field ({f}) on "
-                    f"node type ({kind.capitalize()})",
-                )
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, kind, objs), fields, acct)
-        )
+        return ads_objects.handle_read(request, sandbox, state, "ad_account", acct)
+    if edge in ads_objects.LIST_EDGES["ad_account"]:
+        return ads_objects.handle_list(request, sandbox, state, "ad_account", acct, edge)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, None)
-    raise QueryError(100, f"(#100) Unknown edge {edge} on AdAccount")
+    return ads_objects.unknown_edge(sandbox, "ad_account", f"act_{acct_id}", edge, request.method)
 
 
 def _handle_object(
@@ -1087,24 +1734,13 @@ def _handle_object(
 ) -> Response:
     _, acct, pos = state.objects[node_id]
     obj = {"campaign": acct.campaigns, "adset": acct.adsets, "ad": acct.ads}[kind][pos]
-    params = request.state.params
     if edge is None:
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.json_response(_render(obj, fields, acct))
+        return ads_objects.handle_read(request, sandbox, state, kind, obj)
     if edge == "insights":
         return _insights(request, sandbox, state, acct, (kind, pos))
-    if kind != "ad" and edge in ("adsets", "ads"):
-        child = edge[:-1]
-        objs = [
-            o
-            for o in {"adset": acct.adsets, "ad": acct.ads}[child]
-            if o.get(f"{kind}_id") == node_id
-        ]
-        fields = sandbox.list_param(params, "fields", ["id"])
-        return sandbox.page(
-            request, _Rendered(_entity_filter(sandbox, params, child, objs), fields, acct)
-        )
-    raise QueryError(100, f"(#100) Unknown edge {edge} on {kind}")
+    if edge in ads_objects.LIST_EDGES[kind]:
+        return ads_objects.handle_list(request, sandbox, state, kind, obj, edge)
+    return ads_objects.unknown_edge(sandbox, kind, node_id, edge, request.method)
 
 
 def _account_today(sandbox: Sandbox, acct: Account, at: datetime | None = None) -> date:
@@ -1119,15 +1755,56 @@ def _insights(
     scope: tuple[str, int] | None,
 ) -> Response:
     params = request.state.params
+    check_insights_params(params)
     today = _account_today(sandbox, acct)
-    query = parse_insights(state, params, acct, scope, today)
+    version = request.path_params.get("version")
+    query = parse_insights(state, params, acct, scope, today, version=version)
     threshold = sandbox.config.reduce_data_threshold
     too_big = threshold is not None and len(query) > threshold
     if request.method == "POST":
-        return _start_job(sandbox, state, acct, scope, params, too_big)
+        return _start_job(
+            request, sandbox, state, acct, scope, params, too_big, len(query), today, version
+        )
     if too_big:
         return sandbox.reduce_data_response()
-    return sandbox.page(request, query, default_limit=25)
+    return _page_with_summary(request, sandbox, query, params)
+
+
+def _page_with_summary(
+    request: Request, sandbox: Sandbox, query: InsightsQuery, params: dict
+) -> Response:
+    """A page of the query's rows, with Meta's ``summary`` (totals of the whole result)
+    when the request asked for one (``default_summary=true`` or ``summary=[fields]``)."""
+    response = sandbox.page(request, query, default_limit=25)
+    wanted = sandbox.list_param(params, "summary")
+    if not wanted and _bool_param(params, "default_summary"):
+        wanted = list(query.fields)
+    if not wanted or response.status_code != 200:
+        return response
+    body = orjson.loads(response.body)
+    body["summary"] = summary_of(query, wanted)
+    return sandbox.json_response(body)
+
+
+def summary_of(query: InsightsQuery, fields: list[str]) -> dict[str, Any]:
+    """Totals over every row of the query for the additive fields among `fields`, with the
+    whole date range (reach and rates are not additive and are left out)."""
+    totals = dict.fromkeys(("spend", "impressions", "clicks", "inline_link_clicks"), 0)
+    for b in range(len(query.buckets)):
+        sums = query.bucket_metrics(b)
+        for name in totals:
+            if sums:
+                totals[name] += int(sums[name].sum())
+    out: dict[str, Any] = {}
+    for name in fields:
+        if name == "spend":
+            out[name] = _money(totals[name])
+        elif name in totals:
+            out[name] = str(totals[name])
+    if query.buckets:
+        out["date_start"] = query.buckets[0][0].isoformat()
+        out["date_stop"] = query.buckets[-1][1].isoformat()
+    return out
 
 
 def _job_key(acct: Account, scope: tuple[str, int] | None, params: dict) -> str:
@@ -1140,12 +1817,16 @@ def _job_key(acct: Account, scope: tuple[str, int] | None, params: dict) -> str:
 
 
 def _start_job(
+    request: Request,
     sandbox: Sandbox,
     state: AdsState,
     acct: Account,
     scope: tuple[str, int] | None,
     params: dict,
     too_big: bool,
+    rows: int,
+    today: date,
+    version: str | None = None,
 ) -> Response:
     module = sys.modules[__name__]
     key = _job_key(acct, scope, params)
@@ -1162,43 +1843,82 @@ def _start_job(
     with state._lock:
         job_id = str(6_120_000_000_000_000 + next(state._job_ids))
     now = sandbox.now()
-    state.jobs[job_id] = {
+    since, until = _time_range(sandbox, params, today)
+    job: dict[str, Any] = {
         "id": job_id,
         "account": acct,
         "scope": scope,
         "params": dict(params),
         "time_ref": now,
+        "date_start": since.isoformat(),
+        "date_stop": until.isoformat(),
         "polls": 0,
         "fail": fail,
         "key": key,
+        "version": version,
     }
+    model = sandbox.timing.jobs
+    if model is not None:
+        # Realistic profile: the run takes time that grows with its size, and that time
+        # (and its rows' CPU) counts against the account's ads_insights budget at once.
+        with state._lock:
+            duration = model.duration(rows, sandbox.job_rng)
+        job["started"] = sandbox.clock()
+        job["duration"] = duration
+        sandbox.charge(
+            getattr(request.state, "usage_scope", None),
+            cpu_seconds=rows * model.cpu_ms_per_row / 1000.0,
+            time_seconds=duration,
+        )
+    state.jobs[job_id] = job
     sandbox.register_node(job_id, "ad_report_run", module)
     sandbox.stats["async_jobs"] += 1
     return sandbox.json_response({"report_run_id": job_id})
 
 
-def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
+def _job_progress(sandbox: Sandbox, job: dict, count_poll: bool) -> tuple[str, int]:
+    """(async_status, percent) of a running or finished job; "done" when it has ended."""
+    model = sandbox.timing.jobs
+    if model is not None and "duration" in job:
+        elapsed = sandbox.clock() - job["started"]
+        duration = job["duration"]
+        if elapsed < model.not_started_seconds:
+            return "Job Not Started", 0
+        if elapsed < duration:
+            pct = min(99, int(100 * elapsed / duration))
+            return ("Job Started" if pct < 5 else "Job Running"), pct
+        if elapsed < duration + model.finishing_seconds:
+            return "Job Running", 100  # Meta can show 100 % while still running
+        return "done", 100
     need = max(sandbox.config.async_polls_to_complete, 1)
     if count_poll:
         job["polls"] += 1
     polls = job["polls"]
+    if polls <= need:
+        # Meta can show 100 % while the job is still running: only the text counts.
+        pct = min(100, int(100 * polls / need))
+        text = (
+            "Job Not Started"
+            if polls == 0
+            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
+        )
+        return text, pct
+    return "done", 100
+
+
+def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
     acct: Account = job["account"]
     body: dict[str, Any] = {
         "id": job["id"],
         "account_id": acct.id,
         "time_ref": int(job["time_ref"].timestamp()),
-        "date_start": None,
-        "date_stop": None,
+        "date_start": job["date_start"],
+        "date_stop": job["date_stop"],
         "is_running": True,
     }
-    if polls <= need:
-        # Meta can show 100 % while the job is still running: only the text counts.
-        pct = min(100, int(100 * polls / need))
-        body["async_status"] = (
-            "Job Not Started"
-            if polls == 0
-            else ("Job Started" if polls == 1 and need > 2 else "Job Running")
-        )
+    text, pct = _job_progress(sandbox, job, count_poll)
+    if text != "done":
+        body["async_status"] = text
         body["async_percent_completion"] = pct
     elif job["fail"] is not None:
         code, subcode, message = job["fail"]
@@ -1216,12 +1936,13 @@ def _job_status(sandbox: Sandbox, job: dict, count_poll: bool) -> dict:
         if subcode is not None:
             body["error_subcode"] = subcode
     else:
+        ran = max(1, round(job.get("duration", 1.0)))
         body.update(
             {
                 "async_status": "Job Completed",
                 "async_percent_completion": 100,
                 "is_running": False,
-                "time_completed": int(job["time_ref"].timestamp()) + 1,
+                "time_completed": int(job["time_ref"].timestamp()) + ran,
             }
         )
     return body
@@ -1232,9 +1953,18 @@ def _handle_report_run(
 ) -> Response:
     job = state.jobs[job_id]
     if edge is None:
-        return sandbox.json_response(_job_status(sandbox, job, count_poll=True))
+        params = request.state.params
+        ads_objects.check_params(params, (), "an AdReportRun read")
+        status = _job_status(sandbox, job, count_poll=True)
+        if params.get("fields") in (None, ""):
+            return sandbox.json_response(status)  # Meta's default: every status field
+        fields = ads_objects.requested_fields(params, "AdReportRun")
+        renderer = ads_objects.Renderer(sandbox, state, params)
+        run = {"status": status, "account": job["account"]}
+        return sandbox.json_response(renderer.render("ad_report_run", run, fields))
     if edge != "insights":
-        raise QueryError(100, f"(#100) Unknown edge {edge} on AdReportRun")
+        return ads_objects.unknown_edge(sandbox, "ad_report_run", job_id, edge, request.method)
+    check_insights_params(request.state.params, report_run=True)
     status = _job_status(sandbox, job, count_poll=False)
     if status["async_status"] != "Job Completed":
         raise QueryError(2601, "Error accessing adreport job.")
@@ -1244,5 +1974,7 @@ def _handle_report_run(
         # once per page.
         acct: Account = job["account"]
         today = _account_today(sandbox, acct, job["time_ref"])
-        query = job["query"] = parse_insights(state, job["params"], acct, job["scope"], today)
+        query = job["query"] = parse_insights(
+            state, job["params"], acct, job["scope"], today, version=job.get("version")
+        )
     return sandbox.page(request, query, default_limit=25)

@@ -69,18 +69,42 @@ def _parse_rates(values: tuple[str, ...]) -> dict[int, float]:
     help="Insights requests above this many rows answer 'reduce the amount of data'.",
 )
 @click.option("--async-fail-once", is_flag=True, help="Every async report job fails once.")
+@click.option(
+    "--profile",
+    type=click.Choice(["default", "realistic"]),
+    default="default",
+    show_default=True,
+    help="realistic: Meta-like latency (150-800 ms with a tail), async runs of 10-120 s and "
+    "per-account rate limits with Meta's throttle errors; answers stay the same.",
+)
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="Multiplies every duration of the profile alike (latency, async runs, usage "
+    "windows): 0.01 runs the realistic profile 100 times faster.",
+)
+@click.option(
+    "--job-seconds",
+    default=None,
+    metavar="MIN:MAX",
+    help="Realistic profile: shortest and longest async report run, in seconds (10:120).",
+)
 def sandbox(
     host: str,
     port: int,
     extra: str,
     error_rate: tuple[str, ...],
     app_secret: str | None,
+    job_seconds: str | None,
     **knobs: object,
 ) -> None:
     """Serve the local Meta Graph API sandbox (the client's base URL is http://HOST:PORT)."""
     import uvicorn
 
     from everreach.sandbox.core import SandboxConfig, create_app
+    from everreach.sandbox.profile import AsyncJobModel
     from everreach.sandbox.settings import SandboxSettings
 
     try:
@@ -89,10 +113,23 @@ def sandbox(
             raise ValueError
     except ValueError as exc:
         raise click.BadParameter("must be a JSON object", param_hint="--extra") from exc
+    jobs = None
+    if job_seconds is not None:
+        low, sep, high = job_seconds.partition(":")
+        try:
+            if not sep or not 0 < float(low) <= float(high):
+                raise ValueError
+            jobs = AsyncJobModel(min_seconds=float(low), max_seconds=float(high))
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"expected MIN:MAX seconds with 0 < MIN <= MAX (e.g. 10:120), got {job_seconds!r}",
+                param_hint="--job-seconds",
+            ) from exc
     config = SandboxConfig(
         extra=extra_knobs,
         app_secret=app_secret or SandboxSettings.from_env().signing_secret,
         error_rate=_parse_rates(error_rate),
+        async_jobs=jobs,
         **knobs,
     )  # type: ignore[arg-type]
     app = create_app(config)
@@ -106,6 +143,7 @@ def sandbox(
     bound = sock.getsockname()[1]
     click.echo(
         f"Meta sandbox on http://{host}:{bound} (version v25.0, seed {config.seed}, "
+        f"profile {config.profile}, time scale {config.time_scale:g}, "
         f"domains: {', '.join(sorted(app.state.sandbox.modules))}); Ctrl-C stops it."
     )
     server = uvicorn.Server(

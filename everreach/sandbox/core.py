@@ -23,6 +23,12 @@ Plug-in contract for domain modules (``everreach.sandbox.<name>``, loaded in the
     :meth:`Sandbox.error_response` for errors, :meth:`Sandbox.json_response` for bodies.
     Rate-limit headers are added by the core afterwards.
 
+``usage_scope(sandbox, node_id, kind, edge, method) -> UsageScope | None`` (optional)
+    Whose rate-limit budget a call on one of the module's nodes uses (the realistic
+    profile meters usage per ad account); without it calls share the business's bucket.
+    The handler finds the scope in ``request.state.usage_scope`` and may charge extra
+    work to it with :meth:`Sandbox.charge` (an async run's duration and rows).
+
 ``extra_routes(sandbox) -> list[starlette.routing.Route]`` (optional)
     Control routes under ``/_sandbox/<domain>/...`` (e.g. "emit a webhook burst").
     They bypass authentication and faults.
@@ -60,6 +66,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from everreach.sandbox.profile import AsyncJobModel, LatencyModel, Timing, UsageLimits, resolve
+from everreach.sandbox.usage import THROTTLE_ERRORS, Throttle, UsageMeter, UsageScope
+
 #: Domain modules the core tries to load, in this order.
 DOMAIN_MODULES: tuple[str, ...] = ("ads", "organic", "capi", "messaging")
 
@@ -93,20 +102,9 @@ FAULT_ERRORS: dict[int, tuple[str, str, int, bool, int | None]] = {
         True,
         1487742,
     ),
-    80000: (
-        "(#80000) There have been too many calls from this ad-account. Wait a bit and try again.",
-        "OAuthException",
-        400,
-        True,
-        2446079,
-    ),
-    80004: (
-        "(#80004) There have been too many calls to this ad-account. Wait a bit and try again.",
-        "OAuthException",
-        400,
-        True,
-        2446079,
-    ),
+    80000: (THROTTLE_ERRORS[80000][0], "OAuthException", 400, True, 2446079),
+    80001: (THROTTLE_ERRORS[80001][0], "OAuthException", 400, True, 2446079),
+    80004: (THROTTLE_ERRORS[80004][0], "OAuthException", 400, True, 2446079),
 }
 
 
@@ -152,6 +150,25 @@ class SandboxConfig:
     business_id: str = "200000000000001"
     now: datetime | None = None  # fixed start of the sandbox clock (default: real now)
     max_limit: int = 5000  # largest page size any list edge serves
+    # --- timing profile (read when the sandbox starts; see everreach.sandbox.profile) ---
+    profile: str = "default"  # "realistic": Meta-like latency, job durations, rate limits
+    time_scale: float = 1.0  # multiplies every duration: latency, jobs, usage windows
+    latency: LatencyModel | None = None  # None: the profile's (no latency by default)
+    async_jobs: AsyncJobModel | None = None  # None: the profile's (poll-counted by default)
+    usage_limits: UsageLimits | None = None  # None: the profile's (no metering by default)
+
+    def __post_init__(self) -> None:
+        self.timing()  # a bad profile name or time scale fails here, naming the knob
+
+    def timing(self) -> Timing:
+        """The latency, async-job and rate-limit models this config resolves to."""
+        return resolve(
+            self.profile,
+            time_scale=self.time_scale,
+            latency=self.latency,
+            async_jobs=self.async_jobs,
+            usage_limits=self.usage_limits,
+        )
 
 
 class Sandbox:
@@ -169,6 +186,18 @@ class Sandbox:
         else:
             self._clock_offset = timedelta(0)
         self._fault_rng = self.rng("faults")
+        #: latency, job-duration and rate-limit models (fixed when the sandbox starts)
+        self.timing = self.config.timing()
+        self._latency_rng = self.rng("latency")
+        self.job_rng = self.rng("async-jobs")
+        self._t0 = time.monotonic()
+        self._advanced = 0.0  # sandbox seconds added by advance()
+        #: the realistic profile's rate-limit meters (None in the default profile)
+        self.usage: UsageMeter | None = (
+            UsageMeter(self.timing.usage, self.config.business_id)
+            if self.timing.usage is not None
+            else None
+        )
         self._calls = 0
         self._burst_remaining = 0
         self._since_burst = 0
@@ -190,9 +219,23 @@ class Sandbox:
         self._clock_offset = when - datetime.now(UTC)
 
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
-        """Advance the clock by ``delta`` or ``timedelta(**kwargs)``; returns the new now."""
-        self._clock_offset += delta if delta is not None else timedelta(**kwargs)
+        """Advance the clock by ``delta`` or ``timedelta(**kwargs)``; returns the new now.
+
+        The timing clock (async run progress, usage windows) moves by the same amount.
+        """
+        step = delta if delta is not None else timedelta(**kwargs)
+        self._clock_offset += step
+        self._advanced += step.total_seconds()
         return self.now()
+
+    def clock(self) -> float:
+        """Sandbox seconds since start on the timing clock: real seconds / ``time_scale``,
+        plus what :meth:`advance` added. Async runs and usage windows run on it."""
+        return (time.monotonic() - self._t0) / self.timing.time_scale + self._advanced
+
+    def real_seconds(self, sandbox_seconds: float) -> float:
+        """How many real seconds ``sandbox_seconds`` take at this sandbox's time scale."""
+        return sandbox_seconds * self.timing.time_scale
 
     def rng(self, domain: str) -> random.Random:
         """A fresh RNG whose stream depends only on the seed and ``domain``."""
@@ -370,8 +413,11 @@ class Sandbox:
         *,
         default_limit: int = 25,
         max_limit: int | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Response:
         """Meta's cursor paging over ``rows`` (any sequence supporting ``len`` and slices).
+
+        ``extra`` members (e.g. ``summary``) are added to the body after ``paging``.
 
         A sequence may also offer ``json_slice(start, stop) -> bytes`` (the comma-joined
         JSON of ``rows[start:stop]``, byte-identical to orjson's): then pages are served
@@ -394,9 +440,14 @@ class Sandbox:
             if total:
                 paging = self._paging(request, start, stop, total)
                 content += b',"paging":' + orjson.dumps(paging)
+            if extra:
+                content += b"," + orjson.dumps(extra)[1:-1]
             return Response(content + b"}", media_type="application/json")
         data = list(rows[start:stop])
-        return self.json_response(self.paging_body(request, data, start, stop, total))
+        body = self.paging_body(request, data, start, stop, total)
+        if extra:
+            body.update(extra)
+        return self.json_response(body)
 
     def paging_body(self, request: Request, data: list, start: int, stop: int, total: int) -> dict:
         """The ``{"data", "paging"}`` body for rows ``start:stop`` of ``total``."""
@@ -643,9 +694,62 @@ class Sandbox:
             )
         return None
 
+    # ----------------------------------------------------------------- timing
+    def draw_latency_ms(self) -> float:
+        """One call's latency in sandbox milliseconds (before the answer-size term)."""
+        model = self.timing.latency
+        drawn = 0.0
+        if model is not None:
+            with self._lock:
+                drawn = model.draw(self._latency_rng)
+        return drawn + self.config.latency_ms
+
+    def answer_ms(self, drawn_ms: float, body_bytes: int) -> float:
+        """The whole latency of an answer of ``body_bytes`` (sandbox milliseconds)."""
+        model = self.timing.latency
+        return drawn_ms + (model.size_ms(body_bytes) if model is not None else 0.0)
+
+    async def wait_latency(self, started: float, latency_ms: float) -> None:
+        """Sleep until ``latency_ms`` (scaled to real time) has passed since ``started``
+        (``time.monotonic()``): time spent building the answer counts towards it."""
+        if latency_ms <= 0:
+            return
+        remaining = self.real_seconds(latency_ms / 1000.0) - (time.monotonic() - started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    def usage_scope(
+        self, entry: tuple[str, ModuleType] | None, node_id: str, edge: str | None, method: str
+    ) -> UsageScope | None:
+        """Whose rate-limit budget a call uses (asks the node's domain module, if it knows)."""
+        if entry is None:
+            return None
+        kind, module = entry
+        hook = getattr(module, "usage_scope", None)
+        if hook is not None:
+            return hook(self, node_id, kind, edge, method)
+        return UsageScope(self.config.business_id, "pages", ad_account=False)
+
+    def charge(self, scope: UsageScope | None, *, cpu_seconds: float, time_seconds: float) -> None:
+        """Charge work that is not a call (an async run) to the rate-limit meters."""
+        if self.usage is not None and scope is not None:
+            self.usage.charge(
+                scope, self.clock(), cpu_seconds=cpu_seconds, time_seconds=time_seconds
+            )
+
+    def throttle_response(self, limit: Throttle) -> Response:
+        """Meta's error for a call refused by the rate-limit meters."""
+        self.stats["throttled"] += 1
+        message, subcode = THROTTLE_ERRORS[limit.code]
+        return self.error_response(
+            limit.code, message, subcode=subcode, type="OAuthException", is_transient=True
+        )
+
     # ----------------------------------------------------------------- dispatch
     async def dispatch(self, request: Request) -> Response:
         """Handle one Graph call: params, faults, auth, throttle, domain handler, headers."""
+        started = time.monotonic()
+        now = self.clock()
         version = request.path_params["version"]
         node_id = request.path_params["node_id"]
         edge = request.path_params.get("edge")
@@ -664,23 +768,30 @@ class Sandbox:
                 },
             }
         )
-        if self.config.latency_ms:
-            await asyncio.sleep(self.config.latency_ms / 1000.0)
+        # A batch answers after its slowest part, not after the sum of its items' latencies.
+        in_batch = bool(request.scope.get("everreach.batch_item"))
+        latency_ms = 0.0 if in_batch else self.draw_latency_ms()
+        if self.timing.latency is None and latency_ms:
+            # The fixed latency_ms knob alone: wait before answering, as it always did.
+            await self.wait_latency(started, latency_ms)
+            latency_ms = 0.0
         pct, throttled = self._account_tick()
         response = self.version_error(version) or self.check_token(request)
+        entry = self.lookup(node_id)
+        meter = self.usage
+        scope = self.usage_scope(entry, node_id, edge, request.method) if meter else None
+        limit: Throttle | None = None
         if response is None and throttled:
             self.stats["throttled"] += 1
-            msg, etype, status, transient, sub = FAULT_ERRORS.get(
-                self.config.throttle_burst_code, FAULT_ERRORS[80000]
-            )
+            code = self.config.throttle_burst_code
+            msg, etype, status, transient, sub = FAULT_ERRORS.get(code, FAULT_ERRORS[80000])
             response = self.error_response(
-                self.config.throttle_burst_code,
-                msg,
-                subcode=sub,
-                type=etype,
-                status=status,
-                is_transient=transient,
+                code, msg, subcode=sub, type=etype, status=status, is_transient=transient
             )
+        if response is None and meter is not None:
+            limit = meter.admit(scope, now)
+            if limit is not None:
+                response = self.throttle_response(limit)
         if response is None:
             fault = self._pick_fault()
             if fault is not None:
@@ -691,19 +802,89 @@ class Sandbox:
                 response = self.error_response(
                     fault, msg, subcode=sub, type=etype, status=status, is_transient=transient
                 )
-        entry = self.lookup(node_id)
         if response is None:
             if entry is None:
                 response = self.unknown_node_response(node_id, request.method)
             else:
                 kind, module = entry
+                request.state.usage_scope = scope
                 result = module.handle(request, self, node_id, kind, edge)
                 if inspect.isawaitable(result):
                     result = await result
                 response = result
         kind = entry[0] if entry is not None else None
-        response.headers.update(self.rate_limit_headers(node_id, pct, throttled, kind))
+        total_ms = self.answer_ms(latency_ms, len(response.body)) if latency_ms else 0.0
+        if meter is None:
+            response.headers.update(self.rate_limit_headers(node_id, pct, throttled, kind))
+        else:
+            if limit is None and not throttled:
+                cpu_ms = meter.limits.call_cpu_ms
+                cpu_ms += meter.limits.cpu_ms_per_kb * len(response.body) / 1024
+                meter.record(
+                    scope,
+                    now,
+                    points=3.0 if request.method == "POST" else 1.0,  # Meta: writes cost 3
+                    cpu_seconds=cpu_ms / 1000.0,
+                    time_seconds=total_ms / 1000.0,
+                )
+            if throttled and limit is None:
+                limit = Throttle(
+                    self.config.throttle_burst_code, 60.0 * self.config.throttle_regain_minutes
+                )
+            response.headers.update(meter.headers(scope, now, self.timing.time_scale, limit))
+            response.headers.update(
+                {
+                    "x-fb-trace-id": self.new_fbtrace_id(),
+                    "x-fb-rev": "1000000001",
+                    "facebook-api-version": CURRENT_VERSION,
+                }
+            )
+        await self.wait_latency(started, total_ms)
         return response
+
+
+def unknown_parameter_message(name: str, where: str, docs: str | None = None) -> str:
+    """The answer (code 100) to a parameter an endpoint does not take, naming it and where.
+
+    Meta refuses such parameters rather than ignoring them; its exact wording for this case
+    is not in its docs or public threads, so every domain words it the same way, here.
+    """
+    text = f"(#100) The parameter {name} is not supported on {where}"
+    if docs:
+        text += f". Please check {docs} for the parameters it takes"
+    return text
+
+
+def split_fields(text: str) -> list[str]:
+    """Split a ``fields`` value at top-level commas (``a,b{c,d},e.limit(0)``)."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if "".join(cur).strip():
+        out.append("".join(cur).strip())
+    return [f for f in out if f]
+
+
+_MODIFIER_RE = re.compile(r"\.(\w+)\(([^)]*)\)")
+
+
+def parse_field(spec: str) -> tuple[str, dict[str, str], list[str]]:
+    """``comments.summary(true).limit(0)`` → ("comments", {"summary": "true", …}, [])."""
+    sub: list[str] = []
+    if "{" in spec and spec.endswith("}"):
+        spec, inner = spec.split("{", 1)
+        sub = split_fields(inner[:-1])
+    name = spec.split(".", 1)[0]
+    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name) :])}
+    return name, mods, sub
 
 
 async def read_params(request: Request) -> dict[str, Any]:
@@ -744,13 +925,29 @@ def create_app(config: SandboxConfig | None = None, *, sandbox: Sandbox | None =
             {"ok": True, "domains": sorted(sb.modules), "calls": sb.stats["calls"]}
         )
 
-    routes: list[Route] = [Route("/_sandbox/health", health)]
+    async def usage(request: Request) -> Response:
+        # Control route: the rate-limit meters (realistic profile), for benchmarks.
+        body: dict[str, Any] = {
+            "profile": sb.config.profile,
+            "time_scale": sb.timing.time_scale,
+            "throttled_calls": sb.stats["throttled"],
+        }
+        if sb.usage is not None:
+            body.update(sb.usage.report(sb.clock()))
+        return sb.json_response(body)
+
+    routes: list[Route] = [
+        Route("/_sandbox/health", health),
+        Route("/_sandbox/usage", usage, methods=["GET"]),
+    ]
     for module in sb.modules.values():
         extra: Callable[[Sandbox], list[Route]] | None = getattr(module, "extra_routes", None)
         if extra is not None:
             routes.extend(extra(sb))
     routes += [
         Route("/{version}/{node_id}", graph, methods=["GET", "POST", "DELETE"]),
+        # Meta answers a node path with a trailing slash like the node itself (no redirect).
+        Route("/{version}/{node_id}/", graph, methods=["GET", "POST", "DELETE"]),
         Route("/{version}/{node_id}/{edge}", graph, methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(routes=routes)

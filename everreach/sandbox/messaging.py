@@ -2,9 +2,13 @@
 
 Send APIs (answers shaped like Meta's):
 
-* ``POST /{page-id}/messages`` and ``POST /{ig-account-id}/messages`` with ``recipient``,
-  ``messaging_type`` (RESPONSE | UPDATE | MESSAGE_TAG + ``tag``) and ``message`` →
-  ``{"recipient_id", "message_id"}``. Outside the 24-hour window (and outside 7 days for
+* ``POST /{page-id}/messages`` with ``recipient``, ``messaging_type`` (RESPONSE | UPDATE |
+  MESSAGE_TAG + ``tag``) and ``message`` → ``{"recipient_id", "message_id"}``, for Messenger
+  PSIDs and for the IGSIDs of the Instagram account linked to the Page: as Meta's spec
+  says, Instagram Messaging with a Facebook login goes through the Page (``IGUser`` has no
+  ``messages`` edge on graph.facebook.com, so ``POST /{ig-account-id}/messages`` is refused
+  like any unsupported operation, 100/33). ``GET /{page-id}?fields=instagram_business_account``
+  names the linked account. Outside the 24-hour window (and outside 7 days for
   ``HUMAN_AGENT``) → code 10, subcode 2018278; retired tags → code 100.
 * ``POST /{phone-number-id}/messages`` → ``{"messaging_product", "contacts", "messages":
   [{"id"}]}``; a non-template outside the 24-hour window → code 131047.
@@ -162,15 +166,24 @@ def handle(
 ) -> Response:
     """``POST /{node}/messages``; other calls on these nodes answer the node's fields."""
     state = _state(sandbox)
-    if edge is None and request.method == "GET":
-        return sandbox.json_response({"id": node_id, "name": f"Sandbox {kind}"})
-    if edge != "messages" or request.method != "POST":
-        return sandbox.unknown_node_response(f"{node_id}/{edge}", request.method)
     params = request.state.params
+    if edge is None and request.method == "GET":
+        body: dict[str, Any] = {"id": node_id, "name": f"Sandbox {kind}"}
+        fields = str(params.get("fields") or "")
+        if kind == "page" and "instagram_business_account" in fields.split(","):
+            body["instagram_business_account"] = {"id": state.ig_account_id}
+        return sandbox.json_response(body)
+    # Only the Page and the phone number have a `messages` edge: an Instagram account's
+    # messages are sent through its Page.
+    if edge != "messages" or request.method != "POST" or kind == "instagram_account":
+        return sandbox.unknown_node_response(f"{node_id}/{edge}", request.method)
     if kind == "whatsapp_phone_number":
         return _send_whatsapp(sandbox, state, node_id, params)
-    platform = "messenger" if kind == "page" else "instagram"
-    return _send_messenger(sandbox, state, node_id, platform, params)
+    recipient = _param_json(params, "recipient")
+    recipient_id = str(recipient.get("id")) if isinstance(recipient, dict) else ""
+    if recipient_id in state.contacts["instagram"]:
+        return _send_messenger(sandbox, state, state.ig_account_id, "instagram", params)
+    return _send_messenger(sandbox, state, node_id, "messenger", params)
 
 
 def _param_json(params: dict, name: str) -> Any:

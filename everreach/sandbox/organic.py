@@ -41,6 +41,7 @@ import hashlib
 import math
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -51,7 +52,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from everreach.sandbox.core import CURRENT_VERSION, Sandbox, read_params
+from everreach.sandbox.core import CURRENT_VERSION, Sandbox, parse_field, read_params, split_fields
+from everreach.sandbox.usage import UsageScope
 
 DOMAIN = "organic"
 STORY_LIFETIME = timedelta(hours=24)
@@ -549,38 +551,6 @@ class OrganicState:
 
 
 # ----------------------------------------------------------------------------- helpers
-def split_fields(text: str) -> list[str]:
-    """Split a ``fields`` value at top-level commas (``a,b{c,d},e.limit(0)``)."""
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "({":
-            depth += 1
-        elif ch in ")}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    if "".join(cur).strip():
-        out.append("".join(cur).strip())
-    return [f for f in out if f]
-
-
-_MODIFIER_RE = re.compile(r"\.(\w+)\(([^)]*)\)")
-
-
-def parse_field(spec: str) -> tuple[str, dict[str, str], list[str]]:
-    """``comments.summary(true).limit(0)`` → ("comments", {"summary": "true", …}, [])."""
-    sub: list[str] = []
-    if "{" in spec and spec.endswith("}"):
-        spec, inner = spec.split("{", 1)
-        sub = split_fields(inner[:-1])
-    name = spec.split(".", 1)[0]
-    mods = {m[1]: m[2] for m in _MODIFIER_RE.finditer(spec[len(name) :])}
-    return name, mods, sub
-
-
 def _fields(params: dict, default: str) -> list[tuple[str, dict[str, str], list[str]]]:
     raw = params.get("fields") or default
     return [parse_field(f) for f in split_fields(str(raw))]
@@ -733,6 +703,19 @@ def register(sandbox: Sandbox) -> None:
     if sandbox.config.valid_tokens is not None:
         # Page tokens the sandbox hands out must pass the core's token check.
         sandbox.config.valid_tokens.update(state.page_tokens)
+
+
+def usage_scope(
+    sandbox: Sandbox, node_id: str, kind: str, edge: str | None, method: str
+) -> UsageScope | None:
+    """Whose rate-limit budget a call uses: the Page or the Instagram account it reads."""
+    state: OrganicState = sandbox.domains[DOMAIN]
+    owner = node_id
+    if kind in ("ig_media", "ig_child", "fb_post"):
+        owner = state.posts[node_id].account_id
+    if kind in ("ig_user", "ig_media", "ig_child"):
+        return UsageScope(owner, "instagram", ad_account=False)
+    return UsageScope(owner, "pages", ad_account=False)
 
 
 def handle(
@@ -1235,6 +1218,8 @@ def extra_routes(sandbox: Sandbox) -> list[Route]:
 
 
 async def _batch(request: Request, sandbox: Sandbox) -> Response:
+    started = time.monotonic()
+    latency_ms = sandbox.draw_latency_ms()
     params = await read_params(request)
     version = request.path_params.get("version", CURRENT_VERSION)
     try:
@@ -1280,7 +1265,10 @@ async def _batch(request: Request, sandbox: Sandbox) -> Response:
         for h in results[-1]["headers"]
         if h["name"] in ("x-app-usage", "x-business-use-case-usage")
     }
-    return sandbox.json_response(results, headers=headers)
+    response = sandbox.json_response(results, headers=headers)
+    # One latency for the whole batch (its items do not each wait: see Sandbox.dispatch).
+    await sandbox.wait_latency(started, sandbox.answer_ms(latency_ms, len(response.body)))
+    return response
 
 
 async def _batch_item(
@@ -1319,6 +1307,7 @@ async def _batch_item(
         "root_path": "",
         "path_params": path_params,
         "app": outer.scope.get("app"),
+        "everreach.batch_item": True,
     }
 
     async def _no_body() -> dict:

@@ -1,12 +1,23 @@
-"""Where the warehouse and the local state live, and the BI role's password."""
+"""Where the warehouse and the local state live, the BI role's password, and where Dagster
+runs execute their steps."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, field_validator
 
-from everreach.settings import EverReachSettings, Invalid, SettingError, project_root, setting
+from everreach.settings import (
+    EverReachSettings,
+    Invalid,
+    SettingError,
+    no_whitespace_secret,
+    project_root,
+    secret_value,
+    setting,
+)
 
 EXPECTED_URL = "postgresql://user:password@host:5432/dbname"
 
@@ -97,3 +108,47 @@ class BISettings(EverReachSettings):
         None,
         "Password given to the BI role by `everreach bi create-role`.",
     )
+
+
+#: RabbitMQ on this machine with its default user (what CI and the tests use).
+DEFAULT_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
+
+
+class ExecutionSettings(EverReachSettings):
+    """Where a Dagster run's steps execute (see `everreach_pipelines/execution.py`)."""
+
+    executor: Literal["multiprocess", "in_process", "celery"] = setting(
+        "EVERREACH_DAGSTER_EXECUTOR",
+        "multiprocess",
+        "Where a run's steps execute: `multiprocess` (a process per step), `in_process` (the "
+        "run worker's process: no process start and code import per step) or `celery` "
+        "(Celery workers on any host, see `deploy/README.md`).",
+        expected="multiprocess, in_process or celery",
+    )
+    celery_broker_url: SecretStr | None = setting(
+        "EVERREACH_CELERY_BROKER_URL",
+        None,
+        "Celery broker (RabbitMQ) of the `celery` executor and its workers.",
+        documented_default=f"`{DEFAULT_BROKER_URL}`",
+    )
+    celery_queue: str = setting(
+        "EVERREACH_CELERY_QUEUE",
+        "dagster",
+        "Celery queue of the steps; workers listen on it (`-Q`). Deployments sharing a broker "
+        "use different queues.",
+        expected="letters, digits, '-', '_' or '.'",
+    )
+
+    _broker = field_validator("celery_broker_url")(no_whitespace_secret)
+
+    @field_validator("celery_queue")
+    @classmethod
+    def _queue(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise Invalid(f"{value!r} is not a queue name")
+        return value
+
+    @property
+    def broker(self) -> str:
+        """The broker URL in clear text (for Celery only)."""
+        return secret_value(self.celery_broker_url) or DEFAULT_BROKER_URL

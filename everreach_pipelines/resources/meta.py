@@ -6,7 +6,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from everreach.meta.client import GraphClient
-from everreach.meta.settings import DEFAULT_API_VERSION, DEFAULT_BASE_URL
+from everreach.meta.settings import DEFAULT_API_VERSION, DEFAULT_BASE_URL, FanOutSettings
 
 
 class MetaGraphResource(ConfigurableResource):
@@ -31,6 +31,11 @@ class MetaGraphResource(ConfigurableResource):
         default=4, description="Async insights jobs in flight at once."
     )
     page_limit: int = Field(default=500, description="Rows per page requested.")
+    parallel_accounts: int = Field(
+        default=FanOutSettings.model_fields["parallel_accounts"].default,
+        description="Ad accounts / Pages / IG accounts a sync reads at once, one worker "
+        "each (EVERREACH_META_PARALLEL_ACCOUNTS).",
+    )
     poll_interval: float = Field(
         default=2.0,
         description="Seconds between the first async report-run status polls (then × 1.5 "

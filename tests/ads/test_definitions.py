@@ -114,7 +114,8 @@ def test_run_demo_materializes_the_range_into_the_project_instance(
     assert rows[0] > 0
     assert rows[2] == end - timedelta(days=1)
     assert f"{rows[0]:,} rows" in lines[0]
-    assert lines[-1] == "checks: 3/3 passed"
+    # ad_performance (3), each breakdown family (5) and the creatives (1)
+    assert lines[-1] == "checks: 9/9 passed"
     assert (
         db.execute(
             "select count(*) from meta_platform_config where platform = 'ad_account'"

@@ -172,6 +172,12 @@ def test_every_spec_is_in_marts_with_a_description() -> None:
         "social_media_post",
         "social_post_insights",
         "social_account_insights",
+        "ad_insights_age_gender",
+        "ad_insights_country",
+        "ad_insights_region",
+        "ad_insights_placement",
+        "ad_insights_actions",
+        "meta_ad_creative",
     }
     specs = [
         spec

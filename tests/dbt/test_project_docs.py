@@ -99,6 +99,12 @@ def test_sources_cover_every_raw_table_with_freshness(manifest: dict) -> None:
         "meta_ad_campaign",
         "meta_ad_set",
         "meta_ad",
+        "ad_insights_age_gender",
+        "ad_insights_country",
+        "ad_insights_region",
+        "ad_insights_placement",
+        "ad_insights_actions",
+        "meta_ad_creative",
     }
     assert {name for schema, name in sources if schema == "public"} == expected
     assert ("auth", "users") in sources

@@ -59,6 +59,13 @@ def test_materialize_organic_assets(organic: OrganicEnv, database_url: str) -> N
     assert "| platform |" in md["preview"]
     acct = _metadata(result, "social_account_insights", "social_account_insights")
     assert acct["rows"] > 0
+    # Meta's per-account usage, as the run saw it: every configured account, no throttling.
+    configured = {a.id for a in organic.state.ig_accounts.values()} | {
+        p.id for p in organic.state.pages.values()
+    }
+    for meta in (md, acct):
+        assert set(meta["peak_usage_pct_by_account"]) == configured
+        assert meta["throttle_errors"] == 0 and meta["parallel_accounts"] >= 1
     checks = list(result.get_asset_check_evaluations())
     assert len(checks) == 6 and all(c.passed for c in checks)
     count = organic.conn.execute("select count(*) from social_post_insights").fetchone()[0]

@@ -297,3 +297,47 @@ def test_transient_faults_are_retried_to_the_same_rows(organic: OrganicEnv) -> N
     assert organic.sb.sandbox.stats["faults"] > 0
     assert organic.graph.stats.item_retries > 0
     assert _dump(organic, "social_post_insights") == clean
+
+
+def test_accounts_read_in_parallel_write_what_one_after_another_writes(
+    organic: OrganicEnv,
+) -> None:
+    def run(parallel: int) -> list[list[tuple]]:
+        for platform, cfg in (("instagram", "instagram_account"), ("facebook", "facebook_page")):
+            accounts = sync.load_accounts(organic.conn, cfg)
+            kwargs = {"parallel_accounts": parallel}
+            sync.sync_posts(
+                organic.conn,
+                organic.graph,
+                platform,
+                accounts,
+                DAY,
+                organic.as_of(),
+                recent_days=RECENT,
+                old_post_refresh_days=REFRESH,
+                **kwargs,
+            )
+            sync.sync_account_insights(
+                organic.conn, organic.graph, platform, accounts, DAY, organic.as_of(), **kwargs
+            )
+        dumps = [
+            [r[:10] for r in _dump(organic, "social_media_post")],
+            [r[:-1] for r in _dump(organic, "social_post_insights")],
+            [r[:-1] for r in _dump(organic, "social_account_insights")],
+        ]
+        organic.conn.execute(
+            "truncate social_media_post, social_post_insights, social_account_insights cascade"
+        )
+        return dumps
+
+    calls_before = organic.client.metrics.calls
+    one_after_another = run(1)
+    sequential_calls = organic.client.metrics.calls - calls_before
+    parallel = run(4)
+    assert parallel == one_after_another and all(parallel)
+    # the per-account views add their calls to the shared client's count
+    assert organic.client.metrics.calls - calls_before == 2 * sequential_calls
+    usage = organic.client.throttle.usage()
+    assert set(usage) == {a.id for a in organic.state.ig_accounts.values()} | {
+        p.id for p in organic.state.pages.values()
+    }

@@ -40,4 +40,6 @@ def rig(db: psycopg.Connection, servers: tuple[RunningSandbox, RunningReceiver])
     sb, rx = servers
     sb.sandbox.domains["messaging"].last_inbound.clear()
     with httpx.Client(timeout=10) as client:
-        yield Rig(rx, sb, db, client, WebhookFactory(sb.sandbox, seed=1))
+        rig = Rig(rx, sb, db, client, WebhookFactory(sb.sandbox, seed=1))
+        rig.configure_accounts()
+        yield rig

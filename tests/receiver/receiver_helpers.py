@@ -54,10 +54,35 @@ class Rig:
         assert response.status_code == 200, response.text
         return response
 
-    def token(self, sub: str = "agent-1", ttl: int = 300) -> str:
-        """A valid user JWT for the send endpoints."""
+    def token(self, sub: str | None = "agent-1", ttl: int = 300, **claims: object) -> str:
+        """A valid JWT for the send endpoints: by default a messaging agent's (an app user
+        whose `app_metadata.messaging_agent` is true); ``claims`` replace or add claims."""
+        body: dict[str, object] = {
+            "sub": sub,
+            "exp": int(time.time()) + ttl,
+            "role": "authenticated",
+            "app_metadata": {"messaging_agent": True},
+            **claims,
+        }
         return jwt.encode(
-            {"sub": sub, "exp": int(time.time()) + ttl}, JWT_SECRET, algorithm="HS256"
+            {k: v for k, v in body.items() if v is not None}, JWT_SECRET, algorithm="HS256"
+        )
+
+    def configure_accounts(self) -> None:
+        """The sandbox's Page, Instagram account (linked to the Page, as Meta requires for
+        Instagram Messaging) and WhatsApp number as `meta_platform_config` rows."""
+        state = self.state
+        self.db.execute(
+            "insert into meta_platform_config (platform, external_id, parent_external_id) "
+            "values ('facebook_page', %s, null), ('instagram_account', %s, %s), "
+            "('whatsapp_phone_number', %s, %s)",
+            (
+                state.page_id,
+                state.ig_account_id,
+                state.page_id,
+                state.phone_number_id,
+                state.waba_id,
+            ),
         )
 
     def one(self, sql: str, *params: object) -> tuple:

@@ -7,9 +7,9 @@ from datetime import timedelta
 from click.testing import CliRunner
 from receiver_helpers import Rig
 
+from everreach.messaging.cli import webhooks
+from everreach.messaging.replay import replay_events
 from everreach.sandbox.messaging import build_burst
-from webhook_receiver.cli import webhooks
-from webhook_receiver.replay import replay_events
 
 # Every table the apply writes, with the columns that must not change on a replay
 # (bookkeeping such as updated_at/attempts/applied_at is allowed to move).

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 from receiver_helpers import Rig
 
-from webhook_receiver.store import MessageRow, get_or_create_thread, insert_message
+from everreach.messaging.model import OutboundMessage
+from everreach.messaging.send import store_outbound
 
 
 def test_whatsapp_message_types_contacts_and_ctwa(rig: Rig) -> None:
@@ -59,24 +60,20 @@ def _store_outbound(rig: Rig, wamid: str, wa_id: str) -> None:
     """Store an outbound message the way the send endpoint does (reconciling statuses)."""
 
     async def run() -> None:
-        async with (
-            await psycopg.AsyncConnection.connect(rig.receiver.settings.database_url) as conn,
-            conn.cursor() as cur,
-        ):
-            thread = await get_or_create_thread(cur, "whatsapp", rig.state.phone_number_id, wa_id)
-            await insert_message(
-                cur,
-                MessageRow(
-                    thread_id=thread,
+        async with await psycopg.AsyncConnection.connect(
+            rig.receiver.settings.database_url
+        ) as conn:
+            await store_outbound(
+                conn,
+                OutboundMessage(
                     platform="whatsapp",
+                    business_id=rig.state.phone_number_id,
+                    contact_id=wa_id,
                     platform_message_id=wamid,
-                    direction="outbound",
                     message_type="text",
                     status="pending",
-                    sent_at=datetime.now(UTC) - timedelta(hours=1),
+                    at=datetime.now(UTC) - timedelta(hours=1),
                 ),
-                business_id=rig.state.phone_number_id,
-                contact_id=wa_id,
             )
             await conn.commit()
 

@@ -10,6 +10,7 @@ renamed as (
         ad_account_id,
         name as ad_name,
         effective_status,
+        creative_id,
         synced_at
     from source
 )

@@ -56,6 +56,13 @@ ADS_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
 
+#: Dagster concurrency pool of every step that calls the Marketing API. Meta limits the
+#: app and each ad account, and a step already reads its accounts in parallel (one worker
+#: per account): the pool's limit (1 in deploy/dagster.yaml) is how many such steps may run
+#: at once across all runs, so a backfill's runs and the daily sync queue instead of
+#: multiplying the calls per account.
+ADS_POOL = "meta_ads"
+
 AD_PERFORMANCE = AssetKey("ad_performance")
 CHECK_NO_DUPLICATES = "no_duplicate_grain_keys"
 CHECK_SPEND_NON_NEGATIVE = "spend_non_negative"
@@ -122,6 +129,7 @@ def _api_delta(before: Mapping[str, float], after: Mapping[str, float]) -> dict[
     ],
     group_name=GROUP,
     retry_policy=ADS_RETRY_POLICY,
+    pool=ADS_POOL,
 )
 def ad_objects(
     context: AssetExecutionContext, warehouse: WarehouseResource, meta: MetaGraphResource
@@ -134,7 +142,9 @@ def ad_objects(
         settings = AdsSettings.from_env()
         with warehouse.connect() as conn:
             accounts = configured_accounts(conn, settings)
-            result = sync_ad_objects(client, conn, accounts)
+            result = sync_ad_objects(
+                client, conn, accounts, parallel_accounts=meta.parallel_accounts
+            )
     except (GraphConfigurationError, SettingError) as exc:
         raise _config_failure(exc) from exc
     api = _api_delta(before, client.metrics.as_dict())
@@ -243,6 +253,7 @@ def _spend_sparkline(rows: list[tuple], since: date, until: date) -> MetadataVal
     # A month of partitions is one run (a long backfill is a few, not hundreds).
     backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=31),
     retry_policy=ADS_RETRY_POLICY,
+    pool=ADS_POOL,
     check_specs=[
         AssetCheckSpec(
             CHECK_NO_DUPLICATES,
@@ -300,6 +311,7 @@ def ad_performance(
                 settings,
                 log=context.log.debug,
                 on_step=_sync_progress(progress),
+                parallel_accounts=meta.parallel_accounts,
             )
             progress.finish(f"{result.rows:,} rows loaded")
         except (GraphConfigurationError, SettingError) as exc:
@@ -328,6 +340,11 @@ def ad_performance(
             "throttle_waits": int(api.get("throttle_waits", 0)),
             "throttle_wait_seconds": round(api.get("throttle_wait_seconds", 0.0), 2),
             "async_jobs": int(api.get("async_jobs", 0)),
+            "throttle_errors": int(api.get("throttled", 0)),
+            "parallel_accounts": meta.parallel_accounts,
+            "peak_usage_pct_by_account": MetadataValue.json(
+                {f"act_{a}": round(u.peak_pct, 1) for a, u in sorted(result.usage.items())}
+            ),
             "campaigns_created": result.load.campaigns_created,
             **({SPARK_SPEND_VS_VALUE: spark} if spark is not None else {}),
             **({CHART_SPEND_VS_VALUE: chart} if chart is not None else {}),

@@ -55,3 +55,26 @@ ad_object_freshness = [
     )
     for table in ("meta_ad_campaign", "meta_ad_set", "meta_ad")
 ]
+
+
+#: The breakdown tables and the creatives: every daily sync rewrites its window (stamping
+#: `fetched_at`) or every creative (stamping `synced_at`).
+breakdown_freshness = [
+    freshness_check(
+        asset=table,
+        name="fresh_within_30_hours",
+        table=table,
+        column=column,
+        max_age=MAX_AGE,
+        description=f"The daily ads sync wrote {table} in the last 30 hours "
+        f"(newest {table}.{column}).",
+    )
+    for table, column in (
+        ("ad_insights_age_gender", "fetched_at"),
+        ("ad_insights_country", "fetched_at"),
+        ("ad_insights_region", "fetched_at"),
+        ("ad_insights_placement", "fetched_at"),
+        ("ad_insights_actions", "fetched_at"),
+        ("meta_ad_creative", "synced_at"),
+    )
+]

@@ -6,10 +6,13 @@ from typing import Any
 
 from dagster import materialize
 
+from everreach.ads.breakdowns import ALL_FAMILIES
 from everreach.ads.settings import AdsSettings
 from everreach.ads.sync import configured_accounts
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
+from everreach_pipelines.defs.ads.breakdowns import CHECK_ADDS_UP, breakdown_assets
+from everreach_pipelines.defs.ads.creatives import ad_creatives
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
 from everreach_pipelines.demo_instance import (
     RANGE_END_TAG,
@@ -50,7 +53,8 @@ def discover_accounts(database_url: str, meta: MetaGraphResource) -> list[str]:
 
 
 def run_demo(ctx: Any) -> list[str]:
-    """Materialize ad objects and `ad_performance` for ctx.start_date..ctx.end_date."""
+    """Materialize ad objects, `ad_performance`, the creatives and every breakdown family
+    for ctx.start_date..ctx.end_date; one summary line per family."""
     kwargs = {
         k: v
         for k, v in ctx.graph_client_kwargs.items()
@@ -67,9 +71,11 @@ def run_demo(ctx: Any) -> list[str]:
             "to meta_platform_config"
         )
     first, last = partition_range(ads_daily_partitions, ctx.start_date, ctx.end_date)
-    ctx.log(f"materializing ad objects + ad_performance for {first}..{last}")
+    ctx.log(
+        f"materializing ad objects, ad_performance, creatives and breakdowns for {first}..{last}"
+    )
     result = materialize(
-        [ad_objects, ad_performance],
+        [ad_objects, ad_performance, ad_creatives, *breakdown_assets],
         resources={"warehouse": WarehouseResource(database_url=ctx.database_url), "meta": meta},
         instance=demo_instance(ctx),
         tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
@@ -87,12 +93,41 @@ def run_demo(ctx: Any) -> list[str]:
             "spend: "
             + (", ".join(f"{v:,.2f} {k}" for k, v in spend.items()) or "none (no delivery)")
         )
+    lines.extend(_family_lines(result))
+    for mat in result.asset_materializations_for_node("meta_ad_creative")[:1]:
+        md = mat.metadata
+        lines.append(
+            f"meta_ad_creative: {md['rows_written'].value} creatives "
+            f"({md['with_utm_source'].value} with a utm_source), "
+            f"by status {md['creatives_by_status'].value}"
+        )
     checks = [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()]
     failed = [name for name, passed in checks if not passed]
     lines.append(
         f"checks: {len(checks) - len(failed)}/{len(checks)} passed"
         + (f" (failed: {', '.join(failed)})" if failed else "")
     )
+    return lines
+
+
+def _family_lines(result: Any) -> list[str]:
+    """One line per breakdown family: rows, money by currency, and whether it adds up."""
+    adds_up = {
+        c.asset_key.to_user_string(): c.passed
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == CHECK_ADDS_UP
+    }
+    lines = []
+    for family in ALL_FAMILIES:
+        for mat in result.asset_materializations_for_node(family.table)[:1]:
+            md = mat.metadata
+            money_key = (
+                "conversion_value_by_currency" if family.action_breakdowns else "spend_by_currency"
+            )
+            money = ", ".join(f"{v:,.2f} {k}" for k, v in md[money_key].value.items()) or "none"
+            what = "conversion value" if family.action_breakdowns else "spend"
+            check = "adds up to ad_performance" if adds_up.get(family.table) else "DOES NOT add up"
+            lines.append(f"{family.table}: {md['rows'].value:,} rows, {what} {money}; {check}")
     return lines
 
 

@@ -11,13 +11,14 @@ from dagster import (
     schedule,
 )
 
-from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
 from everreach_pipelines.defs.ads.partitions import ADS_SETTINGS
 
 ads_daily_job = define_asset_job(
     "ads_daily_sync",
-    selection=AssetSelection.assets(ad_objects, ad_performance),
-    description="Ad objects, then ad_performance for one day plus the lookback window.",
+    # The whole ads group: with the reports loaded, the breakdowns and creatives too.
+    selection=AssetSelection.groups("ads"),
+    description="Ad objects, then ad_performance (and, where loaded, the breakdown insights "
+    "and creatives) for one day plus the lookback window.",
 )
 
 

@@ -202,7 +202,7 @@ def replay_webhook_events(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: WarehouseResource
 ) -> dict:
     """Re-apply the selected webhooks from meta_webhook_event."""
-    from webhook_receiver.replay import replay_events
+    from everreach.messaging.replay import replay_events
 
     since = datetime.fromisoformat(config.since) if config.since else None
     if since is not None and since.tzinfo is None:

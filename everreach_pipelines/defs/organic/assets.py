@@ -60,6 +60,10 @@ PLATFORMS = (("instagram", "instagram_account"), ("facebook", "facebook_page"))
 ORGANIC_RETRY_POLICY = RetryPolicy(
     max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
+#: Dagster concurrency pool of the steps that call the Page / Instagram APIs: each step
+#: already reads its accounts in parallel (one worker per account), and the pool's limit
+#: (1 in deploy/dagster.yaml) keeps a backfill's runs from multiplying the calls per account.
+ORGANIC_POOL = "meta_organic"
 #: A month of partitions per run: a backfill is a few runs, not hundreds.
 ORGANIC_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=31)
 
@@ -96,6 +100,19 @@ def _progress(context: AssetExecutionContext, what: str, days: list[date]) -> Pr
         unit="platform×day",
         sink=context.log.info,
     )
+
+
+def _usage_metadata(graph: OrganicGraph, account_ids: list[str], parallel: int) -> dict:
+    """How the run stood with Meta's limits: accounts read at once, and the highest usage
+    Meta reported per Page / IG account (they are metered one by one)."""
+    usage = graph.client.throttle.usage()
+    return {
+        "parallel_accounts": parallel,
+        "throttle_errors": sum(usage[a].throttled for a in account_ids if a in usage),
+        "peak_usage_pct_by_account": MetadataValue.json(
+            {a: round(usage[a].peak_pct, 1) for a in sorted(set(account_ids)) if a in usage}
+        ),
+    }
 
 
 def _failure(errors: list[str]) -> Failure:
@@ -215,6 +232,7 @@ def _follower_sparkline(rows: list[tuple], last: date) -> MetadataValue | None:
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
     can_subset=False,
+    pool=ORGANIC_POOL,
 )
 def organic_posts(
     context: AssetExecutionContext,
@@ -237,12 +255,14 @@ def organic_posts(
     notes: list[str] = []
     errors: list[str] = []
     preview: list[dict] = []
+    account_ids: list[str] = []
     progress = _progress(context, "organic posts", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
+                account_ids.extend(a.external_id for a in accounts)
                 for day in days:
                     report = sync.sync_posts(
                         conn,
@@ -253,6 +273,7 @@ def organic_posts(
                         as_of,
                         recent_days=settings.recent_days,
                         old_post_refresh_days=settings.old_post_refresh_days,
+                        parallel_accounts=meta.parallel_accounts,
                     )
                     totals["posts"] += report.posts
                     totals["snapshot_posts"] += report.snapshot_posts
@@ -296,6 +317,7 @@ def organic_posts(
             "posts_by_kind": dict(by_kind),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
+            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
             "api_calls_per_post": round(stats.graph_calls / fetched, 3),
             "notes": MetadataValue.md("\n".join(f"- {n}" for n in notes) or "(none)"),
             "preview": MetadataValue.md(_md_table(preview[:10])),
@@ -332,6 +354,7 @@ def organic_posts(
     partitions_def=organic_daily_partitions,
     backfill_policy=ORGANIC_BACKFILL_POLICY,
     retry_policy=ORGANIC_RETRY_POLICY,
+    pool=ORGANIC_POOL,
     check_specs=[
         AssetCheckSpec(
             CHECK_NO_DUPLICATE_ACCOUNT_DAYS,
@@ -368,14 +391,24 @@ def social_account_insights(
     skipped: Counter = Counter()
     errors: list[str] = []
     preview: list[dict] = []
+    account_ids: list[str] = []
     progress = _progress(context, "social_account_insights", days)
     with warehouse.connect(autocommit=True) as conn:
         for platform, config_platform in PLATFORMS:
             try:
                 accounts = sync.load_accounts(conn, config_platform)
                 totals["accounts"] += len(accounts)
+                account_ids.extend(a.external_id for a in accounts)
                 for day in days:
-                    report = sync.sync_account_insights(conn, graph, platform, accounts, day, as_of)
+                    report = sync.sync_account_insights(
+                        conn,
+                        graph,
+                        platform,
+                        accounts,
+                        day,
+                        as_of,
+                        parallel_accounts=meta.parallel_accounts,
+                    )
                     totals["rows"] += report.rows
                     skipped.update(report.skipped)
                     preview.extend(
@@ -405,6 +438,7 @@ def social_account_insights(
             "skipped_by_reason": dict(skipped),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
+            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
             **({SPARK_FOLLOWER_TREND: spark} if spark is not None else {}),
             **({CHART_FOLLOWER_TREND: chart} if chart is not None else {}),
             "preview": MetadataValue.md(_md_table(preview[:10])),

@@ -1,9 +1,10 @@
-"""Re-apply stored raw webhooks (``everreach webhooks replay`` and the Dagster job).
+"""Re-apply stored raw webhooks (``everreach webhooks replay`` and the Dagster replay job).
 
-Applying is idempotent, so replaying the whole log — once or twice — changes nothing
-that the first application did not already do; replaying ``--failed-only`` picks up
-bodies that failed (e.g. a message edit that arrived before its message, or a bug fixed
-since). Each body is applied in its own transaction, oldest first.
+Applying is idempotent, so replaying the whole log — once or twice — changes nothing that
+the first application did not already do; replaying ``--failed-only`` picks up bodies that
+failed (e.g. a Messenger edit that arrived before its message, or a bug fixed since).
+Bodies are applied oldest first, a chunk per transaction (set-based, like the receiver);
+a body that fails is redone alone so that only it stays failed.
 
 Progress (events done of the selection, rate, ETA) goes to `log` every few seconds:
 stderr by default (the CLI), `context.log.info` in the Dagster job.
@@ -15,18 +16,13 @@ import asyncio
 from collections import Counter
 from datetime import datetime
 
-import orjson
 import psycopg
 
+from everreach.messaging.webhook_log import APPLY_SESSION_OPTIONS, StoredBody, apply_stored_batch
 from everreach.progress import Progress, Sink, stderr_sink
-from webhook_receiver.rawlog import (
-    APPLY_SESSION_OPTIONS,
-    Outcome,
-    apply_in_savepoint,
-    record_outcomes,
-)
 
-_DEADLOCK_ATTEMPTS = 3  # a replay racing the live receiver can lose a deadlock
+__all__ = ["replay_events", "replay_events_async"]
+
 _SELECTION = (
     "(%(since)s::timestamptz is null or received_at >= %(since)s) "
     "and (not %(failed_only)s or status = 'failed')"
@@ -64,29 +60,21 @@ async def replay_events_async(
             )
         while True:
             cur = await conn.execute(
-                f"select id, raw_body from meta_webhook_event where id > %(last_id)s "
-                f"and {_SELECTION} order by id limit %(chunk)s",
+                f"select id, raw_body, received_at from meta_webhook_event "
+                f"where id > %(last_id)s and {_SELECTION} order by id limit %(chunk)s",
                 {**selection, "last_id": last_id, "chunk": chunk},
             )
             rows = await cur.fetchall()
             await conn.commit()
             if not rows:
                 break
-            for event_id, raw in rows:
-                last_id = event_id
-                for attempt in range(_DEADLOCK_ATTEMPTS):
-                    async with conn.transaction(), conn.cursor() as cur2:
-                        try:
-                            parsed = orjson.loads(bytes(raw))
-                        except orjson.JSONDecodeError:
-                            outcome = Outcome(event_id, "ignored", "body is not valid JSON")
-                        else:
-                            outcome = await apply_in_savepoint(conn, cur2, parsed, event_id)
-                        if outcome.status == "retry" and attempt == _DEADLOCK_ATTEMPTS - 1:
-                            outcome = Outcome(event_id, "failed", outcome.error)
-                        await record_outcomes(cur2, [outcome])
-                    if outcome.status != "retry":
-                        break
+            bodies = []
+            for event_id, raw, received_at in rows:
+                body = StoredBody.from_raw(bytes(raw), received_at)
+                body.webhook_event_id = event_id
+                bodies.append(body)
+            last_id = rows[-1][0]
+            for outcome in await apply_stored_batch(conn, bodies):
                 counts[outcome.status] += 1
                 counts["replayed"] += 1
                 progress.advance(note=_status_note(counts))
