@@ -8,8 +8,10 @@ users, Meta campaigns and ads, `ad_performance` rows (every day: one account row
 campaign, two ad sets per campaign, N ads per campaign), messaging threads and messages (through
 the real triggers, which log them into `user_event`), and `user_event` rows (ad clicks with
 Meta ids or UTM parameters, messages in / out, purchases and leads, page views), a few percent
-of them written days after they happened. `add_day()` appends the next day the way the daily
-syncs would (new events, the ads sync rewriting its 28-day window).
+of them written days after they happened, and the Conversions API queue (four in five purchases
+and leads delivered to one pixel, with a realistic mix of match keys; `add_capi_deliveries()`,
+also run on data generated before it existed). `add_day()` appends the next day the way the
+daily syncs would (new events, the ads sync rewriting its 28-day window, the day's deliveries).
 """
 
 from __future__ import annotations
@@ -188,6 +190,57 @@ def _ad_performance_sql(first_day: int, n_days: int, shape: Shape) -> tuple:
     }
 
 
+#: The pixel the generated conversions are delivered to.
+BENCH_PIXEL = "700000000000001"
+
+
+def _capi_sql(where: str) -> str:
+    """INSERT … SELECT of the Conversions API queue rows of the purchases and leads matching
+    `where` (which carries one `%s` parameter): four in five delivered (one in fifty of those
+    refused), match keys by id."""
+    return f"""
+        insert into meta_conversion_event (
+            pixel_id, event_name, event_id, event_time, action_source, user_data, value,
+            currency, status, source, source_event_ref, created_at, sent_at)
+        select
+            '{BENCH_PIXEL}',
+            case etype when 'purchase' then 'Purchase' else 'Lead' end,
+            'ue-' || id,
+            occurred_at,
+            'system_generated',
+            jsonb_strip_nulls(jsonb_build_object(
+                'em', case when id %% 10 <> 0 then md5(id::text) || md5(id::text) end,
+                'ph', case when id %% 5 < 2 then md5('p' || id) || md5('p' || id) end,
+                'external_id', md5('x' || id) || md5('x' || id),
+                'fbp', case when id %% 2 = 0 then 'fb.1.' || id || '.1' end,
+                'fbc', case when id %% 3 = 0 then 'fb.1.' || id || '.IwAR' end,
+                'client_ip_address', case when id %% 4 < 2 then '203.0.113.7' end,
+                'client_user_agent', case when id %% 4 < 2 then 'Mozilla/5.0' end)),
+            nullif(props ->> 'value', '')::numeric,
+            case when props ? 'value' then 'USD' end,
+            case when id %% 50 = 0 then 'rejected' else 'sent' end,
+            'user_event',
+            id::text,
+            inserted_at,
+            case when id %% 50 <> 0 then inserted_at end
+        from user_event
+        where etype in ('purchase', 'lead') and id %% 5 <> 0 and ({where})
+        on conflict do nothing
+    """
+
+
+def add_capi_deliveries(url: str, shape: Shape) -> int:
+    """Fill the Conversions API queue for the generated history when it is empty (data
+    generated before the queue was part of it); returns the rows added."""
+    end = START + timedelta(days=shape.days)
+    with database.connect(url, autocommit=True) as conn:
+        if conn.execute("select exists (select 1 from meta_conversion_event)").fetchone()[0]:
+            return 0
+        added = conn.execute(_capi_sql("occurred_at < %s"), (end,)).rowcount
+        conn.execute("analyze meta_conversion_event")
+    return added
+
+
 def generate(url: str, shape: Shape, log=print) -> dict[str, float]:
     """Empty the raw tables of the database at `url` and fill them; returns timings in seconds."""
     timings: dict[str, float] = {}
@@ -268,6 +321,10 @@ def generate(url: str, shape: Shape, log=print) -> dict[str, float]:
         settle_history(conn, shape)
         timings["settle_s"] = time.perf_counter() - t0
         log(f"history settled (write times, insertion order): {timings['settle_s']:.0f}s")
+    t0 = time.perf_counter()
+    added = add_capi_deliveries(url, shape)
+    timings["capi_s"] = time.perf_counter() - t0
+    log(f"Conversions API queue: {added:,} rows, {timings['capi_s']:.0f}s")
     return timings
 
 
@@ -306,7 +363,11 @@ def add_day(url: str, shape: Shape) -> tuple[date, int]:
         )
         conn.execute(*_ad_performance_sql(day_index, 1, shape))
         conn.execute("update ad_performance set fetched_at = now() where date = %s", (new_day,))
-        conn.execute("analyze user_event; analyze ad_performance")
+        # the day's conversions, delivered by the CAPI asset the same day
+        conn.execute(
+            _capi_sql("occurred_at >= %s"), (datetime.combine(new_day, datetime.min.time(), UTC),)
+        )
+        conn.execute("analyze user_event; analyze ad_performance; analyze meta_conversion_event")
     return new_day, per_day
 
 
@@ -316,6 +377,7 @@ def remove_added_days(url: str, shape: Shape) -> int:
     number of rows removed."""
     end = START + timedelta(days=shape.days)
     with database.connect(url, autocommit=True) as conn:
+        conn.execute("delete from meta_conversion_event where event_time >= %s", (end,))
         events = conn.execute("delete from user_event where occurred_at >= %s", (end,)).rowcount
         ads = conn.execute("delete from ad_performance where date >= %s", (end.date(),)).rowcount
         if events or ads:

@@ -24,16 +24,24 @@ COMMANDS: dict[str, str] = {
     "sandbox": "everreach.sandbox.cli:sandbox",
     "receiver": "webhook_receiver.cli:receiver",
     "webhooks": "everreach.messaging.cli:webhooks",
+    "mf": "everreach.semantic_layer:mf",
 }
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from everreach.meta.errors import GraphConfigurationError
+    from everreach.semantic_layer import SemanticLayerError
     from everreach.settings import SettingError
     from everreach.warehouse.database import WarehouseConnectionError
     from everreach.warehouse.migrate import MigrationConflictError
 
-    return (SettingError, WarehouseConnectionError, MigrationConflictError, GraphConfigurationError)
+    return (
+        SettingError,
+        WarehouseConnectionError,
+        MigrationConflictError,
+        GraphConfigurationError,
+        SemanticLayerError,
+    )
 
 
 class LazyGroup(click.Group):

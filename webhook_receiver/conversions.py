@@ -6,7 +6,8 @@ may name any user with an event's ``user_id``. The body is one event or a list (
 1000) in the seed's flat format or with Meta's ``user_data``; personal data is hashed by
 :mod:`everreach.capi` before anything is stored or logged. Answers ``202`` with per-event
 ``queued``/``duplicate``; ``401`` for a bad token; ``403`` for an event of another user;
-``422`` naming the field for a malformed body. Delivery to Meta happens later, in Dagster.
+``422`` naming the field for a malformed body (`event_time` for an event older than Meta's
+7-day limit or in the future). Delivery to Meta happens later, in Dagster.
 """
 
 from __future__ import annotations

@@ -47,10 +47,19 @@
 {% macro incremental_cutoff(column) -%}
     {%- set lookback = "interval '" ~ var('late_arrival_lookback_days') ~ " days'" -%}
     {%- if window_start() -%}
-        {{ timestamptz_literal("'" ~ window_start() ~ "'::timestamptz - " ~ lookback) }}
+        {{ window_cutoff() }}
     {%- else -%}
         {{ timestamptz_literal("select max(" ~ column ~ ") - " ~ lookback ~ " from " ~ this) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The partition window's start minus the late-arrival lookback, as a literal: the oldest
+    write time a windowed run re-reads (call only when `window_start()` is set). -#}
+{% macro window_cutoff() -%}
+    {{- timestamptz_literal(
+        "'" ~ window_start() ~ "'::timestamptz - interval '"
+        ~ var('late_arrival_lookback_days') ~ " days'"
+    ) -}}
 {%- endmacro %}
 
 {#- `as_of` var as a timestamp ('' = the transaction's now()). -#}
@@ -69,80 +78,38 @@
     {{ timestamptz_literal("select max(dbt_loaded_at) from " ~ this) }}
 {%- endmacro %}
 
-{#- Persons whose touchpoints were (re)written since the calling model's last load (their whole
-    journey / attribution is recomputed), including anonymous identities that a newly stitched
-    contact left behind. Late events are already handled by `touchpoints` (which selects by
-    `inserted_at`), so no lookback is needed here. -#}
-{% macro affected_persons() -%}
-    select distinct affected.person_id
-    from {{ ref('touchpoints') }} as changed
-    cross join lateral unnest(array[changed.person_id, changed.anonymous_id]) as affected (person_id)
-    where changed.dbt_loaded_at > {{ last_touchpoints_load() }} and affected.person_id is not null
-{%- endmacro %}
-
-{#- All rows of `relation` that belong to the affected persons. The lateral join makes Postgres
-    fetch each person's rows through the person_id index instead of scanning the whole table
-    (its estimate of the affected set is far too high to choose that on its own). -#}
-{% macro rows_of_affected_persons(relation) -%}
-    select person_rows.*
-    from ({{ affected_persons() }}) as affected
-    cross join lateral (
-        select * from {{ relation }} as candidate where candidate.person_id = affected.person_id
-    ) as person_rows
-{%- endmacro %}
-
-{#- Pre-hook for person-keyed incremental models: drop the rows of anonymous identities that
-    were stitched to a user since the last load (delete+insert alone never deletes a key that
-    has no new rows). -#}
-{% macro delete_stitched_anonymous_persons() -%}
-    {%- if is_incremental() -%}
-    delete from {{ this }}
-    where person_id in (
-        select anonymous_id from {{ ref('touchpoints') }}
-        where dbt_loaded_at > {{ last_touchpoints_load() }}
-            and anonymous_id is not null and person_id <> anonymous_id
-    )
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Pre-hook of `user_paths`: drop the rows of anonymous identities stitched to a user since the
-    last load, and of persons a journey step moved away from since then (those with steps left
-    were recomputed from step 1 and are inserted again; the others have no journey any more). -#}
-{% macro delete_stitched_and_moved_from_persons() -%}
+{#- Pre-hook of the person-keyed incremental models: deletes the stored rows the run replaces,
+    rows that delete+insert alone would keep because no new row carries their key. Always the
+    rows of anonymous identities stitched to a user since the last load; with
+    `moved_from_persons` (user_paths) also the rows of persons a journey step moved away from
+    (those with steps left are recomputed and inserted again, the others have no journey any
+    more); with `rewritten_conversions` (attribution_touch_credits, keyed by conversion) also the
+    rows of conversions whose touchpoint was rewritten (one that is no longer a conversion, or no
+    longer this person's, would keep its old rows). One hook, so every delete reads the same last
+    load as the model; one statement each, so each goes through its own index. -#}
+{% macro delete_rows_replaced_since_last_load(moved_from_persons=false, rewritten_conversions=false) -%}
     {%- if is_incremental() -%}
     {%- set last_load = last_touchpoints_load() -%}
-    {{ delete_stitched_anonymous_persons() }};
+    delete from {{ this }}
+    where person_id in (
+        select anonymous_id from {{ ref('int_touchpoints_identified') }}
+        where dbt_loaded_at > {{ last_load }}
+            and anonymous_id is not null and person_id <> anonymous_id
+    )
+    {%- if moved_from_persons %};
     delete from {{ this }}
     where person_id in (
         select moved_from_person_id from {{ ref('int_journey_steps') }}
         where dbt_loaded_at > {{ last_load }} and moved_from_person_id is not null
     )
-    {%- else -%}
-    select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Pre-hook of `attribution_touch_credits` (keyed by conversion): drop the rows of anonymous
-    identities stitched to a user since the last load, and of conversions whose touchpoint was
-    rewritten since then (one that is no longer a conversion, or no longer this person's, would
-    keep its old rows; the others are recomputed). One hook, so both deletes read the same last
-    load as the model; two statements, so each goes through its own index. -#}
-{% macro delete_stitched_persons_and_rewritten_conversions() -%}
-    {%- if is_incremental() -%}
-    {%- set last_load = last_touchpoints_load() -%}
-    delete from {{ this }}
-    where person_id in (
-        select anonymous_id from {{ ref('touchpoints') }}
-        where dbt_loaded_at > {{ last_load }}
-            and anonymous_id is not null and person_id <> anonymous_id
-    );
+    {%- endif %}
+    {%- if rewritten_conversions %};
     delete from {{ this }}
     where conversion_event_id in (
-        select event_id from {{ ref('touchpoints') }}
+        select event_id from {{ ref('int_touchpoints_identified') }}
         where dbt_loaded_at > {{ last_load }}
     )
+    {%- endif %}
     {%- else -%}
     select 1
     {%- endif -%}
@@ -170,3 +137,54 @@
 {% macro incremental_work_mem() -%}
     {%- if is_incremental() -%}set local work_mem = '64MB'{%- else -%}select 1{%- endif -%}
 {%- endmacro %}
+
+{#- `numerator / denominator` as a share with 6 decimals; null when the denominator is 0 or
+    null (a share of nothing is unknown, not 0). -#}
+{% macro share(numerator, denominator) -%}
+    (({{ numerator }})::numeric / nullif({{ denominator }}, 0))::numeric(10, 6)
+{%- endmacro %}
+
+{#- The first day (UTC) a day-grain reconciliation mart recomputes in an incremental run, as a
+    date literal: the earliest day whose numbers may have changed since the mart's last load
+    (its newest `dbt_loaded_at`): Meta's rows re-fetched since then (with `meta_side`),
+    credits written since then, the previous day of touchpoints rewritten since then (a
+    conversion that moved or stopped being one leaves that day), Conversions API queue rows
+    written or updated since then. 'infinity' when nothing changed, '-infinity' when the mart is
+    empty. Read when the model compiles, before its pre-hook deletes anything. -#}
+{% macro reconciliation_recompute_from(meta_side=true) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{- return("'-infinity'::date") -}}
+    {%- endif -%}
+    {%- set since = timestamptz_literal('select max(dbt_loaded_at) from ' ~ this) -%}
+    {%- set lookback = "interval '" ~ var('late_arrival_lookback_days') ~ " days'" -%}
+    {%- set days -%}
+        select least(
+            {%- if meta_side %}
+            (select min(report_date) from {{ ref('ad_performance_daily') }}
+                where fetched_at > {{ since }} - {{ lookback }}),
+            {%- endif %}
+            (select min((converted_at at time zone 'UTC')::date)
+                from {{ ref('attribution_touch_credits') }} where dbt_loaded_at > {{ since }}),
+            (select min((previous_occurred_at at time zone 'UTC')::date)
+                from {{ ref('int_touchpoints_identified') }}
+                where dbt_loaded_at > {{ since }} and previous_occurred_at is not null),
+            (select min((event_time at time zone 'UTC')::date)
+                from {{ ref('stg_meta__conversion_events') }}
+                where greatest(created_at, last_attempt_at, sent_at) > {{ since }} - {{ lookback }})
+        )
+    {%- endset -%}
+    {%- set empty = run_query('select not exists (select 1 from ' ~ this ~ ')').columns[0].values()[0] -%}
+    {%- set value = run_query('select (' ~ days ~ ')::text').columns[0].values()[0] -%}
+    {{- return("'" ~ ("-infinity" if empty else (value if value is not none else "infinity")) ~ "'::date") -}}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental day-grain model: delete its rows from `first_day` on (a date
+    literal), which the run then inserts again. Nothing on a full build. -#}
+{% macro delete_days_from(first_day, column) -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where {{ column }} >= {{ first_day }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+

@@ -287,12 +287,15 @@ def build_event(
     default_action_source: str | None = None,
     default_phone_country: str | None = "us",
     now: _dt.datetime | None = None,
+    max_age: _dt.timedelta | None = None,
 ) -> ConversionEvent:
     """Validate one intake payload and hash its customer information.
 
     ``test_event_code`` is the global test mode (``META_CAPI_TEST_EVENT_CODE``); a code
     in the payload wins for that event. Raises :class:`EventValidationError` naming the
-    field. The event's age is *not* checked here (see :func:`delivery_problem`).
+    field. The event's age is checked only when ``max_age`` is given (the intake doors
+    pass :data:`MAX_EVENT_AGE`); a stored event that waited too long is caught again by
+    :func:`delivery_problem` before sending.
     """
     if not isinstance(payload, Mapping):
         raise EventValidationError("body", "each event must be a JSON object")
@@ -316,6 +319,13 @@ def build_event(
     event_time, time_given = _event_time(payload.get("event_time"), now)
     if event_time > now + MAX_CLOCK_SKEW:
         raise EventValidationError("event_time", "is in the future")
+    if max_age is not None and event_time < now - max_age:
+        # one such event would fail Meta's whole batch: refuse it now, while the caller can
+        # still hear it, rather than store it to be rejected at delivery
+        raise EventValidationError(
+            "event_time",
+            f"is more than {max_age.days} days old; Meta refuses conversions older than that",
+        )
 
     event_source_url = _text(payload, "event_source_url")
     if event_source_url and not event_source_url.startswith(("http://", "https://")):

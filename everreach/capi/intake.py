@@ -18,7 +18,12 @@ from typing import Any
 import orjson
 import psycopg
 
-from everreach.capi.events import ConversionEvent, EventValidationError, build_event
+from everreach.capi.events import (
+    MAX_EVENT_AGE,
+    ConversionEvent,
+    EventValidationError,
+    build_event,
+)
 from everreach.capi.settings import CapiSettings
 
 __all__ = [
@@ -71,7 +76,8 @@ def build_events(
     """Validate and hash one payload or a list of them, all-or-nothing.
 
     Raises :class:`EventValidationError` whose ``field`` is prefixed with the event's
-    index when a list was given (``[2].email``), so a caller can find the bad event.
+    index when a list was given (``[2].email``), so a caller can find the bad event. An
+    event older than Meta's limit (:data:`MAX_EVENT_AGE`) is refused as ``event_time``.
     """
     settings = settings or CapiSettings.from_env()
     single = isinstance(payloads, Mapping)
@@ -91,6 +97,7 @@ def build_events(
                     user_id=user_id,
                     source=source,
                     default_phone_country=settings.default_phone_country,
+                    max_age=MAX_EVENT_AGE,
                 )
             )
         except EventValidationError as exc:

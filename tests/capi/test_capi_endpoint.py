@@ -235,6 +235,29 @@ def test_malformed_body_is_422_naming_the_field(
         assert secret not in resp.text
 
 
+def test_stale_or_future_event_is_422_naming_event_time(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    """An event older than Meta's 7 days (or beyond the clock skew in the future) is refused at
+    the door, not queued as pending to be rejected at delivery; one inside the limit passes."""
+    now = int(time.time())
+    day = 86400
+    for event_time, field in (
+        (now - 7 * day - 3600, "event_time"),
+        (now + 3600, "event_time"),
+    ):
+        resp = client.post(PATH, json={**EXAMPLE, "event_time": event_time}, headers=auth(token()))
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["field"] == field and "event_time" in resp.json()["detail"]
+    stale = [EXAMPLE, {**EXAMPLE, "event_id": "old-1", "event_time": now - 8 * day}]
+    resp = client.post(PATH, json=stale, headers=auth(token()))
+    assert resp.status_code == 422 and resp.json()["field"] == "[1].event_time"
+    assert "7 days old" in resp.json()["detail"]
+    assert db.execute("select count(*) from meta_conversion_event").fetchone()[0] == 0
+    recent = {**EXAMPLE, "event_time": now - 7 * day + 3600}
+    assert client.post(PATH, json=recent, headers=auth(token())).status_code == 202
+
+
 def test_invalid_json_is_422(client: TestClient) -> None:
     resp = client.post(
         PATH,

@@ -16,6 +16,12 @@ Reference time T = 2026-10-01 12:00 UTC. Users and what happens to them:
 - u5: three clicks on campaign A (T-3d, T-2d, T-1d), purchase 60 at T.
 - an anonymous Messenger contact: inbound at T-5d 10:00 and 10:05, reply at 10:20; inbound at
   T-5d 11:00 answered only at T-3d (window expired unanswered, reply in the human-agent window).
+
+Conversions API queue (pixel px1, every event on T's UTC date), besides u3's and u4's events:
+u1's first purchase and u5's purchase queued from the app events and accepted (their copies
+logged in user_event), u2's purchase rejected, u1's second purchase still pending, and a test
+event accepted. Match keys sent: u1's purchase em, ph, external_id, fbc; u5's em, fbp, client IP
+and user agent; u3's CAPI purchase external_id; u4's none (see `CAPI_KEYS`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ META_A, META_B = "120000000000000001", "120000000000000002"
 AD_A, AD_B = "230000000000000001", "230000000000000002"
 PAGE, WABA_PHONE = "page_1", "phone_1"
 
+# Match keys of the events Meta accepted (test events aside), by the conversion they deliver.
+CAPI_KEYS = {
+    "u1_purchase_1": {"em", "ph", "external_id", "fbc"},
+    "u5_purchase": {"em", "fbp", "ip_ua"},
+    "u3_capi": {"external_id"},
+    "u4_purchase": set(),
+}
 # Meta-reported campaign-level totals seeded below (two days each).
 SPEND = {CAMPAIGN_A: 100.0 + 50.0, CAMPAIGN_B: 80.0 + 20.0}
 META_VALUE = {CAMPAIGN_A: 300.0 + 60.0, CAMPAIGN_B: 40.0 + 10.0}
@@ -262,6 +275,50 @@ def seed(conn: psycopg.Connection) -> dict:
         for days in (3, 2, 1):
             _event(cur, U5, "ad_click", T - days * DAY, {"meta_campaign_id": META_A})
         ids["u5_purchase"] = _event(cur, U5, "purchase", T, {"value": 60, "currency": "USD"})
+        # the Conversions API queue's other events (see the module docstring)
+        hashed = "a" * 64
+        for name, event_id, status, user_data in (
+            (
+                "u1_purchase_1",
+                "e-u1-1",
+                "sent",
+                {"em": hashed, "ph": hashed, "external_id": hashed, "fbc": "fb.1.1.x1"},
+            ),
+            (
+                "u5_purchase",
+                "e-u5",
+                "sent",
+                {
+                    "em": hashed,
+                    "fbp": "fb.1.1.2",
+                    "client_ip_address": "203.0.113.5",
+                    "client_user_agent": "Mozilla/5.0",
+                },
+            ),
+            ("u2_purchase", "e-u2", "rejected", {"em": hashed}),
+            ("u1_purchase_2", "e-u1-2", "pending", {"em": hashed}),
+        ):
+            cur.execute(
+                "insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
+                "action_source, user_data, status, source, source_event_ref) values "
+                "('px1', 'Purchase', %s, %s, 'system_generated', %s, %s, 'user_event', %s)",
+                (event_id, T, Jsonb(user_data), status, str(ids[name])),
+            )
+            if status == "sent":
+                _event(
+                    cur,
+                    None,
+                    "meta_conversion_Purchase",
+                    T,
+                    {"event_id": event_id, "pixel_id": "px1"},
+                    source="capi",
+                )
+        cur.execute(
+            "insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
+            "action_source, user_data, status, source, test_event_code, is_test) values "
+            "('px1', 'Lead', 'e-test', %s, 'system_generated', %s, 'sent', 'api', 'TEST1', true)",
+            (T, Jsonb({"em": hashed})),
+        )
         # anonymous contact
         anon = _thread(cur, "messenger", PAGE, "psid_anon")
         base = (T - 5 * DAY).replace(hour=10)

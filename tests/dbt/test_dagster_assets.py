@@ -12,7 +12,14 @@ import pytest
 
 from everreach_pipelines.defs.dbt import defs
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
-from everreach_pipelines.defs.dbt.charts import CHART_KEY, CHART_MODEL_NAME, SPARK_KEY
+from everreach_pipelines.defs.dbt.charts import (
+    CHART_KEY,
+    CHART_MODEL_NAME,
+    SIGNAL_CHART_KEY,
+    SIGNAL_MODEL_NAME,
+    SIGNAL_SPARK_KEY,
+    SPARK_KEY,
+)
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 RAW_KEYS = {
@@ -100,6 +107,14 @@ def test_materialize_builds_marts_and_checks(database_url: str) -> None:
     metadata = roas.materialization.metadata
     assert {CHART_KEY, SPARK_KEY} <= set(metadata)
     assert metadata[CHART_KEY].value.startswith("![Top campaigns")
+    # what Meta sees vs what happened: Meta-reported vs attributed vs delivered, and coverage
+    signal = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["marts", SIGNAL_MODEL_NAME])
+    ).materialization.metadata
+    assert {SIGNAL_CHART_KEY, SIGNAL_SPARK_KEY} <= set(signal)
+    assert signal[SIGNAL_CHART_KEY].value.startswith("![What Meta sees vs what happened")
     with psycopg.connect(database_url) as conn:
         unattributed = conn.execute(
             "select count(*) from marts.attribution_touch_credits where conversion_event_id = %s "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -223,6 +223,124 @@ def test_user_journey(conn: psycopg.Connection) -> None:
     )
 
 
+def test_a_conversion_and_its_capi_delivery_are_one_journey_step(
+    conn: psycopg.Connection, built: dict
+) -> None:
+    """u4's purchase was queued for the Conversions API from the app event and delivered; the
+    `meta_conversion_Purchase` event the delivery logged is that step's delivery, not a step."""
+    steps = conn.execute(
+        "select event_id, event_type, is_conversion, capi_delivery_status from marts.user_journeys "
+        "where person_id = %s order by step_number",
+        (s.U4,),
+    ).fetchall()
+    assert steps == [(built["u4_purchase"], "purchase", True, "sent")]
+    assert not conn.execute(
+        "select 1 from marts.touchpoints where event_type like 'meta\\_conversion\\_%%' "
+        "and person_id = %s",
+        (s.U4,),
+    ).fetchall()
+    # u3's CAPI purchase has no app event behind it: a conversion step of its own, delivered;
+    # u1's first purchase was delivered, its second is still pending, its clicks carry nothing
+    assert conn.execute(
+        "select capi_delivery_status from marts.user_journeys where event_id = %s",
+        (built["u3_capi"],),
+    ).fetchone() == ("sent",)
+    assert conn.execute(
+        "select event_type, capi_delivery_status from marts.user_journeys where person_id = %s "
+        "order by step_number",
+        (s.U1,),
+    ).fetchall() == [
+        ("ad_click", None),
+        ("ad_click", None),
+        ("whatsapp_received", None),
+        ("purchase", "sent"),
+        ("purchase", "pending"),
+    ]
+
+
+KEY_COLUMNS = {
+    "em": "match_key_email_share",
+    "ph": "match_key_phone_share",
+    "external_id": "match_key_external_id_share",
+    "fbp": "match_key_fbp_share",
+    "fbc": "match_key_fbc_share",
+    "ip_ua": "match_key_ip_user_agent_share",
+}
+
+
+def test_meta_vs_first_party_daily_by_hand(conn: psycopg.Connection) -> None:
+    """Per campaign, day and model: Meta's reported conversions on its report dates; on the
+    conversions' date the credited conversions, those delivered and accepted through the
+    Conversions API (u1's first purchase, u5's, u3's CAPI purchase), coverage and match keys,
+    every figure weighted by the campaign's credit."""
+    columns = ["report_date", "campaign_id", "attribution_model", "spend"]
+    columns += ["meta_reported_conversions", "attributed_conversions"]
+    columns += ["capi_delivered_conversions", "capi_coverage", *KEY_COLUMNS.values()]
+    rows = [
+        dict(zip(columns, row, strict=True))
+        for row in conn.execute(
+            f"select {', '.join(columns)} from marts.meta_vs_first_party_daily "
+            "order by report_date, campaign_id, attribution_model"
+        )
+    ]
+    meta_days = [r for r in rows if str(r["report_date"]) in ("2026-09-29", "2026-09-30")]
+    assert len(meta_days) == 2 * 2 * len(MODELS)
+    for row in meta_days:
+        assert row["meta_reported_conversions"] == 3 and row["attributed_conversions"] == 0
+        assert row["capi_coverage"] is None
+    assert sum(r["spend"] for r in meta_days if r["attribution_model"] == "linear") == sum(
+        Decimal(str(v)) for v in s.SPEND.values()
+    )
+    expected: dict = {}
+    for name, (_, touches) in SCENARIO.items():
+        for model in MODELS:
+            if not touches:
+                continue
+            credits = hand_credits(model, [age for age, _ in touches])
+            for credit, (_, campaign) in zip(credits, touches, strict=True):
+                if campaign is None or credit == 0:
+                    continue
+                entry = expected.setdefault((campaign, model), {"all": 0.0, "sent": 0.0})
+                entry["all"] += credit
+                if name in s.CAPI_KEYS:
+                    entry["sent"] += credit
+                    for key in s.CAPI_KEYS[name]:
+                        entry[key] = entry.get(key, 0.0) + credit
+    day = [r for r in rows if str(r["report_date"]) == "2026-10-01"]
+    assert {(r["campaign_id"], r["attribution_model"]) for r in day} == set(expected)
+    for row in day:
+        want = expected[(row["campaign_id"], row["attribution_model"])]
+        label = (row["campaign_id"], row["attribution_model"])
+        assert row["meta_reported_conversions"] == 0, label
+        assert math.isclose(float(row["attributed_conversions"]), want["all"], abs_tol=1e-9)
+        assert math.isclose(float(row["capi_delivered_conversions"]), want["sent"], abs_tol=1e-9)
+        assert math.isclose(float(row["capi_coverage"]), want["sent"] / want["all"], abs_tol=1e-6)
+        for key, column in KEY_COLUMNS.items():
+            if want["sent"] == 0:
+                assert row[column] is None, (label, column)
+            else:
+                share = want.get(key, 0.0) / want["sent"]
+                assert math.isclose(float(row[column]), share, abs_tol=1e-6), (label, column)
+
+
+def test_meta_vs_first_party_by_pixel_by_hand(conn: psycopg.Connection) -> None:
+    """px1 on T's date: 7 events queued (u3, u4, u1 x 2, u5, u2, a test event), 4 accepted
+    (test aside), 1 rejected, 1 pending, 1 test; 7 first-party conversions that day, so
+    coverage 4/7; match keys among the 4 accepted events."""
+    rows = conn.execute(
+        "select pixel_id, event_date::text, events_queued, events_accepted, events_rejected, "
+        "events_failed, events_pending, test_events, first_party_conversions, capi_coverage, "
+        f"{', '.join(KEY_COLUMNS.values())} from marts.meta_vs_first_party_by_pixel"
+    ).fetchall()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row[:9] == ("px1", "2026-10-01", 7, 4, 1, 0, 1, 1, 7)
+    assert math.isclose(float(row[9]), 4 / 7, abs_tol=1e-6)
+    accepted = list(s.CAPI_KEYS.values())
+    for (key, _), value in zip(KEY_COLUMNS.items(), row[10:], strict=True):
+        assert math.isclose(float(value), sum(key in keys for keys in accepted) / 4), key
+
+
 def test_conversations(conn: psycopg.Connection, built: dict) -> None:
     rows = {
         r[0]: r[1:]
@@ -267,6 +385,16 @@ def test_organic(conn: psycopg.Connection) -> None:
     ).fetchone() == (12, 900, 1500)
 
 
+def _model_count() -> int:
+    """The dbt project's models, from its parsed manifest."""
+    import json
+
+    from everreach_pipelines.defs.dbt.project import ensure_manifest
+
+    nodes = json.loads(ensure_manifest().read_text())["nodes"].values()
+    return sum(1 for node in nodes if node["resource_type"] == "model")
+
+
 def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict) -> None:
     from types import SimpleNamespace
 
@@ -285,7 +413,7 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
         instance=instance,
     )
     lines = run_demo(ctx)
-    assert logged and lines[0].startswith("dbt build: 41 models materialized")
+    assert logged and lines[0].startswith(f"dbt build: {_model_count()} models materialized")
     passed, total = lines[0].split(", ")[1].split(" ")[0].split("/")
     assert passed == total and int(total) > 100
     # recorded in the demo's instance, as the UI shows it: the marts materialized (the
@@ -307,6 +435,201 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
     assert f"journey of user {s.U1} (5 steps): Ads > WhatsApp > Conversion" in text
 
 
+def test_capi_coverage_check_warns_when_a_pixel_drops(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """A second pixel delivered 9 of 10 conversions a day for four weeks, then 3 of 10 for a
+    week: the check warns for it; px1 (one day, nothing before to compare with) passes."""
+    import dagster as dg
+
+    from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
+    from everreach_pipelines.resources.warehouse import WarehouseResource
+
+    end = date(2026, 10, 1)
+    rows = [
+        ("px2", end - timedelta(days=n), 9 if n >= 7 else 3, 10, 0.9 if n >= 7 else 0.3)
+        for n in range(35)
+    ]
+    conn.execute("delete from marts.meta_vs_first_party_by_pixel where pixel_id = 'px2'")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into marts.meta_vs_first_party_by_pixel (pixel_id, event_date, events_queued, "
+            "events_accepted, events_rejected, events_failed, events_pending, test_events, "
+            "first_party_conversions, capi_coverage) values (%s, %s, %s, %s, 0, 0, 0, 0, %s, %s)",
+            [(p, d, a, a, c, cov) for p, d, a, c, cov in rows],
+        )
+    try:
+        result = capi_coverage_not_dropping(warehouse=WarehouseResource(database_url=database_url))
+    finally:
+        conn.execute("delete from marts.meta_vs_first_party_by_pixel where pixel_id = 'px2'")
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.description == "coverage dropped for px2"
+    assert result.metadata["up_to"].value == "2026-10-01"
+    table = result.metadata["coverage"].value
+    assert "| px2 | 30.0% | 90.0% | 70 / 280 |" in table and "| px1 | 57.1% | - |" in table
+    after = capi_coverage_not_dropping(warehouse=WarehouseResource(database_url=database_url))
+    assert after.passed
+
+
+def _mf(database_url: str, tmp_path, metrics: list[str], group_by: list[str]) -> list[dict]:
+    """`everreach mf query` (MetricFlow through the project's command) as CSV rows."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from everreach.cli import cli
+
+    out = tmp_path / f"mf_{len(list(tmp_path.iterdir()))}.csv"
+    args = ["mf", "query", "--metrics", ",".join(metrics), "--group-by", ",".join(group_by)]
+    result = CliRunner().invoke(
+        cli, [*args, "--csv", str(out), "--quiet"], env={"DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _num(value: str) -> float | None:
+    return None if value in ("", None) else float(value)
+
+
+def _close(got: str, want) -> bool:
+    if want is None:
+        return _num(got) is None
+    return _num(got) is not None and math.isclose(_num(got), float(want), abs_tol=1e-6)
+
+
+def test_semantic_layer_ads_metrics_equal_the_campaign_mart(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Spend, impressions, clicks, CTR, CPC, CPM and Meta-reported conversions, value and ROAS
+    per campaign over all time: what `campaign_performance` says for the lifetime window."""
+    metrics = ["spend", "impressions", "clicks", "ctr", "cpc", "cpm"]
+    metrics += ["meta_reported_conversions", "meta_reported_conversion_value"]
+    metrics += ["meta_reported_roas"]
+    rows = _mf(database_url, tmp_path, metrics, ["campaign", "campaign__campaign_name"])
+    mart = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            "select campaign_id, campaign_name, spend, impressions, clicks, ctr, cpc, cpm, "
+            "conversions, conversion_value, roas from marts.campaign_performance "
+            "where window_name = 'lifetime'"
+        )
+    }
+    assert {r["campaign"] for r in rows} == set(mart) == {str(s.CAMPAIGN_A), str(s.CAMPAIGN_B)}
+    for row in rows:
+        name, spend, imps, clicks, ctr, cpc, cpm, conv, value, roas = mart[row["campaign"]]
+        assert row["campaign__campaign_name"] == name
+        for metric, want in zip(
+            metrics, (spend, imps, clicks, ctr, cpc, cpm, conv, value, roas), strict=True
+        ):
+            assert _close(row[metric], want), (name, metric, row[metric], want)
+    # by week and campaign: the daily mart's campaign rows summed per ISO week
+    weekly = _mf(database_url, tmp_path, ["spend"], ["metric_time__week", "campaign"])
+    expected = {
+        (str(week.date()), str(campaign)): float(spend)
+        for week, campaign, spend in conn.execute(
+            "select date_trunc('week', report_date), campaign_id, sum(spend) "
+            "from marts.ad_performance_daily where report_level = 'campaign' group by 1, 2"
+        )
+    }
+    got = {(r["metric_time__week"][:10], r["campaign"]): float(r["spend"]) for r in weekly}
+    assert got == expected
+
+
+def test_semantic_layer_attribution_metrics_equal_the_marts(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Attributed conversions, revenue, ROAS and cost per attributed conversion per model and
+    campaign: `campaign_attribution_roas`; attributed conversions and revenue by model:
+    `attribution_summary` (the unattributed bucket aside)."""
+    metrics = [
+        f"{name}_{model}"
+        for model in MODELS
+        for name in (
+            "attributed_conversions",
+            "attributed_revenue",
+            "attributed_roas",
+            "cost_per_attributed_conversion",
+        )
+    ]
+    rows = {r["campaign"]: r for r in _mf(database_url, tmp_path, metrics, ["campaign"])}
+    for campaign, model, spend, conversions, revenue, roas in conn.execute(
+        "select campaign_id::text, attribution_model, spend, attributed_conversions, "
+        "attributed_revenue, attributed_roas from marts.campaign_attribution_roas"
+    ):
+        row = rows[campaign]
+        assert _close(row[f"attributed_conversions_{model}"], conversions), (campaign, model)
+        assert _close(row[f"attributed_revenue_{model}"], revenue), (campaign, model)
+        assert _close(row[f"attributed_roas_{model}"], roas), (campaign, model)
+        assert _close(
+            row[f"cost_per_attributed_conversion_{model}"],
+            spend / conversions if conversions else None,
+        ), (campaign, model)
+    by_model = {
+        r["credit__attribution_model"]: r
+        for r in _mf(
+            database_url,
+            tmp_path,
+            ["attributed_conversions", "attributed_revenue"],
+            ["credit__attribution_model"],
+        )
+    }
+    for model, conversions, revenue in conn.execute(
+        "select attribution_model, coalesce(campaign_attributed_conversions, 0) "
+        "+ other_attributed_conversions, attributed_revenue from marts.attribution_summary"
+    ):
+        assert _close(by_model[model]["attributed_conversions"], conversions), model
+        assert _close(by_model[model]["attributed_revenue"], revenue), model
+
+
+def test_semantic_layer_conversation_and_organic_metrics_equal_the_marts(
+    conn: psycopg.Connection, database_url: str, tmp_path
+) -> None:
+    """Conversations and the share of replies inside the policy window per platform
+    (`conversations_daily`), the median first-response time per platform (`conversations`),
+    organic reach and engagements per day (`organic_account_daily`)."""
+    daily = {
+        r["conversation_day__platform"]: r
+        for r in _mf(
+            database_url,
+            tmp_path,
+            ["conversations", "replies_inside_window_share"],
+            ["conversation_day__platform"],
+        )
+    }
+    for platform, conversations, inside, replies in conn.execute(
+        "select platform, sum(new_conversations), sum(replies_inside_window), "
+        "sum(messages_out) from marts.conversations_daily group by platform"
+    ):
+        assert _close(daily[platform]["conversations"], conversations), platform
+        share = inside / replies if replies else None
+        assert _close(daily[platform]["replies_inside_window_share"], share), platform
+    medians = {
+        r["conversation__platform"]: r["first_response_time_median"]
+        for r in _mf(
+            database_url, tmp_path, ["first_response_time_median"], ["conversation__platform"]
+        )
+    }
+    for platform, median in conn.execute(
+        "select platform, percentile_cont(0.5) within group (order by first_response_seconds) "
+        "from marts.conversations where first_response_seconds is not null group by platform"
+    ):
+        assert _close(medians[platform], median), platform
+    organic = {
+        r["metric_time__day"][:10]: r
+        for r in _mf(
+            database_url, tmp_path, ["organic_reach", "organic_engagements"], ["metric_time__day"]
+        )
+    }
+    for day, reach, engagements in conn.execute(
+        "select metric_date::text, sum(reach), sum(engagements) from marts.organic_account_daily "
+        "group by metric_date"
+    ):
+        assert _close(organic[day]["organic_reach"], reach), day
+        assert _close(organic[day]["organic_engagements"], engagements), day
+
+
 MARTS = (
     "touchpoints",
     "user_journeys",
@@ -316,6 +639,8 @@ MARTS = (
     "campaign_attribution_roas",
     "ad_performance_daily",
     "conversations",
+    "meta_vs_first_party_daily",
+    "meta_vs_first_party_by_pixel",
 )
 
 
@@ -535,3 +860,132 @@ def test_windowed_runs_test_the_latest_load_and_plain_runs_every_row(
     # a row of the latest load goes bad: the windowed run sees it too
     break_one_step(latest_load=True)
     assert not steps_tests_pass(windowed=True)
+
+
+def test_windowed_runs_test_rows_written_in_the_window_and_the_latest_persons(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """`daily_scope: window` reads the rows written since the window's start (minus the
+    late-arrival lookback); `persons_of_latest_load` reconciles the persons of the latest load.
+    Rows outside them are seen only by whole-table runs. (Runs after the tests above: it
+    changes the data.)"""
+    from everreach_pipelines.defs.dbt.project import DbtRunError
+
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = window_env(today, today + timedelta(days=1))
+
+    def passes(select: str, *, windowed: bool) -> bool:
+        try:
+            run_dbt(
+                database_url,
+                # (the reconciliation mart compares with the credits too: not this one)
+                ["test", "--select", select, "--exclude", "meta_vs_first_party_daily"],
+                target_path=target,
+                log_path=logs,
+                env=window if windowed else None,
+            )
+        except DbtRunError:
+            return False
+        return True
+
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    # an event written long ago whose classified row goes bad: only whole-table runs see it
+    conn.execute(
+        "update intermediate.int_user_events_classified set occurred_at = null, "
+        "inserted_at = %s where event_id = %s",
+        (s.T - 30 * s.DAY, built["u1_click_a"]),
+    )
+    classified = "int_user_events_classified,test_name:not_null"
+    assert passes(classified, windowed=True) and not passes(classified, windowed=False)
+    # one written today goes bad too: the windowed run sees it
+    conn.execute("update user_event set inserted_at = now() where id = %s", (built["u5_purchase"],))
+    conn.execute(
+        "update intermediate.int_user_events_classified set occurred_at = null, "
+        "inserted_at = now() where event_id = %s",
+        (built["u5_purchase"],),
+    )
+    assert not passes(classified, windowed=True)
+
+    # a day's load: u1 buys again, so u1's conversions are the latest load's persons
+    conn.execute(
+        "insert into user_event (user_id, etype, props, occurred_at) values (%s, 'purchase', %s, %s)",
+        (s.U1, Jsonb({"value": 5, "currency": "USD"}), s.T + 20 * s.DAY),
+    )
+    run_dbt(database_url, ["run"], target_path=target, log_path=logs, env=window)
+    reconciliation = "attribution_touch_credits,test_name:equal_sums"
+    assert passes(reconciliation, windowed=True) and passes(reconciliation, windowed=False)
+    # a credit of another person (u3, not in the latest load) goes bad: whole-table runs only
+    conn.execute(
+        "update marts.attribution_touch_credits set credited_conversions = 0.5 "
+        "where conversion_event_id = %s and attribution_model = 'first_touch'",
+        (built["u3_lead"],),
+    )
+    assert passes(reconciliation, windowed=True) and not passes(reconciliation, windowed=False)
+    # one of u1's goes bad: the windowed run sees it
+    conn.execute(
+        "update marts.attribution_touch_credits set credited_conversions = 0.5 "
+        "where conversion_event_id = %s and attribution_model = 'first_touch'",
+        (built["u1_purchase_1"],),
+    )
+    assert not passes(reconciliation, windowed=True)
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+
+
+def test_a_delivery_made_after_the_step_was_stored_shows_on_the_step(
+    conn: psycopg.Connection, built: dict, database_url: str, dbt_paths: tuple
+) -> None:
+    """The daily job stores a purchase; the Conversions API queues it (pending), then delivers
+    it and logs the copy. The step stays one step whose delivery follows the queue, and the
+    incremental result equals a full refresh. (Runs last: it changes the data.)"""
+    target, logs = dbt_paths
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def daily_run() -> None:
+        run_dbt(
+            database_url,
+            ["run"],
+            target_path=target,
+            log_path=logs,
+            env=window_env(today, today + timedelta(days=1)),
+        )
+
+    def u2_steps() -> list[tuple]:
+        return conn.execute(
+            "select event_type, capi_delivery_status from marts.user_journeys "
+            "where person_id = %s and is_conversion order by step_number",
+            (s.U2,),
+        ).fetchall()
+
+    # the test above left broken rows behind on purpose: start from a full build
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    purchase = conn.execute(
+        "insert into user_event (user_id, etype, props, occurred_at) values (%s, 'purchase', %s, %s) "
+        "returning id",
+        (s.U2, Jsonb({"value": 70, "currency": "USD"}), s.T + 12 * s.DAY),
+    ).fetchone()[0]
+    daily_run()
+    assert u2_steps()[-1] == ("purchase", None)
+    conn.execute(
+        "insert into meta_conversion_event (pixel_id, event_name, event_id, event_time, "
+        "action_source, user_id, value, currency, status, source, source_event_ref) values "
+        "('px1', 'Purchase', 'e-u2-late', %s, 'website', %s, 70, 'USD', 'pending', 'user_event', %s)",
+        (s.T + 12 * s.DAY, s.U2, str(purchase)),
+    )
+    assert u2_steps()[-1] == ("purchase", "pending")
+    conn.execute("update meta_conversion_event set status = 'sent' where event_id = 'e-u2-late'")
+    conn.execute(
+        "insert into user_event (user_id, etype, source, props, occurred_at) "
+        "values (%s, 'meta_conversion_Purchase', 'capi', %s, %s)",
+        (s.U2, Jsonb({"event_id": "e-u2-late", "pixel_id": "px1", "value": 70}), s.T + 12 * s.DAY),
+    )
+    daily_run()
+    assert u2_steps()[-1] == ("purchase", "sent")
+    assert not conn.execute(
+        "select 1 from marts.user_journeys where event_type = 'meta_conversion_Purchase' "
+        "and person_id = %s",
+        (s.U2,),
+    ).fetchall()
+    incremental = _snapshot(conn)
+    run_dbt(database_url, ["run", "--full-refresh"], target_path=target, log_path=logs)
+    assert _snapshot(conn) == incremental

@@ -4,7 +4,7 @@
         incremental_strategy='person_steps',
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_if_without_statistics() }}",
-        pre_hook="{{ delete_stitched_anonymous_persons() }}",
+        pre_hook="{{ delete_rows_replaced_since_last_load() }}",
         indexes=[
             {'columns': ['person_id', 'step_number'], 'unique': true},
             {'columns': ['event_id'], 'unique': true},
@@ -13,7 +13,7 @@
     )
 }}
 
--- depends_on: {{ ref('touchpoints') }}
+-- depends_on: {{ ref('int_touchpoints_identified') }}
 -- Each person's ordered steps, one row per touchpoint: the stored part of `user_journeys`
 -- (which adds the columns that change with every new step: last touch, is_last_step).
 -- Incremental per person, on the touchpoints written since the last load:
@@ -34,7 +34,7 @@ with
     -- it would run as a nested loop over tens of thousands of rows on each side, so every
     -- lookup here is an index probe per row and every per-person decision a window function.)
     changed as (
-        select * from {{ ref('touchpoints') }}
+        select * from {{ ref('int_touchpoints_identified') }}
         where dbt_loaded_at > {{ last_load }}
     ),
 
@@ -151,7 +151,7 @@ with
             ) end as moved_from_person_id
         from (select distinct person_id from flagged where recompute) as rebuilt_persons
         cross join lateral (
-            select * from {{ ref('touchpoints') }} as candidate
+            select * from {{ ref('int_touchpoints_identified') }} as candidate
             where candidate.person_id = rebuilt_persons.person_id
         ) as person_touchpoints
     ),
@@ -196,7 +196,7 @@ with
             null::timestamptz as stored_first_touch_at,
             null::uuid as stored_user_id,
             null::uuid as moved_from_person_id
-        from {{ ref('touchpoints') }}
+        from {{ ref('int_touchpoints_identified') }}
     ),
 {% endif %}
 

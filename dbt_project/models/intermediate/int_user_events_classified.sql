@@ -13,9 +13,12 @@
     )
 }}
 
--- Every user_event typed as a touchpoint (no identity yet: see `touchpoints`). Incremental on
--- `inserted_at` with a late-arrival lookback, so an event that happened days ago but was
--- written today is still picked up.
+-- Every user_event typed as a touchpoint (no identity yet: see `int_touchpoints_identified`).
+-- Incremental on `inserted_at` with a late-arrival lookback, so an event that happened days ago
+-- but was written today is still picked up. The `meta_conversion_*` event CAPI delivery logs
+-- for a conversion queued from an app event is that conversion's delivery, not a touchpoint of
+-- its own: it is left out, and the journey shows the delivery on the app event's step. A test
+-- event (sent with a test_event_code) never happened to anyone: left out too.
 with events as (
     select * from {{ ref('stg_everreach__user_events') }} as staged
     {% if is_incremental() %}
@@ -74,15 +77,7 @@ classified as (
         events.order_id,
         capi.external_id as capi_external_id,
         capi.user_id as capi_user_id,
-        -- a CAPI event logged from an app event is the same conversion: count the app event
-        (
-            events.event_type like 'meta\_conversion\_%'
-            and (
-                capi.intake_source = 'user_event' or coalesce(capi.is_test, false)
-                or lower(coalesce(events.props ->> 'test', 'false')) = 'true'
-            )
-        )
-            as is_duplicate_capi_event,
+        capi.conversion_event_id as capi_queue_id,
         events.event_type = any({{ conversion_etypes_array() }})
         or events.event_type like 'meta\_conversion\_%' as is_conversion_event
     from events
@@ -92,6 +87,14 @@ classified as (
             and capi.pixel_id = events.capi_pixel_id
             and capi.event_id = events.capi_event_id
             and capi.event_name = coalesce(events.props ->> 'event_name', substr(events.event_type, 17))
+    where not (
+        events.event_type like 'meta\_conversion\_%'
+        and (
+            capi.intake_source = 'user_event'
+            or coalesce(capi.is_test, false)
+            or lower(coalesce(events.props ->> 'test', 'false')) = 'true'
+        )
+    )
 )
 
 select
@@ -113,11 +116,12 @@ select
     fbclid,
     ctwa_clid,
     referral_ref,
-    case when is_conversion_event and not is_duplicate_capi_event then coalesce(conversion_value, 0) end
+    case when is_conversion_event then coalesce(conversion_value, 0) end
         as conversion_value,
     currency,
     order_id,
     capi_external_id,
     capi_user_id,
-    is_conversion_event and not is_duplicate_capi_event as is_conversion
+    capi_queue_id,
+    is_conversion_event as is_conversion
 from classified

@@ -1,8 +1,13 @@
-"""The CAPI part of ``everreach demo``: queue demo conversions in test mode, send them.
+"""The CAPI part of ``everreach demo``: the Python door with a few example conversions (test
+mode), then the population's own conversions picked up from ``user_event`` and delivered.
 
 Runs without Dagster's machinery (the demo command calls :func:`run_demo` directly) but
-uses exactly the code the assets use: :func:`everreach.capi.intake.enqueue_conversions`
-and :func:`everreach.capi.delivery.deliver_pending`.
+uses exactly the code the assets use: :func:`everreach.capi.intake.enqueue_conversions`,
+:func:`everreach.capi.pickup.pick_up_user_events` and
+:func:`everreach.capi.delivery.deliver_pending`. Against the sandbox the population's
+conversions go as real events (nothing there counts anyway), so the marts show how much of
+what happened Meta was told; against real Meta everything is sent in test mode. A re-run
+replaces the examples an earlier run queued (and the copies their delivery logged).
 """
 
 from __future__ import annotations
@@ -110,8 +115,24 @@ def demo_conversions(now: dt.datetime, run_tag: str) -> list[dict[str, Any]]:
     ]
 
 
+def remove_previous_examples(conn: Any, pixel_id: str) -> None:
+    """Delete the example conversions an earlier demo run queued and the copies their
+    delivery logged into ``user_event`` (each run's examples carry that run's tag)."""
+    conn.execute(
+        "delete from user_event where source = 'capi' and etype like 'meta\\_conversion\\_%%' "
+        "and props ->> 'pixel_id' = %s and props ->> 'event_id' like 'demo-%%'",
+        (pixel_id,),
+    )
+    conn.execute(
+        "delete from meta_conversion_event where pixel_id = %s and source = 'function' "
+        "and event_id like 'demo-%%'",
+        (pixel_id,),
+    )
+
+
 def run_demo(ctx: DemoContext) -> list[str]:
-    """Queue the demo conversions (test mode), deliver them to the sandbox; summary lines."""
+    """Queue the example conversions (test mode) and the population's conversions of the last
+    7 days, deliver them (to the sandbox, or to Meta in test mode); summary lines."""
     configured = CapiSettings.from_env()
     pixel_id = configured.pixel_id
     if not pixel_id:
@@ -123,17 +144,25 @@ def run_demo(ctx: DemoContext) -> list[str]:
         pixel_id = DEFAULT_PIXEL_ID
     code = configured.test_event_code or DEMO_TEST_EVENT_CODE
     settings = configured.model_copy(update={"pixel_id": pixel_id, "test_event_code": code})
+    # the population's conversions: real events for the sandbox, test mode for Meta
+    global_code = configured.test_event_code or (
+        None if ctx.sandbox_base_url else DEMO_TEST_EVENT_CODE
+    )
+    population = configured.model_copy(
+        update={"pixel_id": pixel_id, "test_event_code": global_code}
+    )
     now = dt.datetime.now(dt.UTC)
     payloads = demo_conversions(now, now.strftime("%Y%m%d%H%M%S"))
     client = GraphClient(**ctx.graph_client_kwargs)
     lines: list[str] = []
     with connect(ctx.database_url, autocommit=True) as conn:
+        remove_previous_examples(conn, pixel_id)
         queued = enqueue_conversions(conn, payloads, settings=settings)
         # The app retrying its call must not double count: resubmit the same events.
         again = enqueue_conversions(conn, payloads, settings=settings)
-        picked = pick_up_user_events(conn, settings=settings)
+        picked = pick_up_user_events(conn, settings=population)
         report = deliver_pending(
-            conn, client, config=DeliveryConfig(pixel_id=pixel_id, test_event_code=code)
+            conn, client, config=DeliveryConfig(pixel_id=pixel_id, test_event_code=global_code)
         )
         logged = conn.execute(
             "select count(*) from user_event where etype like 'meta_conversion_%%' "
@@ -145,6 +174,10 @@ def run_demo(ctx: DemoContext) -> list[str]:
         f"resubmission → {len(again.duplicates)} duplicates, "
         f"{picked.queued} picked up from user_event"
     )
-    lines.append(f"CAPI: pixel {pixel_id}, test mode {code}: {report.summary()}")
+    mode = f"test mode {global_code}" if global_code else "as real events (the sandbox)"
+    lines.append(
+        f"CAPI: pixel {pixel_id}, examples in test mode {code}, the population's conversions "
+        f"{mode}: {report.summary()}"
+    )
     lines.append(f"CAPI: {logged} meta_conversion_* events in user_event for this pixel")
     return lines

@@ -5,8 +5,8 @@ against the warehouse the `warehouse` resource names, through the `EVERREACH_PG_
 the project's profile reads.
 """
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -16,8 +16,11 @@ from pydantic import Field
 
 from everreach_pipelines.defs.dbt.charts import (
     CHART_MODEL_NAME,
+    SIGNAL_MODEL_NAME,
+    daily_meta_vs_first_party,
     daily_spend_and_revenue,
     roas_charts,
+    signal_charts,
 )
 from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
 from everreach_pipelines.defs.dbt.project import (
@@ -31,7 +34,9 @@ from everreach_pipelines.defs.dbt.project import (
 from everreach_pipelines.defs.dbt.translator import EverReachDbtTranslator
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
-INCREMENTAL_SELECTOR = "config.materialized:incremental"
+# The incremental models, and the `touchpoints` mart: a view of the incremental
+# `int_touchpoints_identified`, it shows that table's daily partitions.
+INCREMENTAL_SELECTOR = "config.materialized:incremental touchpoints"
 
 
 class IncrementalBuildConfig(Config):
@@ -66,27 +71,45 @@ def _stream_build(
         yield from _with_charts(context, warehouse, dbt.cli(args, context=context).stream())
 
 
+def _roas_charts(conn: psycopg.Connection, today: date) -> dict[str, Any]:
+    end, rows = daily_spend_and_revenue(conn, today)
+    return roas_charts(rows, end)
+
+
+def _signal_charts(conn: psycopg.Connection, today: date) -> dict[str, Any]:
+    end, rows = daily_meta_vs_first_party(conn, today)
+    return signal_charts(rows, end)
+
+
+#: The marts whose materialization carries charts, and what draws them (from the marts just
+#: built).
+CHARTS: dict[str, Callable[[psycopg.Connection, date], dict[str, Any]]] = {
+    CHART_MODEL_NAME: _roas_charts,
+    SIGNAL_MODEL_NAME: _signal_charts,
+}
+
+
 def _with_charts(
     context: AssetExecutionContext, warehouse: WarehouseResource, events: Iterable[Any]
 ) -> Iterator[Any]:
-    """dbt's events, with the spend vs attributed revenue charts added to the metadata of
-    `campaign_attribution_roas` (read from the marts just built). A chart that cannot be
-    drawn is logged, never a reason to fail the build."""
-    chart_key = AssetKey(["marts", CHART_MODEL_NAME])
+    """dbt's events, with the charts of `CHARTS` added to the metadata of their marts (the
+    spend vs attributed revenue of `campaign_attribution_roas`, the Meta-reported vs
+    attributed vs delivered conversions of `meta_vs_first_party_daily`). A chart that cannot
+    be drawn is logged, never a reason to fail the build."""
+    drawers = {AssetKey(["marts", name]): (name, draw) for name, draw in CHARTS.items()}
     for event in events:
-        if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == (
-            chart_key
-        ):
-            today = datetime.now(UTC).date()
-            try:
-                with warehouse.connect() as conn:
-                    end, rows = daily_spend_and_revenue(conn, today)
-                charts = roas_charts(rows, end)
-            except psycopg.Error as exc:
-                context.log.warning(f"{CHART_MODEL_NAME}: no chart ({exc.__class__.__name__})")
-                charts = {}
-            if charts:
-                event = event.with_metadata({**event.metadata, **charts})
+        if isinstance(event, Output):
+            key = context.asset_key_for_output(event.output_name)
+            if key in drawers:
+                name, draw = drawers[key]
+                try:
+                    with warehouse.connect() as conn:
+                        charts = draw(conn, datetime.now(UTC).date())
+                except psycopg.Error as exc:
+                    context.log.warning(f"{name}: no chart ({exc.__class__.__name__})")
+                    charts = {}
+                if charts:
+                    event = event.with_metadata({**event.metadata, **charts})
         yield event
 
 

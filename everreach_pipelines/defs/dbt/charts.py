@@ -1,11 +1,13 @@
-"""Pictures for the marts: daily spend vs attributed revenue per campaign.
+"""Pictures for the marts.
 
-Attached to the materialization of `campaign_attribution_roas` (the mart BI reads for
-attributed ROAS): an inline sparkline of all campaigns' daily spend vs attributed revenue
-in the main currency, and a full chart with one panel per top campaign. Spend comes from
-campaign-level `marts.ad_performance_daily` rows (account-local dates); revenue from
-`marts.attribution_touch_credits` under one attribution model, by the conversion's UTC
-date.
+- `campaign_attribution_roas` (the mart BI reads for attributed ROAS): an inline sparkline of
+  all campaigns' daily spend vs attributed revenue in the main currency, and a full chart with
+  one panel per top campaign. Spend comes from campaign-level `marts.ad_performance_daily`
+  rows (account-local dates); revenue from `marts.attribution_touch_credits` under one
+  attribution model, by the conversion's UTC date.
+- `meta_vs_first_party_daily`: what Meta sees vs what happened, all campaigns per day: Meta's
+  reported conversions, first-party conversions attributed to campaigns (one model) and those
+  delivered through the Conversions API; and the CAPI coverage per day.
 """
 
 from __future__ import annotations
@@ -149,11 +151,84 @@ def roas_charts(rows: list[tuple], end: date, *, days: int = DAYS) -> dict[str, 
     return out
 
 
+#: The mart whose materialization carries the Meta vs first-party pictures.
+SIGNAL_MODEL_NAME = "meta_vs_first_party_daily"
+SIGNAL_CHART_KEY = "meta_vs_first_party_chart"
+SIGNAL_SPARK_KEY = "meta_vs_first_party"
+
+_SIGNAL_SQL = """
+select
+    report_date,
+    sum(meta_reported_conversions) as meta_reported,
+    sum(attributed_conversions) as attributed,
+    sum(capi_delivered_conversions) as delivered
+from marts.meta_vs_first_party_daily
+where attribution_model = %(model)s and report_date between %(since)s and %(until)s
+group by report_date
+order by report_date
+"""
+
+
+def daily_meta_vs_first_party(
+    conn: psycopg.Connection, today: date, *, days: int = DAYS, model: str = ATTRIBUTION_MODEL
+) -> tuple[date, list[tuple[date, float, float, float]]]:
+    """The window's last day (today, or the newest day of the mart when its data is older)
+    and (day, Meta-reported, attributed, delivered through CAPI) for the `days` days up to
+    it, summed over campaigns under one attribution model."""
+    newest = conn.execute(
+        "select max(report_date) from marts.meta_vs_first_party_daily"
+    ).fetchone()[0]
+    end = min(today, newest) if newest else today
+    rows = conn.execute(
+        _SIGNAL_SQL, {"since": end - timedelta(days=days - 1), "until": end, "model": model}
+    ).fetchall()
+    return end, [(day, float(m), float(a), float(d)) for day, m, a, d in rows]
+
+
+def signal_charts(
+    rows: list[tuple[date, float, float, float]], end: date, *, days: int = DAYS
+) -> dict[str, MetadataValue]:
+    """The sparkline (Meta-reported vs attributed vs delivered per day) and the full chart
+    (the same, plus CAPI coverage per day); empty when there is nothing to draw."""
+    if not rows:
+        return {}
+    since = end - timedelta(days=days - 1)
+    meta = Series("Meta-reported", [(d, m) for d, m, _, _ in rows])
+    attributed = Series(f"attributed ({ATTRIBUTION_MODEL})", [(d, a) for d, _, a, _ in rows])
+    delivered = Series("delivered via CAPI", [(d, x) for d, _, _, x in rows], linestyle="--")
+    coverage = Series(
+        "CAPI coverage", [(d, x / a if a else None) for d, _, a, x in rows], kind="bar"
+    )
+    out: dict[str, MetadataValue] = {}
+    spark = sparkline_markdown(
+        "Meta-reported vs attributed vs delivered conversions",
+        [meta, attributed, delivered],
+        caption=[f"conversions per day, {since}..{end}", FULL_CHART_HINT],
+    )
+    if spark is not None:
+        out[SIGNAL_SPARK_KEY] = spark
+    chart = chart_markdown(
+        f"What Meta sees vs what happened, {since}..{end}",
+        [
+            Panel("Conversions per day, all campaigns", [meta, attributed, delivered]),
+            Panel("Share of attributed conversions delivered to Meta", [coverage], ylabel="share"),
+        ],
+    )
+    if chart is not None:
+        out[SIGNAL_CHART_KEY] = chart
+    return out
+
+
 __all__ = [
     "ATTRIBUTION_MODEL",
     "CHART_KEY",
     "CHART_MODEL_NAME",
+    "SIGNAL_CHART_KEY",
+    "SIGNAL_MODEL_NAME",
+    "SIGNAL_SPARK_KEY",
     "SPARK_KEY",
+    "daily_meta_vs_first_party",
     "daily_spend_and_revenue",
     "roas_charts",
+    "signal_charts",
 ]

@@ -10,6 +10,7 @@ from dagster import materialize
 
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
+from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
 from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
 from everreach_pipelines.demo_instance import (
     QUIET_CONSOLE,
@@ -31,8 +32,8 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def run_demo(ctx: Any) -> list[str]:
     """Materialize every dbt model through Dagster (`dbt build`: models, data tests as asset
     checks, unit tests) in the demo's Dagster instance, the incremental models rebuilt in full
-    and recorded for the demo's days, in one run; return lines with campaign ROAS (Meta-reported and attributed per model)
-    and the journey of the user with the most steps."""
+    and recorded for the demo's days, in one run; return the build's line and the story the
+    marts tell (`summary_lines`)."""
     tags = range_tags(marts_daily_partitions, ctx.start_date, ctx.end_date)
     ctx.log(
         "dbt build through Dagster: staging → intermediate → marts, incremental models for "
@@ -43,7 +44,7 @@ def run_demo(ctx: Any) -> list[str]:
     try:
         with run_output_to(output):
             result = materialize(
-                [marts_incremental_dbt_models, marts_dbt_models],
+                [marts_incremental_dbt_models, marts_dbt_models, capi_coverage_not_dropping],
                 resources={"warehouse": WarehouseResource(database_url=ctx.database_url)},
                 instance=demo_instance(ctx),
                 tags=tags,
@@ -69,43 +70,91 @@ def run_demo(ctx: Any) -> list[str]:
     ]
 
     with connect(ctx.database_url) as conn:
-        rows = conn.execute(
-            "select coalesce(campaign_name, meta_campaign_id, campaign_id::text), attribution_model, "
-            "spend, meta_reported_roas, attributed_roas from marts.campaign_attribution_roas "
-            "order by spend desc, 1, attribution_model"
-        ).fetchall()
-        campaigns: dict[str, dict[str, Any]] = {}
-        for name, model, spend, meta_roas, roas in rows:
-            entry = campaigns.setdefault(name, {"spend": spend, "meta": meta_roas})
-            entry[model] = roas
-        lines.append("campaign ROAS (Meta-reported | attributed: " + " / ".join(MODELS) + ")")
-        for name, entry in list(campaigns.items())[:10]:
-            attributed = " / ".join(_fmt(entry.get(m)) for m in MODELS)
-            lines.append(
-                f"  {name[:40]:40} spend {_fmt(entry['spend'])}  "
-                f"meta {_fmt(entry['meta'])} | {attributed}"
-            )
-        if not campaigns:
-            lines.append("  (no campaign spend loaded)")
-        summary = conn.execute(
-            "select total_conversions, unattributed_conversions, credited_revenue, "
-            "unattributed_revenue from marts.attribution_summary where attribution_model = 'linear'"
-        ).fetchone()
-        if summary:
-            lines.append(
-                f"conversions {summary[0]} ({_fmt(summary[1], 0)} unattributed), revenue "
-                f"{_fmt(summary[2])} ({_fmt(summary[3])} unattributed)"
-            )
-        person = conn.execute(
-            "select person_id, user_id, total_steps, path_collapsed from marts.user_paths "
-            "where user_id is not null order by conversions desc, total_steps desc, person_id limit 1"
-        ).fetchone()
-        if person:
-            lines.append(f"journey of user {person[1]} ({person[2]} steps): {person[3]}")
-            for step, ttype, etype, at in conn.execute(
-                "select step_number, touchpoint_type, event_type, occurred_at from marts.user_journeys "
-                "where person_id = %s order by step_number limit 12",
-                (person[0],),
-            ):
-                lines.append(f"  {step:>2}. {at:%Y-%m-%d %H:%M} {ttype:<10} {etype}")
+        lines += summary_lines(conn)
+    return lines
+
+
+#: One line on why Meta's figures and the first-party ones differ (the demo prints it under
+#: the comparison; the marts' README explains it at length).
+WHY_THEY_DIFFER = (
+    "why they differ: Meta counts view-through buyers and 7-day clicks on the day of the ad; "
+    "first-party attribution credits 28 days of clicks and messages on the day of the "
+    "purchase, and buyers no touch explains stay unattributed"
+)
+
+
+def summary_lines(conn: Any) -> list[str]:
+    """The demo's story from the marts: campaign ROAS (Meta-reported and attributed per
+    model), Meta-reported vs attributed per currency and why they differ, the attribution
+    totals, CAPI coverage, and the journey of the user with the most conversions."""
+    lines: list[str] = []
+    rows = conn.execute(
+        "select coalesce(campaign_name, meta_campaign_id, campaign_id::text), attribution_model, "
+        "spend, meta_reported_roas, attributed_roas from marts.campaign_attribution_roas "
+        "order by spend desc, 1, attribution_model"
+    ).fetchall()
+    campaigns: dict[str, dict[str, Any]] = {}
+    for name, model, spend, meta_roas, roas in rows:
+        entry = campaigns.setdefault(name, {"spend": spend, "meta": meta_roas})
+        entry[model] = roas
+    lines.append("campaign ROAS (Meta-reported | attributed: " + " / ".join(MODELS) + ")")
+    for name, entry in list(campaigns.items())[:10]:
+        attributed = " / ".join(_fmt(entry.get(m)) for m in MODELS)
+        lines.append(
+            f"  {name[:40]:40} spend {_fmt(entry['spend'])}  "
+            f"meta {_fmt(entry['meta'])} | {attributed}"
+        )
+    if not campaigns:
+        lines.append("  (no campaign spend loaded)")
+    for currency, spend, meta_value, revenue, meta_conv, attributed in conn.execute(
+        "select currency, sum(spend), sum(meta_reported_conversion_value), "
+        "sum(attributed_revenue), sum(meta_reported_conversions), sum(attributed_conversions) "
+        "from marts.campaign_attribution_roas where attribution_model = 'linear' "
+        "and currency is not null group by currency having sum(spend) > 0 order by sum(spend) desc"
+    ):
+        lines.append(
+            f"{currency}: Meta-reported ROAS {_fmt(meta_value / spend)} "
+            f"({_fmt(meta_conv, 0)} conversions) vs attributed ROAS {_fmt(revenue / spend)} "
+            f"({_fmt(attributed, 0)} conversions, linear)"
+        )
+    if campaigns:
+        lines.append(WHY_THEY_DIFFER)
+    summary = conn.execute(
+        "select total_conversions, unattributed_conversions, credited_revenue, "
+        "unattributed_revenue from marts.attribution_summary where attribution_model = 'linear'"
+    ).fetchone()
+    if summary:
+        lines.append(
+            f"conversions {summary[0]} ({_fmt(summary[1], 0)} unattributed), revenue "
+            f"{_fmt(summary[2])} ({_fmt(summary[3])} unattributed)"
+        )
+    for pixel, accepted, conversions, since, until in conn.execute(
+        "select pixel_id, sum(events_accepted), sum(first_party_conversions), min(event_date), "
+        "max(event_date) from marts.meta_vs_first_party_by_pixel "
+        "where event_date > (select max(event_date) from marts.meta_vs_first_party_by_pixel) - 7 "
+        "group by pixel_id order by pixel_id"
+    ):
+        share = f"{accepted / conversions:.0%}" if conversions else "-"
+        lines.append(
+            f"CAPI coverage, pixel {pixel}, {since}..{until}: {accepted} of {conversions} "
+            f"first-party conversions delivered to Meta ({share}; older ones are past Meta's "
+            "7-day limit)"
+        )
+    # a journey whose conversion reached Meta, when there is one: the delivery shows on its step
+    person = conn.execute(
+        "select paths.person_id, paths.user_id, paths.total_steps, paths.path_collapsed "
+        "from marts.user_paths as paths where paths.user_id is not null "
+        "order by exists (select 1 from marts.user_journeys as steps "
+        "where steps.person_id = paths.person_id and steps.capi_delivery_status = 'sent') desc, "
+        "paths.conversions desc, paths.total_steps desc, paths.person_id limit 1"
+    ).fetchone()
+    if person:
+        lines.append(f"journey of user {person[1]} ({person[2]} steps): {person[3]}")
+        for step, ttype, etype, at, capi in conn.execute(
+            "select step_number, touchpoint_type, event_type, occurred_at, capi_delivery_status "
+            "from marts.user_journeys where person_id = %s order by step_number limit 12",
+            (person[0],),
+        ):
+            delivery = f"  (Conversions API: {capi})" if capi else ""
+            lines.append(f"  {step:>2}. {at:%Y-%m-%d %H:%M} {ttype:<10} {etype}{delivery}")
     return lines

@@ -5,17 +5,19 @@
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_if_without_statistics() }}",
-        pre_hook="{{ delete_stitched_persons_and_rewritten_conversions() }}",
+        pre_hook="{{ delete_rows_replaced_since_last_load(rewritten_conversions=true) }}",
         indexes=[
             {'columns': ['conversion_event_id', 'attribution_model', 'touch_number'], 'unique': true},
             {'columns': ['person_id']},
             {'columns': ['campaign_id']},
             {'columns': ['touch_event_id']},
+            {'columns': ['dbt_loaded_at']},
+            {'columns': ['converted_at']},
         ],
     )
 }}
 
--- depends_on: {{ ref('touchpoints') }}
+-- depends_on: {{ ref('int_touchpoints_identified') }}
 {%- set lookback_days = var('attribution_lookback_days') -%}
 {%- set half_life_days = var('time_decay_half_life_days') -%}
 
@@ -30,7 +32,7 @@
 with
 {% if is_incremental() %}
     changed as (
-        select * from {{ ref('touchpoints') }}
+        select * from {{ ref('int_touchpoints_identified') }}
         where dbt_loaded_at > {{ last_touchpoints_load() }}
     ),
 
@@ -63,7 +65,7 @@ with
                 as person_loaded_at
         from changed_from
         cross join lateral (
-            select * from {{ ref('touchpoints') }} as candidate
+            select * from {{ ref('int_touchpoints_identified') }} as candidate
             where
                 candidate.person_id = changed_from.person_id
                 and candidate.occurred_at >= changed_from.changed_at - interval '{{ lookback_days }} days'
@@ -75,7 +77,7 @@ with
             *,
             '-infinity'::timestamptz as recompute_from,
             max(dbt_loaded_at) over (partition by person_id) as person_loaded_at
-        from {{ ref('touchpoints') }}
+        from {{ ref('int_touchpoints_identified') }}
     ),
 {% endif %}
 

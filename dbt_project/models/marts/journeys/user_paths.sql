@@ -5,7 +5,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_if_without_statistics() }}",
-        pre_hook="{{ delete_stitched_and_moved_from_persons() }}",
+        pre_hook="{{ delete_rows_replaced_since_last_load(moved_from_persons=true) }}",
         indexes=[
             {'columns': ['person_id'], 'unique': true},
             {'columns': ['dbt_loaded_at']},
@@ -13,7 +13,7 @@
     )
 }}
 
--- depends_on: {{ ref('touchpoints') }}
+-- depends_on: {{ ref('int_touchpoints_identified') }}
 -- One row per person: first and last touch and the path as strings (every step, and with
 -- repeated consecutive steps collapsed). Incremental per person, on the journey steps written
 -- since the last load: a person whose new steps start at step 1 (a new or recomputed path) is

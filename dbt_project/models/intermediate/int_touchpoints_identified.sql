@@ -14,7 +14,8 @@
 }}
 
 -- One unified, typed stream of touchpoints, each with the person it belongs to (a user, or a
--- contact's stable anonymous identity) and the campaign it points to when known.
+-- contact's stable anonymous identity) and the campaign it points to when known: what the
+-- journey and attribution models build on (the `touchpoints` mart is a view of it).
 -- Incremental: events written since the cutoff, plus the events of threads whose identity
 -- evidence changed since then (a contact stitched to a user moves into the user's journey);
 -- of those, only rows whose content changed are rewritten.
@@ -155,7 +156,17 @@ select
     hashed.*,
     -- when this row was (re)written: person-level models downstream recompute exactly the
     -- persons whose touchpoints were written after their own last load
-    now() as dbt_loaded_at
+    now() as dbt_loaded_at,
+    -- the time the row had before this rewrite (the day-grain marts recompute that day too:
+    -- a conversion that moved or stopped being one leaves it)
+    {% if is_incremental() %}
+        (
+            select loaded.occurred_at from {{ this }} as loaded
+            where loaded.event_id = hashed.event_id
+        )
+    {% else %}
+        null::timestamptz
+    {% endif %} as previous_occurred_at
 from hashed
 {% if is_incremental() %}
 -- rows re-read by the lookback that did not change are left alone (not rewritten); a
