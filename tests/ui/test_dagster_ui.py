@@ -41,7 +41,7 @@ GROUP_SAMPLES = {  # group -> an asset whose page must show its description
     "ads": "ad_performance",
     "organic": "social_media_post",
     "capi": "capi_event_batches",
-    "messaging": "meta_webhook_log",
+    "messaging": "meta_webhook_event",
     "marts": None,  # dbt models: checked through the lineage page only
 }
 LAUNCH_ASSET = "ad_performance"

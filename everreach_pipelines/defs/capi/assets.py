@@ -2,24 +2,29 @@
 
 # No `from __future__ import annotations`: Dagster reads the config and resource
 # annotations at decoration time.
-from datetime import timedelta
-
 import dagster as dg
 from pydantic import Field
 
 from everreach.capi.delivery import MAX_BATCH, DeliveryConfig, deliver_pending
 from everreach.capi.pickup import pick_up_user_events
 from everreach.capi.settings import CapiSettings, parse_etype_map
-from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
+from everreach_pipelines.tables import written_elsewhere
 
 GROUP = "capi"
+OWNERS = ["team:data"]
 #: An event pending longer than this is close to Meta's 7-day limit: the check warns.
 STALE_PENDING_HOURS = 24
-#: No conversion queued and no delivery attempted for this long warns: the app stopped
-#: sending conversions, or pickup / delivery stopped running.
-CAPI_MAX_AGE = timedelta(hours=48)
+
+
+meta_conversion_event = written_elsewhere(
+    "meta_conversion_event",
+    written_by="the receiver's CAPI intake, database functions and the pickup asset below",
+    description="The Conversions API queue: one row per event, with Meta's answer to it.",
+    group=GROUP,
+    owners=OWNERS,
+)
 
 
 class UserEventPickupConfig(dg.Config):
@@ -155,15 +160,3 @@ def capi_event_batches(
             ),
         ],
     )
-
-
-capi_event_batches_freshness = freshness_check(
-    asset=capi_event_batches,
-    name="fresh_within_48_hours",
-    table="meta_conversion_event",
-    column="last_activity_at",  # newest of created_at / last_attempt_at
-    max_age=CAPI_MAX_AGE,
-    description="A conversion was queued or a delivery attempted in the last 48 hours "
-    "(newest of meta_conversion_event.created_at and last_attempt_at).",
-    queries=["select greatest(max(created_at), max(last_attempt_at)) from meta_conversion_event"],
-)
