@@ -105,20 +105,13 @@ class SyncReport:
 
 
 @dataclass
-class RangeReport:
-    """What a sync over a range of days did, summed over platforms and days; `errors` holds
-    the platforms that stopped on a configuration error (token, metric, setting) as
-    `(platform, message)`: a person must fix those, retrying cannot help."""
+class RangeReport(SyncReport):
+    """What a sync over a range of days did, summed over platforms and days (its preview rows
+    labelled with both); `errors` holds the platforms that stopped on a configuration error
+    (token, metric, setting) as `(platform, message)`: a person must fix those, retrying
+    cannot help."""
 
-    accounts: int = 0
     account_ids: list[str] = field(default_factory=list)
-    posts: int = 0
-    snapshot_posts: int = 0
-    rows: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    by_kind: Counter = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
-    preview: list[dict] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, platform: str, day: date, report: SyncReport, preview_rows: int) -> None:

@@ -114,8 +114,25 @@ def _raise_on_errors(context: AssetExecutionContext, report: sync.RangeReport) -
         raise _failure([message for _, message in report.errors])
 
 
-def _advance(progress: Progress) -> sync.DayDone:
-    return lambda platform, day, rows: progress.advance(rows=rows, note=f"{platform} {day}")
+def _sync_range(
+    context: AssetExecutionContext,
+    conn: Any,
+    what: str,
+    days: list[date],
+    sync_day: sync.DaySync,
+) -> sync.RangeReport:
+    """`sync_day` over both platforms' accounts and `days`, its progress in the run's logs;
+    fails the run naming every configuration error."""
+    progress = _progress(context, what, days)
+    report = sync.sync_range(
+        conn,
+        days,
+        sync_day,
+        on_day=lambda platform, day, rows: progress.advance(rows=rows, note=f"{platform} {day}"),
+    )
+    progress.finish()
+    _raise_on_errors(context, report)
+    return report
 
 
 def _md_table(rows: list[dict]) -> str:
@@ -186,10 +203,11 @@ def organic_posts(
     as_of = config.observed_at()
     graph = OrganicGraph(meta.get_client())
     days = _days(context)
-    progress = _progress(context, "organic posts", days)
     with warehouse.connect(autocommit=True) as conn:
-        report = sync.sync_range(
+        report = _sync_range(
+            context,
             conn,
+            "organic posts",
             days,
             lambda platform, accounts, day: sync.sync_posts(
                 conn,
@@ -202,10 +220,7 @@ def organic_posts(
                 old_post_refresh_days=settings.old_post_refresh_days,
                 parallel_accounts=meta.parallel_accounts,
             ),
-            on_day=_advance(progress),
         )
-        progress.finish()
-        _raise_on_errors(context, report)
         first, last = days[0], days[-1]
         duplicates = checks.duplicate_snapshot_keys(conn, first, last)
         negative = checks.negative_snapshot_values(conn, first, last)
@@ -304,10 +319,11 @@ def social_account_insights(
     as_of = config.observed_at()
     graph = OrganicGraph(meta.get_client())
     days = _days(context)
-    progress = _progress(context, "social_account_insights", days)
     with warehouse.connect(autocommit=True) as conn:
-        report = sync.sync_range(
+        report = _sync_range(
+            context,
             conn,
+            "social_account_insights",
             days,
             lambda platform, accounts, day: sync.sync_account_insights(
                 conn,
@@ -318,10 +334,7 @@ def social_account_insights(
                 as_of,
                 parallel_accounts=meta.parallel_accounts,
             ),
-            on_day=_advance(progress),
         )
-        progress.finish()
-        _raise_on_errors(context, report)
         first, last = days[0], days[-1]
         duplicates = checks.duplicate_account_keys(conn, first, last)
         negative = checks.negative_account_values(conn, first, last)
