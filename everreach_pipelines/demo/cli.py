@@ -28,12 +28,12 @@ from everreach.warehouse.settings import WarehouseSettings
 
 # (title, module with run_demo) in data-flow order
 STAGES: list[tuple[str, str]] = [
-    ("ads insights", "everreach_pipelines.defs.ads.demo"),
-    ("organic content", "everreach_pipelines.defs.organic.demo"),
-    ("app events (users, ad clicks, purchases)", "everreach.demo_data"),
-    ("webhook burst through the receiver", "everreach_pipelines.defs.messaging.demo"),
-    ("conversions API", "everreach_pipelines.defs.capi.demo"),
-    ("dbt marts", "everreach_pipelines.defs.dbt.demo"),
+    ("ads insights", "everreach_pipelines.demo.ads"),
+    ("organic content", "everreach_pipelines.demo.organic"),
+    ("app events (users, ad clicks, purchases)", "everreach_pipelines.demo.app_events"),
+    ("webhook burst through the receiver", "everreach_pipelines.demo.messaging"),
+    ("conversions API", "everreach_pipelines.demo.capi"),
+    ("dbt marts", "everreach_pipelines.demo.dbt"),
 ]
 #: Each stage's usual share of the demo's time (measured on 2 cores: ads ~16 s, organic
 #: ~24 s, webhooks ~6 s, dbt ~30 s): the ETA printed after each stage weighs by these.

@@ -262,7 +262,7 @@ def generate(
 
 
 def run_demo(ctx: Any) -> list[str]:
-    """Demo stage entry point (see everreach.demo)."""
+    """Demo stage entry point (see everreach_pipelines.demo.cli)."""
     with database.connect(ctx.database_url) as conn:
         counts = generate(conn, start=ctx.start_date, end=ctx.end_date)
     through_clicks = counts.get("click_1d", 0) + counts.get("click_7d", 0)
