@@ -77,7 +77,7 @@ def test_run_demo_materializes_the_range_into_the_project_instance(
 
     from everreach.dev import project_instance
     from everreach.warehouse.database import with_database
-    from everreach_pipelines.defs.ads.demo import run_demo
+    from everreach_pipelines.demo.ads import run_demo
 
     # The demo records its runs where `everreach dev` looks (here: a private home + db).
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))

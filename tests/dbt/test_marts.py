@@ -401,7 +401,7 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
 
     import dagster as dg
 
-    from everreach_pipelines.defs.dbt.demo import run_demo
+    from everreach_pipelines.demo.dbt import run_demo
 
     logged: list[str] = []
     instance = dg.DagsterInstance.ephemeral()

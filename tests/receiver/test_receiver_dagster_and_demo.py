@@ -10,8 +10,8 @@ from receiver_helpers import Rig
 from everreach.sandbox.messaging import build_burst, serialize
 from everreach_pipelines.defs.messaging import defs
 from everreach_pipelines.defs.messaging.assets import meta_webhook_event
-from everreach_pipelines.defs.messaging.demo import run_demo
 from everreach_pipelines.defs.messaging.schedules import replay_webhook_events_job
+from everreach_pipelines.demo.messaging import run_demo
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 

@@ -36,6 +36,14 @@ class UserEventPickupConfig(dg.Config):
         "Empty: META_CAPI_CONVERSION_ETYPES, else purchase, lead, signup.",
     )
     limit: int = Field(default=10_000, description="At most this many rows per run.")
+    pixel_id: str = Field(
+        default="", description="Pixel of the queued events (empty: META_PIXEL_ID)."
+    )
+    test_event_code: str = Field(
+        default="",
+        description="Queue the events in test mode with this code. Empty: "
+        "META_CAPI_TEST_EVENT_CODE, else real events.",
+    )
 
 
 @dg.asset(
@@ -51,6 +59,8 @@ def capi_user_event_conversions(
     """Queue the conversion rows of ``user_event`` that are not queued yet."""
     settings = CapiSettings.from_env()
     mapping = parse_etype_map(config.etypes) if config.etypes else settings.conversion_etypes
+    overrides = {"pixel_id": config.pixel_id, "test_event_code": config.test_event_code}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
     with warehouse.connect() as conn:
         result = pick_up_user_events(
             conn, etype_events=mapping, settings=settings, limit=config.limit
