@@ -124,7 +124,8 @@ def batch_keys(events: list[RawEvent]) -> tuple[set[tuple[str, str, str]], set[s
 
 
 def raw_rows(events: list[RawEvent], *, final: bool) -> list[dict[str, Any]]:
-    """The raw rows of ``events`` for ``messaging_apply`` (the body hex-encoded).
+    """The raw rows of ``events`` for ``messaging_apply`` (their bodies go beside the
+    document, as ``raw_bodies``: see :func:`raw_bodies`).
 
     ``final``: with the status the walk gave them (the fast path commits their application
     in the same transaction); otherwise ``pending``, to be applied and recorded.
@@ -136,7 +137,6 @@ def raw_rows(events: list[RawEvent], *, final: bool) -> list[dict[str, Any]]:
         rows.append(
             {
                 "obj": e.object_type,
-                "body": e.body.hex(),
                 "sha": hashlib.sha256(e.body).hexdigest(),
                 "sig": e.signature,
                 "headers": e.headers,
@@ -152,9 +152,16 @@ def raw_rows(events: list[RawEvent], *, final: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def raw_bodies(events: list[RawEvent]) -> list[bytes]:
+    """The bodies of :func:`raw_rows`, in the same order (sent as a binary ``bytea[]``)."""
+    return [e.body for e in events]
+
+
 async def insert_raw(cur: AsyncCursor, events: list[RawEvent]) -> list[int]:
     """Insert the raw rows as ``pending`` in one statement; their ids, in order."""
-    ids = await apply_bodies(cur, [], raw=raw_rows(events, final=False))
+    ids = await apply_bodies(
+        cur, [], raw=raw_rows(events, final=False), raw_bodies=raw_bodies(events)
+    )
     assert ids is not None and len(ids) == len(events)
     return ids
 
@@ -190,6 +197,7 @@ async def store_and_apply(conn: AsyncConnection, events: list[RawEvent]) -> list
                 cur,
                 ((e.stored.parsed, n) for n, e in enumerate(events) if e.stored.parsed is not None),
                 raw=raw_rows(events, final=True),
+                raw_bodies=raw_bodies(events),
             )
     except asyncio.CancelledError:
         raise

@@ -54,6 +54,8 @@ __all__ = ["BatchPlan", "apply_bodies"]
 
 
 _APPLY = "select messaging_apply(%s::jsonb)"
+#: The same with the raw rows' bodies as a bytea[] (binary) beside the document.
+_APPLY_BODIES = "select messaging_apply(%s::jsonb, %b::bytea[])"
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -411,16 +413,22 @@ async def apply_bodies(
     bodies: Iterable[tuple[ParsedBody, int | None]],
     *,
     raw: list[dict[str, Any]] | None = None,
+    raw_bodies: list[bytes] | None = None,
     outcomes: list[dict[str, Any]] | None = None,
 ) -> list[int]:
     """Apply parsed bodies set-based, in one statement; each comes with the id of its raw
-    row — or, with ``raw`` (rows to insert first), its position in ``raw``. ``outcomes``
-    are recorded in the same statement. Returns the ids of the rows ``raw`` inserted.
+    row — or, with ``raw`` (rows to insert first, their bytes in ``raw_bodies`` in the
+    same order), its position in ``raw``. ``outcomes`` are recorded in the same
+    statement. Returns the ids of the rows ``raw`` inserted.
 
     On a connection in autocommit mode the statement is its own transaction: the whole
     batch is committed in one round trip.
     """
     plan = BatchPlan.build(bodies)
-    cur = await cur.execute(_APPLY, (plan.document(raw, outcomes=outcomes),))
+    document = plan.document(raw, outcomes=outcomes)
+    if raw_bodies is None:
+        cur = await cur.execute(_APPLY, (document,))
+    else:
+        cur = await cur.execute(_APPLY_BODIES, (document, raw_bodies))
     row = await cur.fetchone()
     return list(row[0] or []) if row is not None else []
