@@ -4,7 +4,7 @@
 one send) into one JSON document with a section of rows per table, and
 :func:`apply_bodies` hands it (with the raw rows' bodies, when it inserts them, as a
 binary ``bytea[]``) to the database function ``messaging_apply(batch, bodies)``
-(migration 0005, redefined by 0007 and 0008), which writes each section with one
+(migration 0005, redefined by 0007), which writes each section with one
 ``INSERT … SELECT FROM jsonb_to_recordset(…)`` or ``UPDATE … FROM …``: one call per
 batch, one round trip in pipeline mode. The statement-level triggers on ``conversation_message`` log ``user_event``
 rows, keep thread timestamps and open windows for every inserted row at once.

@@ -1,13 +1,22 @@
--- messaging_apply (migration 0005) with two joins that no longer depend on the planner's
--- idea of a table's size. The function's statements are planned once per session (generic
--- plans): on a connection opened while conversation_message was small (a new database, a
--- receiver started right after a restore) the planner chose to scan conversation_message
--- for `created_at = now()` and for a thread's outbound messages, once per batch, and kept
--- that plan for the session's lifetime while the table grew. Both now probe an index per
--- row of the batch (`cross join lateral (… offset 0)`): attaching receipts to the messages
--- this transaction inserted (unique index on platform and mid), and the outbound messages
--- a batch's watermark covers (index on thread and sent_at). Everything else is unchanged.
-create or replace function messaging_apply(p_batch jsonb)
+-- messaging_apply (migration 0005), cheaper per batch in two ways.
+-- 1. Two joins no longer depend on the planner's idea of a table's size. The function's
+--    statements are planned once per session (generic plans): on a connection opened while
+--    conversation_message was small (a new database, a receiver started right after a
+--    restore) the planner chose to scan conversation_message for `created_at = now()` and for
+--    a thread's outbound messages, once per batch, and kept that plan for the session's
+--    lifetime while the table grew. Both now probe an index per row of the batch
+--    (`cross join lateral (… offset 0)`): attaching receipts to the messages this transaction
+--    inserted (unique index on platform and mid), and the outbound messages a batch's
+--    watermark covers (index on thread and sent_at).
+-- 2. The raw webhook bodies come as a second argument, a bytea[] sent in binary, instead of
+--    hex text inside the JSON document: the document is about a third smaller, so the server
+--    parses a third less JSON per batch and decodes no hex. `raw` rows name their body by
+--    position (`o`); a caller that still sends `body` (hex) in the document is applied as
+--    before.
+-- Everything else is unchanged.
+drop function if exists messaging_apply(jsonb);
+
+create or replace function messaging_apply(p_batch jsonb, p_bodies bytea[] default null)
 returns bigint[]
 language plpgsql
 set enable_hashjoin = off
@@ -17,15 +26,15 @@ as $$
 declare
     v_ids bigint[];
 begin
-    -- The raw webhook rows (the body hex-encoded: bytes, not always UTF-8), in batch order,
-    -- so their ids ascend in that order.
+    -- The raw webhook rows, in batch order, so their ids ascend in that order; the bodies
+    -- (bytes, not always UTF-8) are `p_bodies` by position, or hex text in the row.
     if p_batch ? 'raw' then
         with inserted as (
             insert into meta_webhook_event (object_type, raw_body, body_sha256, signature,
                 headers, received_at, status, error, attempts, applied_at, entry_count,
                 event_count)
-            select x.obj, decode(x.body, 'hex'), x.sha, x.sig, coalesce(x.headers, '{}'),
-                   x.at, x.status, x.error, x.attempts,
+            select x.obj, coalesce(p_bodies[x.o + 1], decode(x.body, 'hex')), x.sha, x.sig,
+                   coalesce(x.headers, '{}'), x.at, x.status, x.error, x.attempts,
                    case when x.status = 'applied' then now() end, x.entries, x.items
             from jsonb_to_recordset(p_batch -> 'raw')
                 as x(obj text, body text, sha text, sig text, headers jsonb, at timestamptz,
