@@ -33,11 +33,14 @@ from datetime import time as dtime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the in-process dbt runner the dbt tests use
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dbt"))
 
 import generate_dbt_data as gen  # noqa: E402
+from dbt_runner import run_dbt  # noqa: E402
 
 from everreach.warehouse import database, migrate  # noqa: E402
-from everreach_pipelines.defs.dbt.project import run_dbt, window_env  # noqa: E402
+from everreach_pipelines.defs.dbt.project import window_env  # noqa: E402
 
 TARGET_RATIO = 0.05
 #: The daily job's `dbt build` (models and their tests) over the full build.

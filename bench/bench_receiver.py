@@ -376,10 +376,6 @@ def main() -> None:
                 f"{drained - args.duration:.1f} s after wrk stopped -> sustained store+apply "
                 f"{stored / drained:.0f} events/s"
             )
-        print(
-            "TOOLCHAIN.md limits on this machine class: no DB 13,700 (1 worker) / 17,700 "
-            "(2); one committed INSERT per request 2,800-3,500 (1) / 3,700 (2) req/s"
-        )
         ok = statuses.get(200, 0)
         print(
             f"count check: {args.count} sent by a bounded client in {elapsed:.1f} s, "

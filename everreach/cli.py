@@ -19,7 +19,7 @@ import click
 COMMANDS: dict[str, str] = {
     "db": "everreach.warehouse.cli:db",
     "bi": "everreach.warehouse.cli:bi",
-    "demo": "everreach.demo:demo",
+    "demo": "everreach_pipelines.demo.cli:demo",
     "dev": "everreach.dev:dev",
     "sandbox": "everreach.sandbox.cli:sandbox",
     "receiver": "webhook_receiver.cli:receiver",

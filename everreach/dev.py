@@ -54,11 +54,18 @@ def dagster_home() -> Path:
     return home
 
 
+def storage_url(warehouse_url: str, dbname: str = "dagster") -> str:
+    """The instance's storage: `EVERREACH_DAGSTER_PG_URL` when set, else database `dbname`
+    on the warehouse's server (created if absent)."""
+    explicit = WarehouseSettings.from_env().dagster_pg_url
+    return explicit or database.dagster_storage_url(warehouse_url, dbname)
+
+
 def dagster_environment(warehouse_url: str) -> dict[str, str]:
     """Environment for Dagster processes: instance home, storage URL, warehouse URL."""
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(dagster_home())
-    env["EVERREACH_DAGSTER_PG_URL"] = database.dagster_storage_url(warehouse_url)
+    env["EVERREACH_DAGSTER_PG_URL"] = storage_url(warehouse_url)
     env["DATABASE_URL"] = warehouse_url
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DO_NOT_TRACK", "1")
@@ -67,11 +74,12 @@ def dagster_environment(warehouse_url: str) -> dict[str, str]:
 
 def project_instance(warehouse_url: str, *, dbname: str = "dagster") -> Any:
     """The project's Dagster instance (the one `everreach dev` serves: storage in database
-    `dbname` on the warehouse's server), for in-process runs such as `everreach demo`'s,
-    so they show in the UI afterwards."""
+    `dbname` on the warehouse's server unless EVERREACH_DAGSTER_PG_URL names one), for
+    in-process runs such as `everreach demo`'s, so they show in the UI afterwards."""
     from dagster import DagsterInstance
 
-    os.environ["EVERREACH_DAGSTER_PG_URL"] = database.dagster_storage_url(warehouse_url, dbname)
+    # dagster.yaml reads the URL from the environment (no secret on disk)
+    os.environ["EVERREACH_DAGSTER_PG_URL"] = storage_url(warehouse_url, dbname)
     return DagsterInstance.from_config(str(dagster_home()))
 
 

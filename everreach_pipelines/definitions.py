@@ -8,12 +8,12 @@ from __future__ import annotations
 from dagster import Definitions, EnvVar
 
 from everreach.meta.settings import FanOutSettings, GraphSettings
-from everreach_pipelines.defs import ads, capi, dbt, messaging, organic
+from everreach_pipelines.defs import ads, app, capi, dbt, messaging, organic
 from everreach_pipelines.execution import build_executor
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 # Modules, not their `defs` objects: a code location may hold one Definitions at module scope.
-_DOMAINS = (ads, organic, capi, messaging, dbt)
+_DOMAINS = (app, ads, organic, capi, messaging, dbt)
 
 
 def build_resources() -> dict[str, object]:

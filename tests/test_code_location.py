@@ -8,7 +8,24 @@ import sys
 
 import dagster as dg
 
-EXPECTED_GROUPS = {"ads", "organic", "capi", "messaging", "marts"}
+#: Raw data per domain (and the app's own tables), then the dbt layers, marts per area.
+RAW_GROUPS = {"app", "ads", "organic", "capi", "messaging"}
+MART_GROUPS = {
+    "marts_ads",
+    "marts_attribution",
+    "marts_calendar",
+    "marts_conversations",
+    "marts_journeys",
+    "marts_organic",
+}
+EXPECTED_GROUPS = RAW_GROUPS | {"staging", "intermediate"} | MART_GROUPS
+
+
+def _layer(group: str) -> int:
+    """Where a group sits in the flow: raw 0, staging 1, intermediate 2, marts 3."""
+    if group in RAW_GROUPS:
+        return 0
+    return {"staging": 1, "intermediate": 2}.get(group, 3)
 
 
 def _defs() -> dg.Definitions:
@@ -35,6 +52,23 @@ def test_every_asset_has_a_known_group_and_a_description():
             problems.append(f"{name}: no description")
     assert not problems, problems
     assert {s.group_name for s in specs} == EXPECTED_GROUPS
+
+
+def test_lineage_flows_one_way_raw_staging_intermediate_marts():
+    # The global lineage reads Meta → raw (per domain) → staging → intermediate → marts: no
+    # asset reads one of a later layer, and staging reads only raw tables.
+    defs = _defs()
+    graph = defs.get_repository_def().asset_graph
+    groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    backwards = []
+    for key, group in groups.items():
+        for parent in graph.get(key).parent_keys:
+            parent_group = groups[parent]
+            if _layer(parent_group) > _layer(group) or (
+                group == "staging" and _layer(parent_group) != 0
+            ):
+                backwards.append(f"{key.to_user_string()} ({group}) reads {parent_group}")
+    assert not backwards, backwards
 
 
 def test_code_location_loads_in_a_fresh_process_like_the_ui_does(tmp_path):

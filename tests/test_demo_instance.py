@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dagster import DailyPartitionsDefinition
 
-from everreach_pipelines.demo_instance import (
+from everreach_pipelines.demo.instance import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     partition_range,

@@ -84,7 +84,7 @@ def test_no_sink_counts_silently() -> None:
 
 
 def test_demo_progress_line_weighs_stages() -> None:
-    from everreach.demo import progress_line
+    from everreach_pipelines.demo.cli import progress_line
 
     # 20 of 100 weight units took 16 s: 80 more at that pace take 64 s.
     assert progress_line(1, 6, 20, 100, 16.0) == "demo: 1/6 stages, elapsed 16s, ETA ~1m04s"

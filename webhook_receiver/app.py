@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-import importlib.util
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +33,7 @@ from everreach.messaging.send import SendService
 from everreach.messaging.settings import ReceiverSettings
 from everreach.meta import GraphClient
 from everreach.settings import secret_value
-from webhook_receiver import send
+from webhook_receiver import conversions, send
 from webhook_receiver.rawlog import (
     APPLY_SESSION_OPTIONS,
     EventWriter,
@@ -156,15 +155,6 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": True, "batches": writer.batches, "stored": writer.stored})
 
 
-def _extra_routes() -> list[Route]:
-    # The CAPI intake lives in its own module (another owner); mount it when present.
-    if importlib.util.find_spec("webhook_receiver.conversions") is None:
-        return []
-    from webhook_receiver import conversions
-
-    return list(conversions.routes())
-
-
 def create_app(settings: ReceiverSettings | None = None) -> Starlette:
     """Build the receiver app (``settings`` default: :meth:`ReceiverSettings.from_env`)."""
     settings = settings or ReceiverSettings.from_env()
@@ -232,7 +222,7 @@ def create_app(settings: ReceiverSettings | None = None) -> Starlette:
         Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
         *send.routes(),
-        *_extra_routes(),
+        *conversions.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import psycopg
@@ -70,7 +70,27 @@ def ad_vs_account_spend(conn: psycopg.Connection, since: date, until: date) -> l
     return [SpendMismatch(*r) for r in rows]
 
 
-def last_fetched_at(conn: psycopg.Connection) -> datetime | None:
-    """When `ad_performance` was last written (None when empty)."""
-    row = conn.execute("select max(fetched_at) from ad_performance").fetchone()
-    return row[0] if row else None
+def top_campaigns(conn: psycopg.Connection, since: date, until: date, limit: int = 10) -> list:
+    """The window's campaigns with the most spend: (account, campaign name, currency, spend,
+    impressions, conversions, conversion value)."""
+    return conn.execute(
+        """
+        select ad_account_id, entity_name, account_currency, sum(spend), sum(impressions),
+               sum(conversions), sum(conversion_value)
+        from ad_performance where level = 'campaign' and date between %s and %s
+        group by 1, 2, 3 order by 4 desc limit %s
+        """,
+        (since, until, limit),
+    ).fetchall()
+
+
+def campaign_spend_by_day(conn: psycopg.Connection, since: date, until: date) -> list[tuple]:
+    """(currency, date, spend, conversion value) of the window's campaign-level rows."""
+    return conn.execute(
+        """
+        select coalesce(account_currency, '?'), date, sum(spend), sum(conversion_value)
+        from ad_performance where level = 'campaign' and date between %s and %s
+        group by 1, 2 order by 1, 2
+        """,
+        (since, until),
+    ).fetchall()

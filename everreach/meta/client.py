@@ -78,8 +78,8 @@ def relaxed_gc(gen0_threshold: int = 200_000) -> Iterator[None]:
 
     Parsing a page of insights allocates ~30 containers per row; with CPython's default
     threshold (700) that triggers a collection every few rows, and the older generations'
-    walks over every live object cost more than the parse itself (measured: `orjson.loads`
-    of 1 KB insights rows 27 µs/row with the default, 6-17 µs/row with this). The rows are
+    walks over every live object cost more than the parse itself (docs/benchmarks.md has the
+    figures). The rows are
     acyclic and freed by reference counting, so memory does not grow; cycles are still
     collected, just later. The previous thresholds come back when the last block exits.
     """

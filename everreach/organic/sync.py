@@ -1,4 +1,6 @@
-"""One day of organic content: list posts, snapshot their lifetime counters, load Postgres.
+"""Organic content, a day at a time: list posts, snapshot their lifetime counters, read the
+accounts' daily insights, load Postgres; `sync_range` runs a day function over every
+configured account of both platforms and a range of days.
 
 Grain and keys:
 
@@ -16,7 +18,7 @@ one transaction per asset, so a re-run leaves the same rows.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from everreach.meta.errors import GraphAPIError, InvalidMetricError
+from everreach.meta.errors import GraphAPIError, GraphConfigurationError, InvalidMetricError
 from everreach.organic import metrics as M
 from everreach.organic.fetch import (
     ItemResult,
@@ -33,13 +35,15 @@ from everreach.organic.fetch import (
     parse_insight_values,
 )
 from everreach.parallel import map_each
-from everreach.settings import named_token
+from everreach.settings import SettingError, named_token
 from everreach.warehouse.bulk import copy_rows, create_temp_like, insert_via_stage
 
 #: Lifetime counters can only be read "now": a partition older than this (relative to the
 #: observation time) gets no post snapshot rather than a mislabelled one.
 SNAPSHOT_GRACE_DAYS = 2
 STORY_LIFETIME = timedelta(hours=24)
+#: social_* platform → its `meta_platform_config.platform`.
+PLATFORMS = (("instagram", "instagram_account"), ("facebook", "facebook_page"))
 MEDIA_PAGE_LIMIT = 100
 
 POST_COLUMNS = (
@@ -98,6 +102,63 @@ class SyncReport:
     by_kind: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     preview: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RangeReport(SyncReport):
+    """What a sync over a range of days did, summed over platforms and days (its preview rows
+    labelled with both); `errors` holds the platforms that stopped on a configuration error
+    (token, metric, setting) as `(platform, message)`: a person must fix those, retrying
+    cannot help."""
+
+    account_ids: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, platform: str, day: date, report: SyncReport, preview_rows: int) -> None:
+        """Fold one platform-day in (its first `preview_rows` preview rows, labelled)."""
+        self.posts += report.posts
+        self.snapshot_posts += report.snapshot_posts
+        self.rows += report.rows
+        self.skipped.update(report.skipped)
+        self.by_kind.update(report.by_kind)
+        self.notes.extend(report.notes)
+        self.preview.extend(
+            {"platform": platform, "date": str(day), **row} for row in report.preview[:preview_rows]
+        )
+
+
+#: One platform-day: (platform, its accounts, day) → what it wrote.
+DaySync = Callable[[str, Sequence["OrganicAccount"], date], SyncReport]
+#: Called after each platform-day with (platform, day, rows written).
+DayDone = Callable[[str, date, int], None]
+
+
+def sync_range(
+    conn: psycopg.Connection,
+    days: Sequence[date],
+    sync_day: DaySync,
+    *,
+    on_day: DayDone | None = None,
+    preview_rows: int = 5,
+) -> RangeReport:
+    """Run `sync_day` for each platform's configured accounts and each day, in order.
+
+    A configuration error stops that platform (recorded in `errors`) and lets the other
+    one run; any other error propagates (the caller retries the whole range)."""
+    result = RangeReport()
+    for platform, config_platform in PLATFORMS:
+        try:
+            accounts = load_accounts(conn, config_platform)
+            result.accounts += len(accounts)
+            result.account_ids.extend(a.external_id for a in accounts)
+            for day in days:
+                report = sync_day(platform, accounts, day)
+                result.add(platform, day, report, preview_rows)
+                if on_day is not None:
+                    on_day(platform, day, report.rows)
+        except (GraphConfigurationError, SettingError) as exc:
+            result.errors.append((platform, str(exc)))
+    return result
 
 
 def load_accounts(conn: psycopg.Connection, platform: str) -> list[OrganicAccount]:

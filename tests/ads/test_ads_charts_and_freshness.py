@@ -12,7 +12,8 @@ from ads_helpers import account_ids, configure_accounts, resources_for
 
 from everreach.sandbox.testing import RunningSandbox
 from everreach_pipelines.defs.ads import defs
-from everreach_pipelines.defs.ads.assets import CHART_SPEND_VS_VALUE, ad_objects, ad_performance
+from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
+from everreach_pipelines.defs.ads.charts import CHART_SPEND_VS_VALUE
 from everreach_pipelines.defs.ads.checks import ad_object_freshness, ad_performance_freshness
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource

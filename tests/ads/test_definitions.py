@@ -77,11 +77,13 @@ def test_run_demo_materializes_the_range_into_the_project_instance(
 
     from everreach.dev import project_instance
     from everreach.warehouse.database import with_database
-    from everreach_pipelines.defs.ads.demo import run_demo
+    from everreach_pipelines.demo.ads import run_demo
 
     # The demo records its runs where `everreach dev` looks (here: a private home + db).
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.setenv("EVERREACH_DAGSTER_PG_URL", "restored-after-the-test")
+    # unset, so the instance's storage is `dagster_db` on the warehouse server (and the
+    # variable project_instance sets is removed after the test)
+    monkeypatch.delenv("EVERREACH_DAGSTER_PG_URL", raising=False)
     dagster_db = f"dagster_demo_{uuid.uuid4().hex[:8]}"
     instance = project_instance(database_url, dbname=dagster_db)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from everreach_pipelines.defs.capi.demo import DEMO_TEST_EVENT_CODE, run_demo
+from everreach_pipelines.demo.capi import DEMO_TEST_EVENT_CODE, run_demo
 
 
 @dataclass

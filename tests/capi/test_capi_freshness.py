@@ -6,7 +6,7 @@ import dagster as dg
 import psycopg
 
 from everreach_pipelines.defs.capi import defs
-from everreach_pipelines.defs.capi.assets import capi_event_batches_freshness
+from everreach_pipelines.defs.capi.checks import capi_event_batches_freshness
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 

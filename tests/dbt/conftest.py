@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from everreach_pipelines.defs.dbt.project import run_dbt
+from dbt_runner import run_dbt
 
 
 @pytest.fixture(scope="session")

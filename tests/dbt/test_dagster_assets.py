@@ -20,6 +20,7 @@ from everreach_pipelines.defs.dbt.charts import (
     SIGNAL_SPARK_KEY,
     SPARK_KEY,
 )
+from everreach_pipelines.defs.dbt.project import DBT_PROJECT_DIR
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 RAW_KEYS = {
@@ -54,14 +55,14 @@ def test_sources_use_raw_asset_keys_and_models_are_grouped() -> None:
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert RAW_KEYS | {"auth/users"} <= keys
     touchpoints = graph.get(dg.AssetKey(["marts", "touchpoints"]))
-    assert touchpoints.group_name == "marts" and touchpoints.owners == ["team:data"]
+    assert touchpoints.group_name == "marts_journeys" and touchpoints.owners == ["team:data"]
     assert touchpoints.partitions_def is not None
     assert (
         dg.AssetKey(["user_event"])
         in graph.get(dg.AssetKey(["staging", "stg_everreach__user_events"])).parent_keys
     )
     roas = graph.get(dg.AssetKey(["marts", "campaign_attribution_roas"]))
-    assert roas.partitions_def is None and roas.group_name == "marts"
+    assert roas.partitions_def is None and roas.group_name == "marts_attribution"
     # dbt data tests are asset checks (grain test of the credits among them)
     checks = {
         key.name
@@ -163,29 +164,30 @@ def test_full_refresh_config_rebuilds_the_incremental_models(database_url: str) 
     assert total == 6
 
 
-def test_every_spec_is_in_marts_with_a_description() -> None:
-    # keys the ads and organic assets materialize appear here only as stubs
-    produced_elsewhere = {
-        "ad_performance",
-        "campaign",
-        "meta_ad",
-        "social_media_post",
-        "social_post_insights",
-        "social_account_insights",
-        "ad_insights_age_gender",
-        "ad_insights_country",
-        "ad_insights_region",
-        "ad_insights_placement",
-        "ad_insights_actions",
-        "meta_ad_creative",
+def test_every_dbt_spec_is_in_its_layer_group_with_a_description() -> None:
+    from everreach_pipelines.definitions import defs as location
+
+    dbt_keys = {
+        key
+        for assets_def in (marts_dbt_models, marts_incremental_dbt_models)
+        for key in assets_def.keys
     }
-    specs = [
-        spec
-        for spec in _full().resolve_all_asset_specs()
-        if spec.key.to_user_string() not in produced_elsewhere
-    ]
-    assert {spec.group_name for spec in specs} == {"marts"}
-    assert all((spec.description or "").strip() for spec in specs)
-    # raw tables written outside Dagster are declared (external), not left as bare stubs
-    keys = {spec.key.to_user_string() for spec in specs}
-    assert {"user_event", "auth/users", "conversation_message"} <= keys
+    specs = {spec.key: spec for spec in location.resolve_all_asset_specs()}
+    groups = {specs[key].group_name for key in dbt_keys}
+    areas = (DBT_PROJECT_DIR / "models" / "marts").iterdir()
+    assert groups == {"staging", "intermediate"} | {f"marts_{a.name}" for a in areas if a.is_dir()}
+    assert all((specs[key].description or "").strip() for key in dbt_keys)
+    # the project's folder is the group: staging models in `staging`, a mart in its area
+    assert specs[dg.AssetKey(["staging", "stg_meta__ad_performance"])].group_name == "staging"
+    assert specs[dg.AssetKey(["marts", "conversations"])].group_name == "marts_conversations"
+    # raw tables written outside Dagster are declared by their own domain, not left as stubs
+    declared = {
+        "user_event": "app",
+        "auth/users": "app",
+        "conversation_message": "messaging",
+        "conversation_thread": "messaging",
+        "meta_conversion_event": "capi",
+    }
+    assert {
+        name: specs[dg.AssetKey.from_user_string(name)].group_name for name in declared
+    } == declared

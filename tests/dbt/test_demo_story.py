@@ -14,9 +14,9 @@ import dbt_seed as s
 import psycopg
 import pytest
 
-from everreach import demo_data
 from everreach.sandbox.core import SandboxConfig
 from everreach.sandbox.testing import running_sandbox
+from everreach_pipelines.demo import app_events
 
 #: Attributed and Meta-reported ROAS stay within this factor of each other (per currency, all
 #: campaigns; per campaign for those with enough conversions to say anything).
@@ -44,8 +44,8 @@ def _counts(conn: psycopg.Connection) -> dict[str, int]:
 def story(database_url: str, dbt: Callable[..., object]) -> dict[str, Any]:
     """Run the demo's ads, app-events and CAPI stages on the sandbox, then a dbt build; then
     the app-events and CAPI stages once more (a re-run of the demo)."""
-    from everreach_pipelines.defs.ads.demo import run_demo as ads_stage
-    from everreach_pipelines.defs.capi.demo import run_demo as capi_stage
+    from everreach_pipelines.demo.ads import run_demo as ads_stage
+    from everreach_pipelines.demo.capi import run_demo as capi_stage
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         s.truncate_raw_tables(conn)
@@ -67,12 +67,12 @@ def story(database_url: str, dbt: Callable[..., object]) -> dict[str, Any]:
             instance=None,
         )
         ads_stage(ctx)
-        population = demo_data.run_demo(ctx)
+        population = app_events.run_demo(ctx)
         capi = capi_stage(ctx)
         with psycopg.connect(database_url) as conn:
             first = _counts(conn)
         dbt("build", "--full-refresh")
-        from everreach_pipelines.defs.dbt.demo import summary_lines
+        from everreach_pipelines.demo.dbt import summary_lines
 
         with psycopg.connect(database_url) as conn:
             summary = summary_lines(conn)
@@ -89,7 +89,7 @@ def story(database_url: str, dbt: Callable[..., object]) -> dict[str, Any]:
             accepted = conn.execute(
                 "select sum(events_accepted) from marts.meta_vs_first_party_by_pixel"
             ).fetchone()[0]
-        demo_data.run_demo(ctx)
+        app_events.run_demo(ctx)
         capi_stage(ctx)
         with psycopg.connect(database_url) as conn:
             second = _counts(conn)
@@ -141,7 +141,7 @@ def test_meta_reported_and_attributed_roas_are_of_the_same_order(
 
 
 def test_the_summary_prints_both_and_why_they_differ(story: dict) -> None:
-    from everreach_pipelines.defs.dbt.demo import WHY_THEY_DIFFER
+    from everreach_pipelines.demo.dbt import WHY_THEY_DIFFER
 
     summary = story["summary"]
     comparisons = [line for line in summary if "Meta-reported ROAS" in line]

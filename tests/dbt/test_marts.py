@@ -12,9 +12,10 @@ from functools import partial
 import dbt_seed as s
 import psycopg
 import pytest
+from dbt_runner import run_dbt
 from psycopg.types.json import Jsonb
 
-from everreach_pipelines.defs.dbt.project import run_dbt, window_env
+from everreach_pipelines.defs.dbt.project import window_env
 
 MODELS = ("first_touch", "last_touch", "linear", "position_based", "time_decay")
 HALF_LIFE_DAYS = 7
@@ -400,7 +401,7 @@ def test_demo_prints_campaign_roas_and_a_journey(database_url: str, built: dict)
 
     import dagster as dg
 
-    from everreach_pipelines.defs.dbt.demo import run_demo
+    from everreach_pipelines.demo.dbt import run_demo
 
     logged: list[str] = []
     instance = dg.DagsterInstance.ephemeral()
@@ -816,7 +817,7 @@ def test_windowed_runs_test_the_latest_load_and_plain_runs_every_row(
     """In the daily job (a partition window set), tests on incremental models read only the rows
     their latest load wrote; `dbt test` without a window reads every row. (Runs after the tests
     above: it changes the data.)"""
-    from everreach_pipelines.defs.dbt.project import DbtRunError
+    from dbt_runner import DbtRunError
 
     target, logs = dbt_paths
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -869,7 +870,7 @@ def test_windowed_runs_test_rows_written_in_the_window_and_the_latest_persons(
     late-arrival lookback); `persons_of_latest_load` reconciles the persons of the latest load.
     Rows outside them are seen only by whole-table runs. (Runs after the tests above: it
     changes the data.)"""
-    from everreach_pipelines.defs.dbt.project import DbtRunError
+    from dbt_runner import DbtRunError
 
     target, logs = dbt_paths
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -142,7 +142,7 @@ def test_demo_materializes_recent_days(organic: OrganicEnv, database_url: str) -
     from datetime import date, timedelta
     from types import SimpleNamespace
 
-    from everreach_pipelines.defs.organic.demo import run_demo
+    from everreach_pipelines.demo.organic import run_demo
 
     end = date.today()
     organic.move_to(datetime.now(UTC))  # the demo's sandbox runs on the real clock

@@ -8,7 +8,8 @@ import dagster as dg
 from organic_helpers import DAY, OrganicEnv
 
 from everreach_pipelines.defs.organic import defs
-from everreach_pipelines.defs.organic.assets import CHART_FOLLOWER_TREND, social_account_insights
+from everreach_pipelines.defs.organic.assets import social_account_insights
+from everreach_pipelines.defs.organic.charts import CHART_FOLLOWER_TREND
 from everreach_pipelines.defs.organic.checks import FRESHNESS_CHECKS
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource

@@ -9,8 +9,9 @@ from receiver_helpers import Rig
 
 from everreach.sandbox.messaging import build_burst, serialize
 from everreach_pipelines.defs.messaging import defs
-from everreach_pipelines.defs.messaging.assets import meta_webhook_log, replay_webhook_events_job
-from everreach_pipelines.defs.messaging.demo import run_demo
+from everreach_pipelines.defs.messaging.assets import meta_webhook_event
+from everreach_pipelines.defs.messaging.schedules import replay_webhook_events_job
+from everreach_pipelines.demo.messaging import run_demo
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 
@@ -18,7 +19,7 @@ def test_webhook_log_asset_and_stale_check(rig: Rig) -> None:
     warehouse = WarehouseResource(database_url=rig.receiver.settings.database_url)
     for raw in build_burst(rig.sandbox.sandbox, 10, seed=2):
         rig.post_raw(raw)
-    result = dg.materialize([meta_webhook_log], resources={"warehouse": warehouse})
+    result = dg.materialize([meta_webhook_event], resources={"warehouse": warehouse})
     check = result.get_asset_check_evaluations()[0]
     assert result.success and check.passed
     body = rig.factory.messaging_body("messenger", [])
@@ -28,10 +29,10 @@ def test_webhook_log_asset_and_stale_check(rig: Rig) -> None:
         "update meta_webhook_event set received_at = now() - interval '2 hours' "
         "where status = 'failed'"
     )  # … and has been stuck for two hours
-    result = dg.materialize([meta_webhook_log], resources={"warehouse": warehouse})
+    result = dg.materialize([meta_webhook_event], resources={"warehouse": warehouse})
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.metadata["stale_unapplied"].value == 1
-    materialization = result.asset_materializations_for_node("meta_webhook_log")[0]
+    materialization = result.asset_materializations_for_node("meta_webhook_event")[0]
     assert materialization.metadata["events"].value == 11
 
 
@@ -48,8 +49,8 @@ def test_replay_job_and_definitions_load(rig: Rig) -> None:
     merged = dg.Definitions.merge(defs, dg.Definitions(resources={"warehouse": warehouse}))
     assert merged.resolve_job_def("replay_webhook_events_job")
     assert (
-        merged.resolve_assets_def("meta_webhook_log").group_names_by_key[
-            dg.AssetKey("meta_webhook_log")
+        merged.resolve_assets_def("meta_webhook_event").group_names_by_key[
+            dg.AssetKey("meta_webhook_event")
         ]
         == "messaging"
     )

@@ -8,11 +8,9 @@ import dagster as dg
 import psycopg
 
 from everreach_pipelines.defs.messaging import defs
-from everreach_pipelines.defs.messaging.assets import (
-    CHART_VOLUME_AND_LAG,
-    meta_webhook_log,
-    meta_webhook_log_freshness,
-)
+from everreach_pipelines.defs.messaging.assets import meta_webhook_event
+from everreach_pipelines.defs.messaging.charts import CHART_VOLUME_AND_LAG
+from everreach_pipelines.defs.messaging.checks import meta_webhook_event_freshness
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
 IMAGE_PREFIX = "data:image/png;base64,"
@@ -30,10 +28,10 @@ def _insert(db: psycopg.Connection, received_ago: str, lag: str | None) -> None:
 
 def _materialize(database_url: str) -> dict:
     result = dg.materialize(
-        [meta_webhook_log], resources={"warehouse": WarehouseResource(database_url=database_url)}
+        [meta_webhook_event], resources={"warehouse": WarehouseResource(database_url=database_url)}
     )
     assert result.success
-    return result.asset_materializations_for_node("meta_webhook_log")[0].metadata
+    return result.asset_materializations_for_node("meta_webhook_event")[0].metadata
 
 
 def test_volume_and_lag_chart_over_the_last_24_hours(
@@ -64,13 +62,13 @@ def test_no_recent_webhooks_no_chart(db: psycopg.Connection, database_url: str) 
 
 def test_freshness_check(db: psycopg.Connection, database_url: str) -> None:
     warehouse = WarehouseResource(database_url=database_url)
-    empty = meta_webhook_log_freshness(warehouse=warehouse)
+    empty = meta_webhook_event_freshness(warehouse=warehouse)
     assert not empty.passed and empty.severity == dg.AssetCheckSeverity.WARN
     _insert(db, "25 hours", "1 second")
-    stale = meta_webhook_log_freshness(warehouse=warehouse)
+    stale = meta_webhook_event_freshness(warehouse=warehouse)
     assert not stale.passed and stale.metadata["age_hours"].value >= 25
     _insert(db, "1 hour", "1 second")
-    assert meta_webhook_log_freshness(warehouse=warehouse).passed
+    assert meta_webhook_event_freshness(warehouse=warehouse).passed
     merged = dg.Definitions.merge(defs, dg.Definitions(resources={"warehouse": warehouse}))
     keys = merged.get_repository_def().asset_graph.asset_check_keys
-    assert dg.AssetCheckKey(dg.AssetKey("meta_webhook_log"), "fresh_within_24_hours") in keys
+    assert dg.AssetCheckKey(dg.AssetKey("meta_webhook_event"), "fresh_within_24_hours") in keys

@@ -1,9 +1,12 @@
-"""The Dagster UI, driven in headless Chromium: groups, descriptions, a partition launched,
-its charts shown.
+"""The Dagster UI, driven in headless Chromium: groups, descriptions, the demo's assets
+materialized, a partition launched, its charts shown.
 
-Starts `dagster dev` from `workspace.yaml` on 127.0.0.1 (its own Dagster instance on
-Postgres, the session's warehouse database, the local sandbox as Meta), opens the asset
-lineage, checks every domain group is there with described assets, launches the latest
+Runs `everreach demo --days 3` into a Dagster instance of its own (Postgres) and a warehouse
+database of its own, then starts `dagster dev` from `workspace.yaml` on 127.0.0.1 on the same
+instance and warehouse (the local sandbox as Meta), opens the asset lineage, checks every
+group of the layout (raw per domain, the app's tables, staging, intermediate, marts per
+area) is there with described assets, that every asset the demo filled shows as materialized
+or observed (GraphQL, and no "Never materialized" node in those groups), launches the latest
 partition of `ad_performance` from the asset page's "Materialize…" dialog, waits for the
 run to succeed, finds the sync's progress line in the run's logs, checks the asset's
 Overview shows the inline spend sparkline and that the full chart opens from
@@ -38,11 +41,26 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = os.environ.get("EVERREACH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 GROUP_SAMPLES = {  # group -> an asset whose page must show its description
+    "app": "user_event",
     "ads": "ad_performance",
     "organic": "social_media_post",
     "capi": "capi_event_batches",
-    "messaging": "meta_webhook_log",
-    "marts": None,  # dbt models: checked through the lineage page only
+    "messaging": "meta_webhook_event",
+    # dbt models: checked through the lineage page only
+    "staging": None,
+    "intermediate": None,
+    "marts_ads": None,
+    "marts_attribution": None,
+    "marts_calendar": None,
+    "marts_conversations": None,
+    "marts_journeys": None,
+    "marts_organic": None,
+}
+#: Groups whose lineage page must show no "Never materialized" node after the demo.
+DEMO_GROUP_PAGES = {
+    "app": "user_event",
+    "messaging": "meta_webhook_event",
+    "marts_journeys": "touchpoints",
 }
 LAUNCH_ASSET = "ad_performance"
 LOCATION = "everreach_pipelines"  # workspace.yaml's location_name
@@ -50,6 +68,34 @@ LOCATION = "everreach_pipelines"  # workspace.yaml's location_name
 SPARK_KEY = "spend_vs_conversion_value"
 CHART_KEY = "spend_vs_conversion_value_chart"
 ARTIFACTS = project_root() / "artifacts"
+
+
+def _relation(key) -> str:
+    """The table or view an asset key names: `[name]` → public.name, `[schema, name]`."""
+    return f"public.{key.path[0]}" if len(key.path) == 1 else ".".join(key.path)
+
+
+def demo_filled(warehouse_url: str) -> list[str]:
+    """Every asset of the code location the demo filled: its table or view has rows, or it
+    has no relation of its own (the CAPI pickup and delivery, which the demo runs). Read
+    from the warehouse, not listed by hand."""
+    from psycopg import sql
+
+    from everreach_pipelines.definitions import defs
+
+    filled = []
+    with psycopg.connect(warehouse_url) as conn:
+        for spec in defs.resolve_all_asset_specs():
+            relation = _relation(spec.key)
+            if conn.execute("select to_regclass(%s)", (relation,)).fetchone()[0] is not None:
+                schema, name = relation.split(".")
+                rows = sql.SQL("select exists (select 1 from {})").format(
+                    sql.Identifier(schema, name)
+                )
+                if not conn.execute(rows).fetchone()[0]:
+                    continue
+            filled.append(spec.key.to_user_string())
+    return filled
 
 
 def _register_sandbox_ad_accounts(database_url: str, base_url: str) -> None:
@@ -84,26 +130,47 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
+def dagster_ui(server_url: str, tmp_path_factory) -> tuple[str, list[str]]:
+    """The UI's base URL, and the assets the demo filled before it started."""
     from everreach.sandbox.testing import running_sandbox
+    from everreach.warehouse import migrate
 
-    storage_db = f"everreach_dagster_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    storage_db, warehouse_db = f"everreach_dagster_{suffix}", f"everreach_ui_{suffix}"
     storage_url = database.ensure_database(server_url, storage_db)
+    # a warehouse of its own: the demo fills it, the other tests expect theirs empty
+    warehouse_url = database.ensure_database(server_url, warehouse_db)
+    migrate.upgrade(warehouse_url)
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        DAGSTER_HOME=str(home),
+        EVERREACH_DAGSTER_PG_URL=database.sqlalchemy_url(storage_url),
+        DATABASE_URL=warehouse_url,
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+    )
+    for name in ("META_ACCESS_TOKEN", "META_GRAPH_API_BASE_URL", "META_APP_SECRET"):
+        env.pop(name, None)  # the demo starts its own sandbox (seed 7, like the one below)
+    demo = subprocess.run(
+        [sys.executable, "-m", "everreach.cli", "demo", "--days", "3"],
+        cwd=project_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    (home / "demo.log").write_text(demo.stdout + demo.stderr)
+    assert demo.returncode == 0, (demo.stdout + demo.stderr)[-3000:]
+    filled = demo_filled(warehouse_url)
     with running_sandbox() as sandbox:
-        env = dict(os.environ)
         env.update(
-            DAGSTER_HOME=str(home),
-            EVERREACH_DAGSTER_PG_URL=database.sqlalchemy_url(storage_url),
-            DATABASE_URL=database_url,
             META_GRAPH_API_BASE_URL=sandbox.base_url,
             META_ACCESS_TOKEN="sandbox-ui-test-token",
-            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-            DO_NOT_TRACK="1",
         )
-        _register_sandbox_ad_accounts(database_url, sandbox.base_url)
+        _register_sandbox_ad_accounts(warehouse_url, sandbox.base_url)
         log = (home / "dagster-dev.log").open("w")
         proc = subprocess.Popen(
             [
@@ -142,7 +209,7 @@ def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
                 time.sleep(1)
             else:
                 pytest.fail("dagster dev did not answer within 240 s")
-            yield base
+            yield base, filled
         finally:
             os.killpg(proc.pid, 15)
             try:
@@ -151,12 +218,16 @@ def dagster_ui(database_url: str, server_url: str, tmp_path_factory) -> str:
                 os.killpg(proc.pid, 9)
             log.close()
             with psycopg.connect(server_url, autocommit=True) as conn:
-                conn.execute(f'drop database if exists "{storage_db}" with (force)')
+                for name in (storage_db, warehouse_db):
+                    conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, chromium_path: str):
+def test_asset_graph_groups_descriptions_and_a_partition_run(
+    dagster_ui: tuple[str, list[str]], chromium_path: str
+):
     from playwright.sync_api import expect, sync_playwright
 
+    dagster_ui, filled = dagster_ui
     ARTIFACTS.mkdir(exist_ok=True)
     # assertions wait up to 30 s unless told otherwise (the UI loads lazily on a busy CI box)
     expect.set_options(timeout=30_000)
@@ -181,6 +252,24 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         page.goto(dagster_ui + "/asset-groups")
         for group in GROUP_SAMPLES:
             expect(page.get_by_text(group, exact=True).first).to_be_visible(timeout=180_000)
+
+        # 1b. every asset the demo filled is materialized or observed: in the instance
+        # (GraphQL) and on the lineage page of each group it fills
+        # (an empty warehouse cannot pass: the demo fills every group's tables)
+        assert {"user_event", "ad_performance", "meta_webhook_event", "marts/touchpoints"} <= set(
+            filled
+        ), filled
+        never = _never_materialized(dagster_ui)
+        demo_never = sorted(set(never) & set(filled))
+        assert not demo_never, f"filled by the demo but never materialized: {demo_never}"
+        for group, sample in DEMO_GROUP_PAGES.items():
+            page.goto(f"{dagster_ui}/locations/__repository__@{LOCATION}/asset-groups/{group}")
+            expect(page.get_by_text(sample, exact=True).first).to_be_visible(timeout=120_000)
+            expect(page.get_by_text(re.compile(r"^(Materialized|Observed)$")).first).to_be_visible(
+                timeout=120_000
+            )
+            expect(page.get_by_text("Never materialized", exact=True)).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "dagster_ui_demo_group.png"), full_page=True)
 
         # 2. sample assets show their group and description
         from everreach_pipelines.definitions import defs
@@ -271,6 +360,25 @@ def test_asset_graph_groups_descriptions_and_a_partition_run(dagster_ui: str, ch
         browser.close()
     assert (ARTIFACTS / "dagster_ui_asset_graph.png").stat().st_size > 10_000
     assert (ARTIFACTS / "dagster_ui_chart.png").stat().st_size > 10_000
+
+
+def _never_materialized(base: str) -> dict[str, str]:
+    """asset key → group of every asset with neither a materialization nor an observation
+    in the instance the UI serves."""
+    import httpx
+
+    query = """
+    { assetNodes { assetKey { path } groupName
+        assetMaterializations(limit: 1) { timestamp }
+        assetObservations(limit: 1) { timestamp } } }
+    """
+    answer = httpx.post(f"{base}/graphql", json={"query": query}, timeout=120).json()
+    assert "errors" not in answer, answer.get("errors")
+    return {
+        "/".join(node["assetKey"]["path"]): node["groupName"]
+        for node in answer["data"]["assetNodes"]
+        if not node["assetMaterializations"] and not node["assetObservations"]
+    }
 
 
 def _expect_decoded(page, img, min_width: int = 1) -> None:

@@ -54,9 +54,26 @@ def test_instance_uses_postgres_storage_apart_from_the_warehouse(
 def test_dagster_environment_points_everything_at_the_project(tmp_path, monkeypatch, database_url):
     monkeypatch.setenv("EVERREACH_HOME", str(tmp_path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("EVERREACH_DAGSTER_PG_URL", raising=False)
     env = dev.dagster_environment(database_url)
     assert env["DAGSTER_HOME"] == str(tmp_path / "dagster_home")
     assert env["DATABASE_URL"] == database_url
     assert env["EVERREACH_DAGSTER_PG_URL"].startswith("postgresql+psycopg2://")
     assert env["EVERREACH_DAGSTER_PG_URL"].split("?")[0].endswith("/dagster")
     assert env["DO_NOT_TRACK"] == "1"
+
+
+def test_an_explicit_storage_url_is_honoured(tmp_path, monkeypatch, storage_url, database_url):
+    # a deployment (or a test) that names its instance database keeps it: the default, the
+    # `dagster` database on the warehouse server, is only the default
+    explicit = database.sqlalchemy_url(storage_url)
+    monkeypatch.setenv("EVERREACH_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("EVERREACH_DAGSTER_PG_URL", explicit)
+    assert dev.dagster_environment(database_url)["EVERREACH_DAGSTER_PG_URL"] == explicit
+    instance = dev.project_instance(database_url)
+    try:
+        assert os.environ["EVERREACH_DAGSTER_PG_URL"] == explicit
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    finally:
+        instance.dispose()

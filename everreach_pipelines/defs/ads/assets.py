@@ -1,8 +1,7 @@
 """Ads assets: ad objects (+ the `campaign` link) and daily `ad_performance`."""
 
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
-from typing import Any
+from datetime import timedelta
 
 from dagster import (
     AssetCheckResult,
@@ -35,12 +34,12 @@ from everreach.ads.transform import LEVELS
 from everreach.meta import GraphConfigurationError
 from everreach.progress import Progress
 from everreach.settings import SettingError
-from everreach_pipelines.charts import (
-    FULL_CHART_HINT,
-    Panel,
-    Series,
-    chart_markdown,
-    sparkline_markdown,
+from everreach_pipelines.defs.ads.charts import (
+    CHART_SPEND_VS_VALUE,
+    SPARK_SPEND_VS_VALUE,
+    spend_chart,
+    spend_sparkline,
+    top_campaigns_markdown,
 )
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
 from everreach_pipelines.resources.meta import MetaGraphResource
@@ -67,10 +66,6 @@ AD_PERFORMANCE = AssetKey("ad_performance")
 CHECK_NO_DUPLICATES = "no_duplicate_grain_keys"
 CHECK_SPEND_NON_NEGATIVE = "spend_non_negative"
 CHECK_AD_SPEND_MATCHES_ACCOUNT = "ad_spend_matches_account_spend"
-#: Metadata key of the window's daily spend vs Meta-reported conversion value chart.
-CHART_SPEND_VS_VALUE = "spend_vs_conversion_value_chart"
-#: Metadata key of its inline sparkline (main currency), shown on the asset's Overview.
-SPARK_SPEND_VS_VALUE = "spend_vs_conversion_value"
 
 
 def _config_failure(exc: Exception) -> Failure:
@@ -165,84 +160,6 @@ def ad_objects(
     )
 
 
-def _preview(conn: Any, since: date, until: date) -> str:
-    """Markdown table of the window's top campaigns by spend."""
-    rows = conn.execute(
-        """
-        select ad_account_id, entity_name, account_currency, sum(spend), sum(impressions),
-               sum(conversions), sum(conversion_value)
-        from ad_performance where level = 'campaign' and date between %s and %s
-        group by 1, 2, 3 order by 4 desc limit 10
-        """,
-        (since, until),
-    ).fetchall()
-    lines = [
-        "| account | campaign | spend | impressions | conversions | value |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for acct, name, cur, spend, imps, conv, value in rows:
-        label = (name or "").replace("|", "/")
-        lines.append(
-            f"| {acct} | {label} | {spend:,.2f} {cur or ''} | {imps:,} | "
-            f"{conv:,.0f} | {value:,.2f} |"
-        )
-    return "\n".join(lines)
-
-
-def _spend_rows(conn: Any, since: date, until: date) -> list[tuple]:
-    """(currency, date, spend, conversion value) of the window's campaign-level rows."""
-    return conn.execute(
-        """
-        select coalesce(account_currency, '?'), date, sum(spend), sum(conversion_value)
-        from ad_performance where level = 'campaign' and date between %s and %s
-        group by 1, 2 order by 1, 2
-        """,
-        (since, until),
-    ).fetchall()
-
-
-def _spend_chart(rows: list[tuple], since: date, until: date) -> MetadataValue | None:
-    """Daily spend vs Meta-reported conversion value over the window, one panel per
-    currency (at most 4); None when the window has no rows."""
-    by_currency: dict[str, list[tuple[date, float, float]]] = {}
-    for cur, day, spend, value in rows:
-        by_currency.setdefault(cur, []).append((day, float(spend), float(value)))
-    panels = [
-        Panel(
-            title=f"{cur}: spend vs Meta-reported conversion value",
-            ylabel=cur,
-            series=[
-                Series("spend", [(d, s) for d, s, _ in points]),
-                Series("conversion value", [(d, v) for d, _, v in points], linestyle="--"),
-            ],
-        )
-        for cur, points in sorted(by_currency.items())[:4]
-    ]
-    return chart_markdown(
-        f"ad_performance daily spend vs conversion value {since}..{until}", panels
-    )
-
-
-def _spend_sparkline(rows: list[tuple], since: date, until: date) -> MetadataValue | None:
-    """The same two series for the currency with the most spend, small enough to show
-    inline in the UI's metadata table; None when the window has no rows."""
-    totals: dict[str, float] = {}
-    for cur, _, spend, _ in rows:
-        totals[cur] = totals.get(cur, 0.0) + float(spend)
-    if not totals:
-        return None
-    main = max(totals, key=lambda c: totals[c])
-    points = [(day, float(spend), float(value)) for cur, day, spend, value in rows if cur == main]
-    return sparkline_markdown(
-        f"{main} daily spend vs conversion value",
-        [
-            Series("spend", [(d, s) for d, s, _ in points]),
-            Series("conversion value", [(d, v) for d, _, v in points]),
-        ],
-        caption=[f"{main} per day, {since}..{until}", FULL_CHART_HINT],
-    )
-
-
 @asset(
     key=AD_PERFORMANCE,
     deps=["meta_ad_campaign", "campaign"],
@@ -319,11 +236,12 @@ def ad_performance(
         duplicates = checks.duplicate_grain_keys(conn, since, until)
         negative = checks.negative_spend_rows(conn, since, until)
         mismatches = checks.ad_vs_account_spend(conn, since, until)
-        preview = _preview(conn, since, until)
-        spend_rows = _spend_rows(conn, since, until)
+        top = checks.top_campaigns(conn, since, until)
+        spend_rows = checks.campaign_spend_by_day(conn, since, until)
     # Rendered after the connection is back in the pool.
-    chart = _spend_chart(spend_rows, since, until)
-    spark = _spend_sparkline(spend_rows, since, until)
+    preview = top_campaigns_markdown(top)
+    chart = spend_chart(spend_rows, since, until)
+    spark = spend_sparkline(spend_rows, since, until)
     api = _api_delta(before, client.metrics.as_dict())
     spend = {cur or "unknown": float(v) for cur, v in sorted(result.spend_by_currency.items())}
     return MaterializeResult(

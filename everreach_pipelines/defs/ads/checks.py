@@ -1,45 +1,23 @@
 """Asset checks that look at the ads tables as a whole: freshness of `ad_performance` and
 of the raw ad object tables."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
-
-from everreach.ads import checks
 from everreach_pipelines.defs.ads.assets import AD_PERFORMANCE
 from everreach_pipelines.freshness import freshness_check
-from everreach_pipelines.resources.warehouse import WarehouseResource
 
 #: A daily sync plus slack for a late or retried run.
 MAX_AGE = timedelta(hours=30)
 
 
-@asset_check(
+ad_performance_freshness = freshness_check(
     asset=AD_PERFORMANCE,
     name="fresh_within_30_hours",
+    table="ad_performance",
+    column="fetched_at",
+    max_age=MAX_AGE,
     description="ad_performance was written by a sync in the last 30 hours.",
 )
-def ad_performance_freshness(warehouse: WarehouseResource) -> AssetCheckResult:
-    """Warn when the daily sync has not written `ad_performance` for more than 30 hours."""
-    with warehouse.connect() as conn:
-        last = checks.last_fetched_at(conn)
-    if last is None:
-        return AssetCheckResult(
-            passed=False,
-            severity=AssetCheckSeverity.WARN,
-            description="ad_performance is empty",
-            metadata={"last_fetched_at": "never"},
-        )
-    age = datetime.now(UTC) - last
-    return AssetCheckResult(
-        passed=age <= MAX_AGE,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "last_fetched_at": last.isoformat(),
-            "age_hours": round(age.total_seconds() / 3600, 2),
-            "max_age_hours": MAX_AGE.total_seconds() / 3600,
-        },
-    )
 
 
 #: The raw ad object tables: every daily sync re-lists all objects and stamps `synced_at`.

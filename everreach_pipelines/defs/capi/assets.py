@@ -2,24 +2,29 @@
 
 # No `from __future__ import annotations`: Dagster reads the config and resource
 # annotations at decoration time.
-from datetime import timedelta
-
 import dagster as dg
 from pydantic import Field
 
 from everreach.capi.delivery import MAX_BATCH, DeliveryConfig, deliver_pending
 from everreach.capi.pickup import pick_up_user_events
 from everreach.capi.settings import CapiSettings, parse_etype_map
-from everreach_pipelines.freshness import freshness_check
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
+from everreach_pipelines.tables import written_elsewhere
 
 GROUP = "capi"
+OWNERS = ["team:data"]
 #: An event pending longer than this is close to Meta's 7-day limit: the check warns.
 STALE_PENDING_HOURS = 24
-#: No conversion queued and no delivery attempted for this long warns: the app stopped
-#: sending conversions, or pickup / delivery stopped running.
-CAPI_MAX_AGE = timedelta(hours=48)
+
+
+meta_conversion_event = written_elsewhere(
+    "meta_conversion_event",
+    written_by="the receiver's CAPI intake, database functions and the pickup asset below",
+    description="The Conversions API queue: one row per event, with Meta's answer to it.",
+    group=GROUP,
+    owners=OWNERS,
+)
 
 
 class UserEventPickupConfig(dg.Config):
@@ -31,6 +36,14 @@ class UserEventPickupConfig(dg.Config):
         "Empty: META_CAPI_CONVERSION_ETYPES, else purchase, lead, signup.",
     )
     limit: int = Field(default=10_000, description="At most this many rows per run.")
+    pixel_id: str = Field(
+        default="", description="Pixel of the queued events (empty: META_PIXEL_ID)."
+    )
+    test_event_code: str = Field(
+        default="",
+        description="Queue the events in test mode with this code. Empty: "
+        "META_CAPI_TEST_EVENT_CODE, else real events.",
+    )
 
 
 @dg.asset(
@@ -46,6 +59,8 @@ def capi_user_event_conversions(
     """Queue the conversion rows of ``user_event`` that are not queued yet."""
     settings = CapiSettings.from_env()
     mapping = parse_etype_map(config.etypes) if config.etypes else settings.conversion_etypes
+    overrides = {"pixel_id": config.pixel_id, "test_event_code": config.test_event_code}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
     with warehouse.connect() as conn:
         result = pick_up_user_events(
             conn, etype_events=mapping, settings=settings, limit=config.limit
@@ -155,15 +170,3 @@ def capi_event_batches(
             ),
         ],
     )
-
-
-capi_event_batches_freshness = freshness_check(
-    asset=capi_event_batches,
-    name="fresh_within_48_hours",
-    table="meta_conversion_event",
-    column="last_activity_at",  # newest of created_at / last_attempt_at
-    max_age=CAPI_MAX_AGE,
-    description="A conversion was queued or a delivery attempted in the last 48 hours "
-    "(newest of meta_conversion_event.created_at and last_attempt_at).",
-    queries=["select greatest(max(created_at), max(last_attempt_at)) from meta_conversion_event"],
-)

@@ -1,4 +1,5 @@
-"""dbt marts as Dagster assets (group `marts`): definitions without resources.
+"""dbt models as Dagster assets, grouped by layer (`staging`, `intermediate`, `marts_<area>`):
+definitions without resources.
 
 Needs the `warehouse` resource (`WarehouseResource`), bound by everreach_pipelines.definitions.
 """
@@ -9,11 +10,10 @@ import dagster as dg
 
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
 from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
-from everreach_pipelines.defs.dbt.external import external_source_specs
 from everreach_pipelines.defs.dbt.schedules import marts_daily_job, marts_daily_schedule
 
 defs = dg.Definitions(
-    assets=[marts_incremental_dbt_models, marts_dbt_models, *external_source_specs],
+    assets=[marts_incremental_dbt_models, marts_dbt_models],
     asset_checks=[capi_coverage_not_dropping],
     jobs=[marts_daily_job],
     schedules=[marts_daily_schedule],

@@ -115,7 +115,6 @@ def _with_charts(
 
 @dbt_assets(
     manifest=manifest_path,
-    project=dbt_project,
     select=INCREMENTAL_SELECTOR,
     dagster_dbt_translator=translator,
     partitions_def=marts_daily_partitions,
@@ -144,7 +143,6 @@ def marts_incremental_dbt_models(
 
 @dbt_assets(
     manifest=manifest_path,
-    project=dbt_project,
     exclude=INCREMENTAL_SELECTOR,
     dagster_dbt_translator=translator,
     name="marts_dbt_models",

@@ -3,7 +3,6 @@ daily insights (IG business accounts and Facebook Pages)."""
 
 # No `from __future__ import annotations`: Dagster reads the Config annotation at runtime.
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -26,22 +25,19 @@ from dagster import (
     multi_asset,
 )
 
-from everreach.meta.errors import GraphConfigurationError
-from everreach.organic import sync
+from everreach.organic import checks, sync
 from everreach.organic.fetch import OrganicGraph
-from everreach.organic.metrics import FOLLOWER_METRIC
 from everreach.organic.settings import OrganicSettings
 from everreach.progress import Progress
 from everreach.settings import SettingError
-from everreach_pipelines.charts import (
-    FULL_CHART_HINT,
-    Panel,
-    Series,
-    chart_markdown,
-    markdown_table,
-    sparkline_markdown,
+from everreach_pipelines.charts import markdown_table
+from everreach_pipelines.defs.organic.charts import (
+    CHART_FOLLOWER_TREND,
+    FOLLOWER_CHART_DAYS,
+    SPARK_FOLLOWER_TREND,
+    follower_chart,
+    follower_sparkline,
 )
-from everreach_pipelines.defs.organic import checks
 from everreach_pipelines.defs.organic.partitions import (
     OrganicSyncConfig,
     organic_daily_partitions,
@@ -52,8 +48,6 @@ from everreach_pipelines.resources.warehouse import WarehouseResource
 GROUP = "organic"
 OWNERS = ["team:social"]
 KINDS = {"meta", "postgres", "python"}
-#: meta_platform_config platform → social_* platform.
-PLATFORMS = (("instagram", "instagram_account"), ("facebook", "facebook_page"))
 
 #: Transient trouble the client could not ride out: retry the step later with growing,
 #: jittered delays. Configuration errors (token, metric) raise Failure without retries.
@@ -76,14 +70,6 @@ CHECK_COUNTERS_NOT_DECREASING = "lifetime_counters_not_decreasing"
 CHECK_NO_DUPLICATE_ACCOUNT_DAYS = "no_duplicate_grain_keys"
 CHECK_ACCOUNT_NON_NEGATIVE = "values_non_negative"
 CHECK_FOLLOWERS_PRESENT = "follower_count_present_each_account_day"
-#: Metadata key of the follower trend chart on `social_account_insights`.
-CHART_FOLLOWER_TREND = "follower_trend_chart"
-#: Metadata key of its inline sparkline (first accounts), shown on the asset's Overview.
-SPARK_FOLLOWER_TREND = "follower_trend"
-#: The follower chart covers this many days up to the run's last day.
-FOLLOWER_CHART_DAYS = 30
-#: At most this many accounts are drawn (the legend stays readable).
-FOLLOWER_CHART_MAX_ACCOUNTS = 8
 
 
 def _days(context: AssetExecutionContext) -> list[date]:
@@ -96,7 +82,7 @@ def _progress(context: AssetExecutionContext, what: str, days: list[date]) -> Pr
     """Platform × day steps of a run, reported in the run's logs (every few seconds)."""
     return Progress(
         f"{what} {days[0]}..{days[-1]} ({len(days)} partition(s))",
-        total=len(PLATFORMS) * len(days),
+        total=len(sync.PLATFORMS) * len(days),
         unit="platform×day",
         sink=context.log.info,
     )
@@ -120,69 +106,37 @@ def _failure(errors: list[str]) -> Failure:
     return Failure(description="\n".join(errors), allow_retries=False)
 
 
+def _raise_on_errors(context: AssetExecutionContext, report: sync.RangeReport) -> None:
+    """Fail the run naming every platform's configuration error (each also logged)."""
+    for platform, message in report.errors:
+        context.log.error(f"{platform}: {message}")
+    if report.errors:
+        raise _failure([message for _, message in report.errors])
+
+
+def _sync_range(
+    context: AssetExecutionContext,
+    conn: Any,
+    what: str,
+    days: list[date],
+    sync_day: sync.DaySync,
+) -> sync.RangeReport:
+    """`sync_day` over both platforms' accounts and `days`, its progress in the run's logs;
+    fails the run naming every configuration error."""
+    progress = _progress(context, what, days)
+    report = sync.sync_range(
+        conn,
+        days,
+        sync_day,
+        on_day=lambda platform, day, rows: progress.advance(rows=rows, note=f"{platform} {day}"),
+    )
+    progress.finish()
+    _raise_on_errors(context, report)
+    return report
+
+
 def _md_table(rows: list[dict]) -> str:
     return markdown_table(rows)
-
-
-def _follower_rows(conn: Any, last: date) -> list[tuple]:
-    """(platform, account, date, value) of each account's follower metric (IG
-    follower_count, Page page_follows) over the FOLLOWER_CHART_DAYS days up to `last`
-    (the date index bounds the scan)."""
-    return conn.execute(
-        """
-        select platform, account_id, date, max(value)
-        from social_account_insights
-        where date between %(first)s and %(last)s
-          and metric = case platform when 'instagram' then %(ig)s else %(fb)s end
-        group by 1, 2, 3 order by 1, 2, 3
-        """,
-        {
-            "first": last - timedelta(days=FOLLOWER_CHART_DAYS - 1),
-            "last": last,
-            "ig": FOLLOWER_METRIC["instagram"],
-            "fb": FOLLOWER_METRIC["facebook"],
-        },
-    ).fetchall()
-
-
-def _follower_chart(rows: list[tuple], last: date) -> MetadataValue | None:
-    """One line per account (a panel per platform); None when there are no rows."""
-    series: dict[str, dict[str, list[tuple[date, float | None]]]] = {}
-    for platform, account, day, value in rows:
-        per_platform = series.setdefault(platform, {})
-        if account in per_platform or len(per_platform) < FOLLOWER_CHART_MAX_ACCOUNTS:
-            per_platform.setdefault(account, []).append(
-                (day, float(value) if value is not None else None)
-            )
-    panels = [
-        Panel(
-            title=f"{platform}: {FOLLOWER_METRIC[platform]} per day",
-            series=[Series(account, points) for account, points in accounts.items()],
-        )
-        for platform, accounts in sorted(series.items())
-    ]
-    first = last - timedelta(days=FOLLOWER_CHART_DAYS - 1)
-    return chart_markdown(f"follower trend {first}..{last}", panels)
-
-
-def _follower_sparkline(rows: list[tuple], last: date) -> MetadataValue | None:
-    """The first three accounts' follower lines, each scaled to its own range (their sizes
-    differ by orders of magnitude), small enough to show inline; None without rows."""
-    series: dict[str, list[tuple[date, float | None]]] = {}
-    for platform, account, day, value in rows:
-        name = f"{platform} {account}"
-        if name in series or len(series) < 3:
-            series.setdefault(name, []).append((day, float(value) if value is not None else None))
-    first = last - timedelta(days=FOLLOWER_CHART_DAYS - 1)
-    return sparkline_markdown(
-        "follower trend",
-        [Series(name, points) for name, points in series.items()],
-        caption=[
-            f"{first}..{last}, each on its own scale",
-            FULL_CHART_HINT,
-        ],
-        shared_scale=False,
-    )
 
 
 @multi_asset(
@@ -249,78 +203,56 @@ def organic_posts(
     as_of = config.observed_at()
     graph = OrganicGraph(meta.get_client())
     days = _days(context)
-    totals: Counter = Counter()
-    skipped: Counter = Counter()
-    by_kind: Counter = Counter()
-    notes: list[str] = []
-    errors: list[str] = []
-    preview: list[dict] = []
-    account_ids: list[str] = []
-    progress = _progress(context, "organic posts", days)
     with warehouse.connect(autocommit=True) as conn:
-        for platform, config_platform in PLATFORMS:
-            try:
-                accounts = sync.load_accounts(conn, config_platform)
-                totals["accounts"] += len(accounts)
-                account_ids.extend(a.external_id for a in accounts)
-                for day in days:
-                    report = sync.sync_posts(
-                        conn,
-                        graph,
-                        platform,
-                        accounts,
-                        day,
-                        as_of,
-                        recent_days=settings.recent_days,
-                        old_post_refresh_days=settings.old_post_refresh_days,
-                        parallel_accounts=meta.parallel_accounts,
-                    )
-                    totals["posts"] += report.posts
-                    totals["snapshot_posts"] += report.snapshot_posts
-                    totals["rows"] += report.rows
-                    skipped.update(report.skipped)
-                    by_kind.update(report.by_kind)
-                    notes.extend(report.notes)
-                    preview.extend(
-                        {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
-                    )
-                    progress.advance(rows=report.rows, note=f"{platform} {day}")
-            except (GraphConfigurationError, SettingError) as exc:
-                errors.append(str(exc))
-                context.log.error(f"{platform}: {exc}")
-        progress.finish()
-        if errors:
-            raise _failure(errors)
+        report = _sync_range(
+            context,
+            conn,
+            "organic posts",
+            days,
+            lambda platform, accounts, day: sync.sync_posts(
+                conn,
+                graph,
+                platform,
+                accounts,
+                day,
+                as_of,
+                recent_days=settings.recent_days,
+                old_post_refresh_days=settings.old_post_refresh_days,
+                parallel_accounts=meta.parallel_accounts,
+            ),
+        )
         first, last = days[0], days[-1]
         duplicates = checks.duplicate_snapshot_keys(conn, first, last)
         negative = checks.negative_snapshot_values(conn, first, last)
         decreasing = checks.decreasing_counters(conn, first, last)
     stats = graph.stats
-    context.log.info(f"organic posts {first}..{last}: {dict(totals)}, skipped {dict(skipped)}")
+    context.log.info(
+        f"organic posts {first}..{last}: {report.accounts} accounts, {report.posts} posts, "
+        f"{report.snapshot_posts} snapshotted, {report.rows} rows, skipped {dict(report.skipped)}"
+    )
     common = {
-        "accounts": totals["accounts"],
+        "accounts": report.accounts,
         "window": f"{first}..{last}",
         "observed_at": as_of.isoformat(timespec="seconds"),
     }
-    yield MaterializeResult(
-        asset_key=SOCIAL_MEDIA_POST, metadata={**common, "rows": totals["posts"]}
-    )
-    fetched = max(totals["snapshot_posts"] + sum(skipped.values()), 1)
+    yield MaterializeResult(asset_key=SOCIAL_MEDIA_POST, metadata={**common, "rows": report.posts})
+    skipped = report.skipped
+    fetched = max(report.snapshot_posts + sum(skipped.values()), 1)
     yield MaterializeResult(
         asset_key=SOCIAL_POST_INSIGHTS,
         metadata={
             **common,
-            "rows": totals["rows"],
-            "posts_snapshotted": totals["snapshot_posts"],
+            "rows": report.rows,
+            "posts_snapshotted": report.snapshot_posts,
             "skipped": sum(skipped.values()),
             "skipped_by_reason": dict(skipped),
-            "posts_by_kind": dict(by_kind),
+            "posts_by_kind": dict(report.by_kind),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
-            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
+            **_usage_metadata(graph, report.account_ids, meta.parallel_accounts),
             "api_calls_per_post": round(stats.graph_calls / fetched, 3),
-            "notes": MetadataValue.md("\n".join(f"- {n}" for n in notes) or "(none)"),
-            "preview": MetadataValue.md(_md_table(preview[:10])),
+            "notes": MetadataValue.md("\n".join(f"- {n}" for n in report.notes) or "(none)"),
+            "preview": MetadataValue.md(_md_table(report.preview[:10])),
         },
         check_results=[
             AssetCheckResult(
@@ -387,61 +319,43 @@ def social_account_insights(
     as_of = config.observed_at()
     graph = OrganicGraph(meta.get_client())
     days = _days(context)
-    totals: Counter = Counter()
-    skipped: Counter = Counter()
-    errors: list[str] = []
-    preview: list[dict] = []
-    account_ids: list[str] = []
-    progress = _progress(context, "social_account_insights", days)
     with warehouse.connect(autocommit=True) as conn:
-        for platform, config_platform in PLATFORMS:
-            try:
-                accounts = sync.load_accounts(conn, config_platform)
-                totals["accounts"] += len(accounts)
-                account_ids.extend(a.external_id for a in accounts)
-                for day in days:
-                    report = sync.sync_account_insights(
-                        conn,
-                        graph,
-                        platform,
-                        accounts,
-                        day,
-                        as_of,
-                        parallel_accounts=meta.parallel_accounts,
-                    )
-                    totals["rows"] += report.rows
-                    skipped.update(report.skipped)
-                    preview.extend(
-                        {"platform": platform, "date": str(day), **p} for p in report.preview[:5]
-                    )
-                    progress.advance(rows=report.rows, note=f"{platform} {day}")
-            except (GraphConfigurationError, SettingError) as exc:
-                errors.append(str(exc))
-                context.log.error(f"{platform}: {exc}")
-        progress.finish()
-        if errors:
-            raise _failure(errors)
+        report = _sync_range(
+            context,
+            conn,
+            "social_account_insights",
+            days,
+            lambda platform, accounts, day: sync.sync_account_insights(
+                conn,
+                graph,
+                platform,
+                accounts,
+                day,
+                as_of,
+                parallel_accounts=meta.parallel_accounts,
+            ),
+        )
         first, last = days[0], days[-1]
         duplicates = checks.duplicate_account_keys(conn, first, last)
         negative = checks.negative_account_values(conn, first, last)
         missing = checks.account_days_without_followers(conn, first, last)
-        follower_rows = _follower_rows(conn, last)
-    chart = _follower_chart(follower_rows, last)
-    spark = _follower_sparkline(follower_rows, last)
+        follower_rows = checks.follower_series(conn, last, FOLLOWER_CHART_DAYS)
+    chart = follower_chart(follower_rows, last)
+    spark = follower_sparkline(follower_rows, last)
     stats = graph.stats
     return MaterializeResult(
         metadata={
-            "rows": totals["rows"],
-            "accounts": totals["accounts"],
+            "rows": report.rows,
+            "accounts": report.accounts,
             "window": f"{first}..{last}",
-            "skipped": sum(skipped.values()),
-            "skipped_by_reason": dict(skipped),
+            "skipped": sum(report.skipped.values()),
+            "skipped_by_reason": dict(report.skipped),
             "api_calls": stats.graph_calls,
             "http_requests": stats.http_requests,
-            **_usage_metadata(graph, account_ids, meta.parallel_accounts),
+            **_usage_metadata(graph, report.account_ids, meta.parallel_accounts),
             **({SPARK_FOLLOWER_TREND: spark} if spark is not None else {}),
             **({CHART_FOLLOWER_TREND: chart} if chart is not None else {}),
-            "preview": MetadataValue.md(_md_table(preview[:10])),
+            "preview": MetadataValue.md(_md_table(report.preview[:10])),
         },
         check_results=[
             AssetCheckResult(

@@ -12,7 +12,7 @@ from everreach.warehouse.database import connect
 from everreach_pipelines.defs.dbt.assets import marts_dbt_models, marts_incremental_dbt_models
 from everreach_pipelines.defs.dbt.checks import capi_coverage_not_dropping
 from everreach_pipelines.defs.dbt.partitions import marts_daily_partitions
-from everreach_pipelines.demo_instance import (
+from everreach_pipelines.demo.instance import (
     QUIET_CONSOLE,
     RANGE_END_TAG,
     RANGE_START_TAG,

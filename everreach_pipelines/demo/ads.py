@@ -14,7 +14,7 @@ from everreach_pipelines.defs.ads.assets import ad_objects, ad_performance
 from everreach_pipelines.defs.ads.breakdowns import CHECK_ADDS_UP, breakdown_assets
 from everreach_pipelines.defs.ads.creatives import ad_creatives
 from everreach_pipelines.defs.ads.partitions import ads_daily_partitions
-from everreach_pipelines.demo_instance import (
+from everreach_pipelines.demo.instance import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     demo_instance,

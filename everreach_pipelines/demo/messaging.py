@@ -2,7 +2,9 @@
 
 Starts the receiver on 127.0.0.1 (a free port, uvicorn in a thread, the demo's database),
 has the sandbox emit a few hundred signed Meta webhooks of every family at it, and
-reports what landed: received, applied, threads, messages, statuses.
+reports what landed: received, applied, threads, messages, statuses. Then it materializes
+the webhook log asset (the observation production schedules every 15 minutes) and records
+the conversation tables the receiver wrote as materialized by the demo.
 """
 
 from __future__ import annotations
@@ -10,8 +12,16 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import httpx
+from dagster import materialize
 
 from everreach.warehouse.database import connect
+from everreach_pipelines.defs.messaging.assets import (
+    conversation_message,
+    conversation_thread,
+    meta_webhook_event,
+)
+from everreach_pipelines.demo.instance import QUIET_CONSOLE, demo_instance, record_tables
+from everreach_pipelines.resources.warehouse import WarehouseResource
 
 #: Webhooks in the demo burst ("a few hundred").
 DEMO_BURST = 300
@@ -51,7 +61,11 @@ def run_demo(ctx: DemoContext, count: int = DEMO_BURST) -> list[str]:
         pool_max_size=4,
     )
     with connect(ctx.database_url) as conn:
-        first_id = conn.execute("select coalesce(max(id), 0) from meta_webhook_event").fetchone()[0]
+        first_id, threads_before, messages_before = conn.execute(
+            "select (select coalesce(max(id), 0) from meta_webhook_event), "
+            "(select count(*) from conversation_thread), "
+            "(select count(*) from conversation_message)"
+        ).fetchone()
     with running_receiver(settings) as receiver:
         ctx.log(f"receiver listening on {receiver.base_url}; emitting {count} webhooks")
         if sandbox is not None:
@@ -76,6 +90,20 @@ def run_demo(ctx: DemoContext, count: int = DEMO_BURST) -> list[str]:
             "(select count(*) from message_delivery_event), "
             "(select count(*) from messaging_policy_window where expires_at > now())"
         ).fetchone()
+    materialize(
+        [meta_webhook_event],
+        resources={"warehouse": WarehouseResource(database_url=ctx.database_url)},
+        instance=demo_instance(ctx),
+        run_config=QUIET_CONSOLE,
+    )
+    record_tables(
+        ctx,
+        {
+            conversation_thread.key: threads - threads_before,
+            conversation_message.key: messages - messages_before,
+        },
+        stage="webhook burst through the receiver",
+    )
     ok = result["statuses"].get("200", 0)
     return [
         f"webhooks: {result['sent']} sent, {ok} answered 200, {received} stored, "

@@ -33,6 +33,8 @@ from typing import Any
 
 from everreach.warehouse import database
 from everreach.warehouse.bulk import copy_rows
+from everreach_pipelines.defs.app import auth_users, user_event
+from everreach_pipelines.demo.instance import record_tables
 
 DEMO_SOURCE = "everreach_demo"
 DEMO_EMAIL_DOMAIN = "demo.everreach.invalid"
@@ -262,9 +264,13 @@ def generate(
 
 
 def run_demo(ctx: Any) -> list[str]:
-    """Demo stage entry point (see everreach.demo)."""
+    """Demo stage entry point (see everreach_pipelines.demo.cli): write the population, and
+    record `user_event` and `auth.users` as materialized by the demo."""
     with database.connect(ctx.database_url) as conn:
         counts = generate(conn, start=ctx.start_date, end=ctx.end_date)
+    record_tables(
+        ctx, {user_event.key: counts["events"], auth_users.key: counts["users"]}, stage="app events"
+    )
     through_clicks = counts.get("click_1d", 0) + counts.get("click_7d", 0)
     return [
         f"{counts['users']} people behind Meta's {counts['meta_conversions']} reported "

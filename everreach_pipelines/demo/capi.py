@@ -1,13 +1,13 @@
 """The CAPI part of ``everreach demo``: the Python door with a few example conversions (test
 mode), then the population's own conversions picked up from ``user_event`` and delivered.
 
-Runs without Dagster's machinery (the demo command calls :func:`run_demo` directly) but
-uses exactly the code the assets use: :func:`everreach.capi.intake.enqueue_conversions`,
-:func:`everreach.capi.pickup.pick_up_user_events` and
-:func:`everreach.capi.delivery.deliver_pending`. Against the sandbox the population's
-conversions go as real events (nothing there counts anyway), so the marts show how much of
-what happened Meta was told; against real Meta everything is sent in test mode. A re-run
-replaces the examples an earlier run queued (and the copies their delivery logged).
+The examples go through :func:`everreach.capi.intake.enqueue_conversions`, as the app's
+code would send them (recorded as a materialization of ``meta_conversion_event``); pickup
+and delivery are the capi assets, materialized through Dagster in the demo's instance.
+Against the sandbox the population's conversions go as real events (nothing there counts
+anyway), so the marts show how much of what happened Meta was told; against real Meta
+everything is sent in test mode. A re-run replaces the examples an earlier run queued (and
+the copies their delivery logged).
 """
 
 from __future__ import annotations
@@ -15,13 +15,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Protocol
 
-from everreach.capi.delivery import DeliveryConfig, deliver_pending
+from dagster import materialize
+
+from everreach.capi.delivery import DeliveryReport
 from everreach.capi.intake import enqueue_conversions
-from everreach.capi.pickup import pick_up_user_events
 from everreach.capi.settings import CapiSettings
-from everreach.meta.client import GraphClient
 from everreach.sandbox.capi import DEFAULT_PIXEL_ID
 from everreach.warehouse.database import connect
+from everreach_pipelines.defs.capi.assets import (
+    capi_event_batches,
+    capi_user_event_conversions,
+    meta_conversion_event,
+)
+from everreach_pipelines.demo.instance import QUIET_CONSOLE, demo_instance, record_tables
+from everreach_pipelines.resources.meta import MetaGraphResource
+from everreach_pipelines.resources.warehouse import WarehouseResource
 
 #: Test code used when META_CAPI_TEST_EVENT_CODE is not set: demo events never count.
 DEMO_TEST_EVENT_CODE = "TEST_EVERREACH_DEMO"
@@ -148,36 +156,71 @@ def run_demo(ctx: DemoContext) -> list[str]:
     global_code = configured.test_event_code or (
         None if ctx.sandbox_base_url else DEMO_TEST_EVENT_CODE
     )
-    population = configured.model_copy(
-        update={"pixel_id": pixel_id, "test_event_code": global_code}
-    )
     now = dt.datetime.now(dt.UTC)
     payloads = demo_conversions(now, now.strftime("%Y%m%d%H%M%S"))
-    client = GraphClient(**ctx.graph_client_kwargs)
-    lines: list[str] = []
     with connect(ctx.database_url, autocommit=True) as conn:
         remove_previous_examples(conn, pixel_id)
         queued = enqueue_conversions(conn, payloads, settings=settings)
         # The app retrying its call must not double count: resubmit the same events.
         again = enqueue_conversions(conn, payloads, settings=settings)
-        picked = pick_up_user_events(conn, settings=population)
-        report = deliver_pending(
-            conn, client, config=DeliveryConfig(pixel_id=pixel_id, test_event_code=global_code)
-        )
+    picked, report = _pick_up_and_deliver(ctx, pixel_id, global_code)
+    with connect(ctx.database_url) as conn:
         logged = conn.execute(
             "select count(*) from user_event where etype like 'meta_conversion_%%' "
             "and props->>'pixel_id' = %s",
             (pixel_id,),
         ).fetchone()[0]
-    lines.append(
-        f"CAPI: {len(queued.queued)} demo conversions queued (PII hashed), "
-        f"resubmission → {len(again.duplicates)} duplicates, "
-        f"{picked.queued} picked up from user_event"
+    record_tables(
+        ctx, {meta_conversion_event.key: len(queued.queued) + picked}, stage="conversions API"
     )
     mode = f"test mode {global_code}" if global_code else "as real events (the sandbox)"
-    lines.append(
+    return [
+        f"CAPI: {len(queued.queued)} demo conversions queued (PII hashed), "
+        f"resubmission → {len(again.duplicates)} duplicates, "
+        f"{picked} picked up from user_event",
         f"CAPI: pixel {pixel_id}, examples in test mode {code}, the population's conversions "
-        f"{mode}: {report.summary()}"
+        f"{mode}: {report.summary()}",
+        f"CAPI: {logged} meta_conversion_* events in user_event for this pixel",
+    ]
+
+
+def _pick_up_and_deliver(
+    ctx: DemoContext, pixel_id: str, test_event_code: str | None
+) -> tuple[int, DeliveryReport]:
+    """Materialize the capi assets (pickup from ``user_event``, then delivery of everything
+    pending for `pixel_id`) in the demo's instance; the events picked up and the delivery's
+    report, rebuilt from the materialization's metadata."""
+    meta_kwargs = {
+        k: v
+        for k, v in ctx.graph_client_kwargs.items()
+        if k in MetaGraphResource.model_fields and v is not None
+    }
+    for_pixel = {"pixel_id": pixel_id, "test_event_code": test_event_code or ""}
+    result = materialize(
+        [capi_user_event_conversions, capi_event_batches],
+        resources={
+            "warehouse": WarehouseResource(database_url=ctx.database_url),
+            "meta": MetaGraphResource(**meta_kwargs),
+        },
+        instance=demo_instance(ctx),
+        run_config={
+            **QUIET_CONSOLE,
+            "ops": {
+                capi_user_event_conversions.op.name: {"config": for_pixel},
+                capi_event_batches.op.name: {"config": for_pixel},
+            },
+        },
     )
-    lines.append(f"CAPI: {logged} meta_conversion_* events in user_event for this pixel")
-    return lines
+    pickup = result.asset_materializations_for_node(capi_user_event_conversions.op.name)[0]
+    delivery = result.asset_materializations_for_node(capi_event_batches.op.name)[0].metadata
+    report = DeliveryReport(
+        requests=delivery["requests"].value,
+        sent=delivery["sent"].value,
+        rejected_local=delivery["rejected_local"].value,
+        rejected_meta=delivery["rejected_by_meta"].value,
+        failed=delivery["failed"].value,
+        deferred=delivery["deferred"].value,
+        retries=delivery["retries"].value,
+        bisections=delivery["bisections"].value,
+    )
+    return pickup.metadata["queued"].value, report

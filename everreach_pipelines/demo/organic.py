@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from everreach.warehouse.database import connect
 from everreach_pipelines.defs.organic.assets import organic_posts, social_account_insights
 from everreach_pipelines.defs.organic.partitions import organic_daily_partitions
-from everreach_pipelines.demo_instance import RANGE_END_TAG, RANGE_START_TAG, demo_instance
+from everreach_pipelines.demo.instance import RANGE_END_TAG, RANGE_START_TAG, demo_instance
 from everreach_pipelines.resources.meta import MetaGraphResource
 from everreach_pipelines.resources.warehouse import WarehouseResource
 
