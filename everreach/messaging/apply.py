@@ -2,10 +2,11 @@
 
 :class:`BatchPlan` turns the events of many bodies (a group-committed batch, a replay chunk,
 one send) into one JSON document with a section of rows per table, and
-:func:`apply_bodies` hands it to the database function ``messaging_apply(batch)``
-(migration 0005), which writes each section with one ``INSERT … SELECT FROM
-jsonb_to_recordset(…)`` or ``UPDATE … FROM …``: one call per batch, one round trip in
-pipeline mode. The statement-level triggers on ``conversation_message`` log ``user_event``
+:func:`apply_bodies` hands it (with the raw rows' bodies, when it inserts them, as a
+binary ``bytea[]``) to the database function ``messaging_apply(batch, bodies)``
+(migration 0005, redefined by 0007), which writes each section with one
+``INSERT … SELECT FROM jsonb_to_recordset(…)`` or ``UPDATE … FROM …``: one call per
+batch, one round trip in pipeline mode. The statement-level triggers on ``conversation_message`` log ``user_event``
 rows, keep thread timestamps and open windows for every inserted row at once.
 
 Idempotent and independent of arrival order, because Meta delivers at least once, batched
@@ -54,6 +55,8 @@ __all__ = ["BatchPlan", "apply_bodies"]
 
 
 _APPLY = "select messaging_apply(%s::jsonb)"
+#: The same with the raw rows' bodies as a bytea[] (binary) beside the document.
+_APPLY_BODIES = "select messaging_apply(%s::jsonb, %b::bytea[])"
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -411,16 +414,22 @@ async def apply_bodies(
     bodies: Iterable[tuple[ParsedBody, int | None]],
     *,
     raw: list[dict[str, Any]] | None = None,
+    raw_bodies: list[bytes] | None = None,
     outcomes: list[dict[str, Any]] | None = None,
 ) -> list[int]:
     """Apply parsed bodies set-based, in one statement; each comes with the id of its raw
-    row — or, with ``raw`` (rows to insert first), its position in ``raw``. ``outcomes``
-    are recorded in the same statement. Returns the ids of the rows ``raw`` inserted.
+    row — or, with ``raw`` (rows to insert first, their bytes in ``raw_bodies`` in the
+    same order), its position in ``raw``. ``outcomes`` are recorded in the same
+    statement. Returns the ids of the rows ``raw`` inserted.
 
     On a connection in autocommit mode the statement is its own transaction: the whole
     batch is committed in one round trip.
     """
     plan = BatchPlan.build(bodies)
-    cur = await cur.execute(_APPLY, (plan.document(raw, outcomes=outcomes),))
+    document = plan.document(raw, outcomes=outcomes)
+    if raw_bodies is None:
+        cur = await cur.execute(_APPLY, (document,))
+    else:
+        cur = await cur.execute(_APPLY_BODIES, (document, raw_bodies))
     row = await cur.fetchone()
     return list(row[0] or []) if row is not None else []
