@@ -425,6 +425,8 @@ async def apply_bodies(
     On a connection in autocommit mode the statement is its own transaction: the whole
     batch is committed in one round trip.
     """
+    if raw and (raw_bodies is None or len(raw_bodies) != len(raw)):
+        raise ValueError("raw rows need their bodies: one raw_bodies entry per raw row")
     plan = BatchPlan.build(bodies)
     document = plan.document(raw, outcomes=outcomes)
     if raw_bodies is None:

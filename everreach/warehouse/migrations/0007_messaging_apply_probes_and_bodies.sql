@@ -11,8 +11,7 @@
 -- 2. The raw webhook bodies come as a second argument, a bytea[] sent in binary, instead of
 --    hex text inside the JSON document: the document is about a third smaller, so the server
 --    parses a third less JSON per batch and decodes no hex. `raw` rows name their body by
---    position (`o`); a caller that still sends `body` (hex) in the document is applied as
---    before.
+--    position (`o`).
 -- Everything else is unchanged.
 drop function if exists messaging_apply(jsonb);
 
@@ -27,17 +26,17 @@ declare
     v_ids bigint[];
 begin
     -- The raw webhook rows, in batch order, so their ids ascend in that order; the bodies
-    -- (bytes, not always UTF-8) are `p_bodies` by position, or hex text in the row.
+    -- (bytes, not always UTF-8) are `p_bodies` by position.
     if p_batch ? 'raw' then
         with inserted as (
             insert into meta_webhook_event (object_type, raw_body, body_sha256, signature,
                 headers, received_at, status, error, attempts, applied_at, entry_count,
                 event_count)
-            select x.obj, coalesce(p_bodies[x.o + 1], decode(x.body, 'hex')), x.sha, x.sig,
+            select x.obj, p_bodies[x.o + 1], x.sha, x.sig,
                    coalesce(x.headers, '{}'), x.at, x.status, x.error, x.attempts,
                    case when x.status = 'applied' then now() end, x.entries, x.items
             from jsonb_to_recordset(p_batch -> 'raw')
-                as x(obj text, body text, sha text, sig text, headers jsonb, at timestamptz,
+                as x(obj text, sha text, sig text, headers jsonb, at timestamptz,
                      status text, error text, attempts integer, entries integer,
                      items integer, o integer)
             order by x.o
