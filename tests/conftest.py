@@ -20,6 +20,26 @@ from everreach.warehouse.settings import WarehouseSettings
 _RAW_SCHEMAS = ("public", "auth")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the database (the server_url fixture): CI's second "
+        "pass, against the server Postgres, where the rest would only repeat the first pass",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--database-tests-only"):
+        return
+    kept, left = [], []
+    for item in items:
+        (kept if "server_url" in getattr(item, "fixturenames", ()) else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 def _server_url() -> str:
     settings = WarehouseSettings.from_env()  # both URLs validated
     url = settings.test_database_url or settings.database_url
