@@ -9,10 +9,11 @@ Design choice — store and apply in the **same transaction**, many webhooks per
   body set-based (one statement per table), then commits. Every waiting request answers
   200. One round trip and one WAL flush serve the whole batch, which is what lets the
   receiver approach the no-database request rate while still answering 200 only after the
-  event is durable. Several writers overlap their batches (and their WAL flushes); the
-  up-front locks keep them from deadlocking. Under concurrent traffic a writer waits
-  ``commit_delay`` (1 ms) before taking the queue, so requests being read right then
-  join the batch (see :class:`EventWriter`).
+  event is durable. A writer never waits for a batch to fill: with keep-alive clients
+  (Meta, a load generator) two groups of requests settle in, one read and walked in
+  Python while the other is applied by Postgres, so both cores work (see
+  :class:`EventWriter`). Several writers overlap their batches (and their WAL flushes);
+  the up-front locks keep them from deadlocking.
 * If any statement fails, the whole transaction rolls back and the batch is redone on the
   slow path: raw rows inserted ``pending``, each body applied alone in a savepoint (see
   :mod:`everreach.messaging.webhook_log`). A body that cannot be applied is stored with
@@ -277,7 +278,6 @@ class EventWriter:
         apply_mode: str = "inline",
         sweep_seconds: float = 30.0,
         max_queued_events: int = 20_000,
-        commit_delay: float = 0.001,
     ) -> None:
         if apply_mode not in ("inline", "deferred"):
             raise ValueError(f"apply_mode must be inline or deferred, not {apply_mode!r}")
@@ -292,15 +292,6 @@ class EventWriter:
         self.left_to_sweep = 0
         self.applied = 0
         self.max_batch = max_batch
-        #: Group-commit delay (seconds), like Postgres's ``commit_delay``: under concurrent
-        #: traffic (the previous batch held more than one body) a writer that finds fewer
-        #: than ``max_batch`` bodies queued waits this long before taking them, so the
-        #: requests being read and walked right now join its batch instead of waiting for
-        #: the next commit. Keep-alive clients (Meta, wrk) otherwise settle into two
-        #: alternating half-size groups, each paying a batch's fixed cost (one call of a
-        #: dozen statements, a WAL flush). A body that arrives alone is not delayed.
-        self.commit_delay = commit_delay
-        self._last_batch = 0
         self.writers = writers
         self.connection_timeout = connection_timeout
         self._queue: asyncio.Queue[tuple[RawEvent, asyncio.Future[Outcome]]] = asyncio.Queue()
@@ -336,7 +327,7 @@ class EventWriter:
         if not self._tasks:
             raise WriterUnavailable("receiver is not running")
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put((event, fut))
+        self._queue.put_nowait((event, fut))  # unbounded: never waits
         return await fut
 
     async def _run(self) -> None:
@@ -344,22 +335,13 @@ class EventWriter:
         try:
             while True:
                 batch = [await self._queue.get()]
-                if (
-                    self.commit_delay > 0
-                    and self._last_batch > 1
-                    and self._queue.qsize() < self.max_batch - 1
-                ):
-                    try:
-                        await asyncio.sleep(self.commit_delay)
-                    except asyncio.CancelledError:
-                        for _, fut in batch:
-                            if not fut.done():
-                                fut.set_exception(WriterUnavailable("receiver is shutting down"))
-                        raise
-                # Whatever queued up while the previous commit ran joins this one.
+                # Whatever queued up while the previous commit ran joins this one. No wait
+                # for more: a group-commit delay (tried: 1 ms) keeps the requests of the
+                # next group out of the loop until it fires, so Python and Postgres take
+                # turns instead of working at once (0.18 of the no-database rate instead
+                # of 0.31 on an idle two-core machine; docs/benchmarks.md).
                 while len(batch) < self.max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                self._last_batch = len(batch)
                 live = [(e, f) for e, f in batch if not f.done()]  # skip requests timed out
                 if live:
                     await self._write(held, live)
