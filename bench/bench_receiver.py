@@ -78,7 +78,7 @@ def create_baseline_app():  # noqa: ANN201 - uvicorn factory
     from starlette.routing import Route
 
     from webhook_receiver.app import BodyTooLarge, read_body
-    from webhook_receiver.rawlog import KEPT_HEADERS
+    from webhook_receiver.rawlog import kept_headers
     from webhook_receiver.signature import signature_matches
 
     async def receive(request: Request) -> Response:
@@ -92,7 +92,7 @@ def create_baseline_app():  # noqa: ANN201 - uvicorn factory
         if not signature_matches(SECRET, body, header):
             return PlainTextResponse("invalid signature", status_code=403)
         # What any receiver does before storing: keep the relevant headers, parse the JSON.
-        {k: v for k in KEPT_HEADERS if (v := request.headers.get(k)) is not None}
+        kept_headers(request.scope["headers"])
         orjson.loads(body)
         return PlainTextResponse("EVENT_RECEIVED")
 

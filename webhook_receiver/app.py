@@ -39,6 +39,7 @@ from webhook_receiver.rawlog import (
     EventWriter,
     RawEvent,
     WriterUnavailable,
+    kept_headers,
 )
 from webhook_receiver.signature import signature_matches
 
@@ -99,34 +100,32 @@ async def receive_webhook(request: Request) -> Response:
     """Verify, durably store and apply one webhook POST."""
     settings: ReceiverSettings = request.app.state.settings
     started = time.perf_counter()
+    body: bytes | None = None
     try:
-        # Bounded: a client trickling its body must not hold a connection forever.
+        # One deadline for the whole request, as Meta has (it gives up after 20 s): a
+        # client trickling its body (408) and a batch that cannot commit (503) both end
+        # within `request_timeout_seconds`.
         async with asyncio.timeout(settings.request_timeout_seconds):
             body = await read_body(request, settings.max_body_bytes)
-    except TimeoutError:
-        return PlainTextResponse("request body too slow", status_code=408)
+            header = request.headers.get("x-hub-signature-256")
+            if not header:
+                return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
+            if not signature_matches(settings.app_secret.get_secret_value(), body, header):
+                log.warning("webhook signature mismatch (%d bytes)", len(body))
+                return PlainTextResponse("invalid signature", status_code=403)
+            event = RawEvent.from_request(body, kept_headers(request.scope["headers"]))
+            writer: EventWriter = request.app.state.writer
+            outcome = await writer.submit(event)
+    except TimeoutError as exc:
+        if body is None:
+            return PlainTextResponse("request body too slow", status_code=408)
+        return _not_stored(exc)
     except BodyTooLarge:
         return PlainTextResponse("payload too large", status_code=413)
     except ClientDisconnect:
         return PlainTextResponse("client disconnected", status_code=400)
-    header = request.headers.get("x-hub-signature-256")
-    if not header:
-        return PlainTextResponse("missing X-Hub-Signature-256", status_code=401)
-    if not signature_matches(settings.app_secret.get_secret_value(), body, header):
-        log.warning("webhook signature mismatch (%d bytes)", len(body))
-        return PlainTextResponse("invalid signature", status_code=403)
-    event = RawEvent.from_request(body, request.headers)
-    writer: EventWriter = request.app.state.writer
-    try:
-        async with asyncio.timeout(settings.request_timeout_seconds):
-            outcome = await writer.submit(event)
-    except (psycopg.OperationalError, PoolTimeout, WriterUnavailable, TimeoutError) as exc:
-        # Not durable: Meta must retry. (A batch that committed after our timeout is
-        # stored twice then; applying is idempotent, so that costs one raw row.)
-        log.warning("webhook not stored (%s); answering 503", type(exc).__name__)
-        return PlainTextResponse(
-            "temporarily unavailable", status_code=503, headers={"Retry-After": "5"}
-        )
+    except (psycopg.OperationalError, PoolTimeout, WriterUnavailable) as exc:
+        return _not_stored(exc)
     if log.isEnabledFor(logging.INFO):
         log.info(
             "webhook stored",
@@ -141,6 +140,15 @@ async def receive_webhook(request: Request) -> Response:
             },
         )
     return PlainTextResponse("EVENT_RECEIVED")
+
+
+def _not_stored(exc: BaseException) -> Response:
+    """Not durable: Meta must retry. (A batch that committed after our deadline is stored
+    twice then; applying is idempotent, so that costs one raw row.)"""
+    log.warning("webhook not stored (%s); answering 503", type(exc).__name__)
+    return PlainTextResponse(
+        "temporarily unavailable", status_code=503, headers={"Retry-After": "5"}
+    )
 
 
 async def health(request: Request) -> Response:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +62,7 @@ __all__ = [
     "apply_stored",
     "batch_keys",
     "insert_raw",
+    "kept_headers",
     "store_and_apply",
     "store_only",
 ]
@@ -79,6 +80,18 @@ KEPT_HEADERS = (
     "x-real-ip",
     "x-request-id",
 )
+_KEPT_RAW = frozenset(name.encode() for name in KEPT_HEADERS)
+
+
+def kept_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The kept headers of an ASGI request's raw header list (names lower-case, as ASGI
+    gives them; the first of repeated headers wins). One pass over the list: looking each
+    name up in Starlette's ``Headers`` scans the list once per name."""
+    kept: dict[str, str] = {}
+    for name, value in raw:
+        if name in _KEPT_RAW:
+            kept.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return kept
 
 
 @dataclass

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
+import psycopg
 import pytest
 from receiver_helpers import APP_SECRET, VERIFY_TOKEN, Rig
 
@@ -71,6 +74,64 @@ def test_signature_missing_wrong_right_and_reserialized(rig: Rig) -> None:
     )
     assert bytes(stored) == raw and obj == "page" and status == "applied"
     assert headers["x-hub-signature-256"] == sign(APP_SECRET, raw)
+
+
+def test_kept_headers_are_stored_and_credentials_never(rig: Rig) -> None:
+    raw = serialize(rig.factory.messaging_body("messenger", []))
+    response = rig.client.post(
+        rig.receiver.webhook_url,
+        content=raw,
+        headers=[
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", sign(APP_SECRET, raw)),
+            ("Authorization", "Bearer not-for-the-log"),
+            ("Cookie", "session=not-for-the-log"),
+            ("X-Request-Id", "first"),
+            ("X-Request-Id", "second"),
+            ("User-Agent", "facebookexternalua"),
+        ],
+    )
+    assert response.status_code == 200
+    (headers,) = rig.one("select headers from meta_webhook_event")
+    assert headers == {
+        "content-type": "application/json",
+        "content-length": str(len(raw)),
+        "x-hub-signature-256": sign(APP_SECRET, raw),
+        "x-request-id": "first",  # a repeated header: the first, as Starlette's get()
+        "user-agent": "facebookexternalua",
+    }
+
+
+def test_one_deadline_per_request_408_for_a_trickled_body_503_for_a_stuck_commit(
+    rig: Rig, database_url: str
+) -> None:
+    settings = rig.receiver.settings
+    rig.receiver.app.state.settings = settings.model_copy(update={"request_timeout_seconds": 0.5})
+    try:
+        # A body that never finishes arriving: 408 at the deadline, not a held connection.
+        with socket.create_connection(("127.0.0.1", rig.receiver.port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /api/webhooks/meta HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"obj'
+            )
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert time.monotonic() - started < 3
+        # A batch that cannot commit in time (its table locked): 503, so Meta retries.
+        raw = serialize(rig.factory.messaging_body("messenger", []))
+        with psycopg.connect(database_url) as blocker:
+            blocker.execute("lock table meta_webhook_event in access exclusive mode")
+            started = time.monotonic()
+            response = rig.post_raw(raw)
+            assert response.status_code == 503 and response.headers["retry-after"] == "5"
+            assert time.monotonic() - started < 3
+        # Meta's retry after the lock is gone is stored (the stuck batch may have committed
+        # too once the lock went: applying is idempotent, that costs one raw row).
+        assert rig.post_raw(raw).status_code == 200
+        assert rig.scalar("select count(*) from meta_webhook_event where status = 'applied'") >= 1
+    finally:
+        rig.receiver.app.state.settings = settings
 
 
 def test_body_limit_3mb_accepted_and_oversize_413(rig: Rig) -> None:
