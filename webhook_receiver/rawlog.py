@@ -108,13 +108,13 @@ class RawEvent:
     def from_request(
         cls, body: bytes, headers: Mapping[str, str], received_at: datetime | None = None
     ) -> RawEvent:
-        """Parse and walk the body (a body that is not JSON is still kept, as ``ignored``)."""
-        kept = {k: v for k in KEPT_HEADERS if (v := headers.get(k)) is not None}
+        """Parse and walk the body (a body that is not JSON is still kept, as ``ignored``).
+        ``headers``: the request's kept headers (:func:`kept_headers`), stored as given."""
         received_at = received_at or datetime.now(UTC)
         return cls(
             body=body,
             signature=headers.get("x-hub-signature-256"),
-            headers=kept,
+            headers=dict(headers),
             received_at=received_at,
             stored=StoredBody.from_raw(body, received_at),
         )
