@@ -352,7 +352,7 @@ class EventWriter:
                 # for more: a group-commit delay (tried: 1 ms) keeps the requests of the
                 # next group out of the loop until it fires, so Python and Postgres take
                 # turns instead of working at once (0.18 of the no-database rate instead
-                # of 0.31 on an idle two-core machine; docs/benchmarks.md).
+                # of 0.29-0.34 on an idle two-core machine; docs/benchmarks.md).
                 while len(batch) < self.max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                 live = [(e, f) for e, f in batch if not f.done()]  # skip requests timed out
